@@ -1,0 +1,348 @@
+//! Plain-text output of `ls`, `stat` and `nodes`: aligned columns for humans.
+
+use dfs_common::api::{Distribution, FileInfo, FileRecord, FileState, NodeInfo, NodeState};
+
+/// `1536` → `1.5 KiB`; exact below 1 KiB.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Column alignment.
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Rows as columns separated by two spaces; the last column is not padded.
+fn table(header: &[&str], align: &[Align], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let last = row.len().saturating_sub(1);
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(
+                |(i, cell)| match (align.get(i).copied().unwrap_or(Align::Left), i == last) {
+                    (Align::Left, true) => cell.clone(),
+                    (Align::Left, false) => format!("{cell:<w$}", w = widths[i]),
+                    (Align::Right, _) => format!("{cell:>w$}", w = widths[i]),
+                },
+            )
+            .collect();
+        out.push_str(&cells.join("  "));
+        out.push('\n');
+    }
+    out
+}
+
+/// `dfs ls`: name, size in bytes, chunk count; nothing at all for no files.
+pub fn files(files: &[FileInfo]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = files
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                f.size.to_string(),
+                f.chunk_count.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["NAME", "SIZE", "CHUNKS"],
+        &[Align::Left, Align::Right, Align::Right],
+        &rows,
+    )
+}
+
+/// `dfs stat`: the file's metadata, then one line per chunk.
+pub fn stat(record: &FileRecord) -> String {
+    let info = &record.info;
+    let state = match info.state {
+        FileState::Pending => "pending",
+        FileState::Committed => "committed",
+    };
+    let mut out = format!(
+        "name:         {}\nfile_id:      {}\nsize:         {} ({})\nchunk_size:   {} ({})\n\
+         chunks:       {}\nreplication:  {}\nstate:        {state}\ncreated_ms:   {}\n",
+        info.name,
+        info.file_id,
+        info.size,
+        human_bytes(info.size),
+        info.chunk_size,
+        human_bytes(info.chunk_size),
+        info.chunk_count,
+        info.replication,
+        info.created_at_ms,
+    );
+    if record.chunks.is_empty() {
+        return out;
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = record
+        .chunks
+        .iter()
+        .map(|c| {
+            let replicas: Vec<String> = c
+                .replicas
+                .iter()
+                .map(|r| format!("{}({})", r.node_id, if r.alive { "alive" } else { "dead" }))
+                .collect();
+            vec![
+                c.index.to_string(),
+                c.chunk_id.clone(),
+                c.size.to_string(),
+                format!("{:08x}", c.crc32c),
+                replicas.join(","),
+            ]
+        })
+        .collect();
+    let align = [
+        Align::Right,
+        Align::Left,
+        Align::Right,
+        Align::Left,
+        Align::Left,
+    ];
+    out.push_str(&table(
+        &["INDEX", "CHUNK_ID", "SIZE", "CRC32C", "REPLICAS"],
+        &align,
+        &rows,
+    ));
+    out
+}
+
+/// `dfs nodes`: id, URL, alive/dead, free and total space, chunk count.
+pub fn nodes(nodes: &[NodeInfo]) -> String {
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.node_id.clone(),
+                n.url.clone(),
+                if n.alive { "alive" } else { "dead" }.to_owned(),
+                human_bytes(n.stats.free_bytes),
+                human_bytes(n.stats.capacity_bytes),
+                n.stats.chunk_count.to_string(),
+            ]
+        })
+        .collect();
+    let align = [
+        Align::Left,
+        Align::Left,
+        Align::Left,
+        Align::Right,
+        Align::Right,
+        Align::Right,
+    ];
+    table(
+        &["NODE_ID", "URL", "STATE", "FREE", "CAPACITY", "CHUNKS"],
+        &align,
+        &rows,
+    )
+}
+
+fn lowercase<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// `dfs jobs`: one line per job, newest first.
+pub fn jobs(jobs: &[Distribution]) -> String {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|job| {
+            let done = job
+                .nodes
+                .iter()
+                .filter(|n| n.state == NodeState::Done)
+                .count();
+            vec![
+                job.job_id.clone(),
+                lowercase(&job.state),
+                format!("{done}/{}", job.nodes.len()),
+                human_bytes(job.size),
+                job.name.clone(),
+                job.source.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["JOB_ID", "STATE", "NODES", "SIZE", "NAME", "SOURCE"],
+        &[
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Left,
+            Align::Left,
+        ],
+        &rows,
+    )
+}
+
+/// `dfs jobs JOB_ID`: the job, then one line per chain node, head first.
+pub fn job(job: &Distribution) -> String {
+    let mut out = format!(
+        "job_id:      {}\nname:        {}\nsource:      {}\nsize:        {} ({} chunks of {})\nstate:       {}\nthroughput:  {}/s\n",
+        job.job_id,
+        job.name,
+        job.source,
+        job.size,
+        job.chunk_count,
+        human_bytes(job.chunk_size),
+        lowercase(&job.state),
+        human_bytes(job.throughput_bytes_per_sec),
+    );
+    if let Some(error) = &job.error {
+        out.push_str(&format!("error:       {error}\n"));
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = job
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.node_id.clone(),
+                lowercase(&n.state),
+                format!("{}/{}", n.chunks_done, job.chunk_count),
+                human_bytes(n.bytes_done),
+                format!("{}/s", human_bytes(n.throughput_bytes_per_sec)),
+                n.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["NODE_ID", "STATE", "CHUNKS", "BYTES", "RATE", "ERROR"],
+        &[
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Left,
+        ],
+        &rows,
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dfs_common::api::{ChunkLocation, NodeStats, Replica};
+
+    fn info(name: &str, size: u64, chunk_count: u64) -> FileInfo {
+        FileInfo {
+            file_id: format!("id-{name}"),
+            name: name.into(),
+            size,
+            chunk_size: 65536,
+            chunk_count,
+            replication: 2,
+            state: FileState::Committed,
+            created_at_ms: 7,
+        }
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(8 << 20), "8.0 MiB");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn ls_columns_align() {
+        let out = files(&[info("a", 5, 1), info("longer/name", 123456, 2)]);
+        let expected = [
+            "NAME           SIZE  CHUNKS",
+            "a                 5       1",
+            "longer/name  123456       2",
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+        assert_eq!(files(&[]), "");
+    }
+
+    #[test]
+    fn stat_lists_chunks_and_replicas() {
+        let record = FileRecord {
+            info: info("f", 70000, 2),
+            chunks: vec![ChunkLocation {
+                chunk_id: "c0".into(),
+                index: 0,
+                size: 65536,
+                crc32c: 0xab,
+                replicas: vec![
+                    Replica {
+                        node_id: "n1".into(),
+                        url: "http://a".into(),
+                        alive: true,
+                    },
+                    Replica {
+                        node_id: "n2".into(),
+                        url: "http://b".into(),
+                        alive: false,
+                    },
+                ],
+            }],
+        };
+        let out = stat(&record);
+        assert!(out.contains("size:         70000 (68.4 KiB)"), "{out}");
+        assert!(
+            out.contains("INDEX  CHUNK_ID   SIZE  CRC32C    REPLICAS\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("    0  c0        65536  000000ab  n1(alive),n2(dead)\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn nodes_show_health_and_space() {
+        let node = NodeInfo {
+            node_id: "n1".into(),
+            url: "http://127.0.0.1:5001".into(),
+            tcp_addr: "127.0.0.1:50051".into(),
+            alive: false,
+            last_heartbeat_ms: 0,
+            stats: NodeStats {
+                capacity_bytes: 10 << 30,
+                free_bytes: 3 << 30,
+                chunk_count: 42,
+            },
+        };
+        let out = nodes(&[node]);
+        let line = out.lines().nth(1).unwrap_or_default();
+        assert_eq!(
+            line,
+            "n1       http://127.0.0.1:5001  dead   3.0 GiB  10.0 GiB      42"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! `dfs seed`, `dfs distribute` and `dfs jobs`: start a distribution job on
+//! the naming server and follow it until every node is done.
+
+use std::time::Duration;
+
+use dfs_common::api::{Distribution, JobState, NodeState};
+use indicatif::ProgressBar;
+
+use crate::NamingClient;
+use crate::error::Error;
+
+/// How often a waiting command asks for progress.
+const POLL_EVERY: Duration = Duration::from_millis(250);
+/// Consecutive failed progress polls before giving up (the job goes on).
+const MAX_POLL_FAILURES: u32 = 40;
+
+/// Polls the job until it is no longer running, moving `progress` along
+/// the bytes verified on every node. Returns the final state; a failed job
+/// is an error naming its reason.
+pub async fn wait(
+    naming: &NamingClient,
+    mut job: Distribution,
+    progress: &ProgressBar,
+) -> Result<Distribution, Error> {
+    let mut failures = 0;
+    loop {
+        progress.set_length(job.size * job.nodes.len() as u64);
+        progress.set_position(job.bytes_done);
+        if job.state != JobState::Running {
+            break;
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+        match naming.distribution(&job.job_id).await {
+            Ok(next) => {
+                job = next;
+                failures = 0;
+            }
+            Err(e) if failures < MAX_POLL_FAILURES && e.status().is_none() => failures += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    match job.state {
+        JobState::Failed => Err(Error::Invalid(format!(
+            "distribution {} failed: {}",
+            job.job_id,
+            job.error.as_deref().unwrap_or("unknown reason")
+        ))),
+        _ => Ok(job),
+    }
+}
+
+/// The closing line of a finished job, and a warning per failed node.
+pub fn summary(job: &Distribution) -> (String, Vec<String>) {
+    let done = job
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Done)
+        .count();
+    let secs = job
+        .finished_at_ms
+        .unwrap_or(job.created_at_ms)
+        .saturating_sub(job.created_at_ms) as f64
+        / 1000.0;
+    let line = format!(
+        "{} ({} bytes) is on {done} more node(s) in {secs:.1} s (job {})\n",
+        job.name, job.size, job.job_id
+    );
+    let warnings = job
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Failed)
+        .map(|n| {
+            format!(
+                "warning: node {} failed: {}",
+                n.node_id,
+                n.error.as_deref().unwrap_or("unknown reason")
+            )
+        })
+        .collect();
+    (line, warnings)
+}

@@ -1,0 +1,41 @@
+//! The `dfs` client: everything the command line does, as a library so the
+//! binary stays thin and tests (and later commands) reuse it.
+//!
+//! Layout:
+//! - [`client`]: HTTP calls — [`client::NamingClient`] (one method per
+//!   naming-server route) and the storage-server chunk calls.
+//! - [`upload`]: `dfs create` (chunked, concurrent, retried with exclusions).
+//! - [`download`]: `dfs read` (replica fallback, CRC32C checks, atomic write).
+//! - [`jobs`]: `seed`, `distribute` and `jobs` (distribution jobs).
+//! - [`format`]: text output of `ls`, `stat`, `nodes` and `jobs`.
+//! - [`error`]: the single error type; each value displays as one line.
+//!
+//! Memory stays bounded by [`CONCURRENCY`] × chunk size whatever the file size.
+
+pub mod client;
+pub mod download;
+pub mod error;
+pub mod format;
+pub mod jobs;
+pub mod upload;
+
+pub use client::NamingClient;
+pub use error::Error;
+
+/// Chunks in flight at once during `create` and `read`.
+pub const CONCURRENCY: usize = 4;
+
+/// A byte-counting progress bar on stderr when stderr is a terminal; a
+/// hidden one otherwise, so scripts and logs stay quiet.
+pub fn progress_bar() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    let template = "{bar:40.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

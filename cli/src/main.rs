@@ -1,0 +1,278 @@
+//! `dfs`: the command-line client. Parses flags and prints; the work is in
+//! the `dfs_cli` library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dfs_cli::download::{self, Destination};
+use dfs_cli::upload::{self, CreateOptions};
+use dfs_cli::{NamingClient, format, jobs};
+use dfs_common::api::StartDistribution;
+use dfs_common::units::parse_size;
+
+/// Client of a dfs cluster: store, read and inspect replicated files.
+#[derive(Debug, Parser)]
+#[command(name = "dfs", version)]
+struct Cli {
+    /// Base URL of the naming server.
+    #[arg(
+        long,
+        env = "DFS_NAMING_URL",
+        default_value = "http://127.0.0.1:8000",
+        global = true
+    )]
+    naming_url: String,
+    /// Bearer token for the naming server (needed when it runs with DFS_TOKEN).
+    #[arg(long, env = "DFS_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Upload a local file under a remote name (fails if the name exists).
+    Create {
+        /// Local file to upload.
+        local_path: PathBuf,
+        /// Name to store it under.
+        remote_name: String,
+        /// Chunk size, 64KiB to 64MiB (e.g. 8MiB, 64K); the server's default when absent.
+        #[arg(long, value_parser = parse_size)]
+        chunk_size: Option<u64>,
+        /// Copies of each chunk, on distinct nodes; the server's default when absent.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(dfs_common::MAX_REPLICATION)))]
+        replication: Option<u32>,
+    },
+    /// Download a file; the local file appears only once complete.
+    Read {
+        /// Remote file name.
+        remote_name: String,
+        /// Where to write it; '-' writes to stdout.
+        local_path: PathBuf,
+    },
+    /// Print a file's size in bytes, nothing else.
+    Size {
+        /// Remote file name.
+        remote_name: String,
+    },
+    /// Delete a file; its chunks are removed from the nodes in the background.
+    Delete {
+        /// Remote file name.
+        remote_name: String,
+    },
+    /// List files (name, size, chunks), optionally only those under a prefix.
+    Ls {
+        /// Only names starting with this.
+        prefix: Option<String>,
+    },
+    /// Show a file's chunks, their CRC32C and where their replicas live.
+    Stat {
+        /// Remote file name.
+        remote_name: String,
+    },
+    /// Show storage nodes: alive or dead, free space, chunk count.
+    Nodes,
+    /// Copy a Google Cloud Storage object into dfs, onto every live node.
+    Seed {
+        /// The object, as gs://bucket/object.
+        source: String,
+        /// Name to store it under.
+        remote_name: String,
+        /// Chunk size, 64KiB to 64MiB; the server's default when absent.
+        #[arg(long, value_parser = parse_size)]
+        chunk_size: Option<u64>,
+        /// Print the job id and return at once instead of waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Copy an existing file to every live node that lacks it.
+    Distribute {
+        /// Remote file name.
+        remote_name: String,
+        /// Print the job id and return at once instead of waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show recent distribution jobs, or one job node by node.
+    Jobs {
+        /// The job to show; all recent ones when absent.
+        job_id: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = e.to_string().replace(['\n', '\r'], " ");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Silent unless `DFS_LOG` (a `RUST_LOG`-style filter, e.g. `dfs_cli=info`)
+/// asks otherwise: stderr carries the progress bar and the one-line error.
+/// `RUST_LOG` is left to the servers, which often share the shell.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DFS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let naming = NamingClient::new(&cli.naming_url, cli.token)?;
+    match cli.command {
+        Command::Create {
+            local_path,
+            remote_name,
+            chunk_size,
+            replication,
+        } => {
+            let progress = dfs_cli::progress_bar();
+            let options = CreateOptions {
+                chunk_size,
+                replication,
+            };
+            let record =
+                upload::create(&naming, &local_path, &remote_name, options, &progress).await;
+            progress.finish_and_clear();
+            let info = record?.info;
+            emit(&format!(
+                "created {} ({} bytes, {} chunks, file_id {})\n",
+                info.name, info.size, info.chunk_count, info.file_id
+            ))?;
+        }
+        Command::Read {
+            remote_name,
+            local_path,
+        } => {
+            let destination = if local_path.as_os_str() == "-" {
+                Destination::Stdout
+            } else {
+                Destination::File(&local_path)
+            };
+            let progress = dfs_cli::progress_bar();
+            let result = download::read(&naming, &remote_name, destination, &progress).await;
+            progress.finish_and_clear();
+            result?;
+        }
+        Command::Size { remote_name } => {
+            emit(&format!(
+                "{}\n",
+                naming.file_by_name(&remote_name).await?.info.size
+            ))?;
+        }
+        Command::Delete { remote_name } => {
+            let record = naming.file_by_name(&remote_name).await?;
+            naming.delete_file(&record.info.file_id).await?;
+            emit(&format!("deleted {remote_name}\n"))?;
+        }
+        Command::Ls { prefix } => {
+            let files = list_all(&naming, prefix.as_deref().unwrap_or("")).await?;
+            emit(&format::files(&files))?;
+        }
+        Command::Stat { remote_name } => {
+            emit(&format::stat(&naming.file_by_name(&remote_name).await?))?;
+        }
+        Command::Nodes => {
+            emit(&format::nodes(&naming.nodes().await?.nodes))?;
+        }
+        Command::Seed {
+            source,
+            remote_name,
+            chunk_size,
+            no_wait,
+        } => {
+            let request = StartDistribution {
+                name: remote_name,
+                source: Some(source),
+                chunk_size,
+            };
+            distribute(&naming, &request, no_wait).await?;
+        }
+        Command::Distribute {
+            remote_name,
+            no_wait,
+        } => {
+            let request = StartDistribution {
+                name: remote_name,
+                source: None,
+                chunk_size: None,
+            };
+            distribute(&naming, &request, no_wait).await?;
+        }
+        Command::Jobs { job_id: None } => {
+            emit(&format::jobs(&naming.distributions().await?.jobs))?;
+        }
+        Command::Jobs {
+            job_id: Some(job_id),
+        } => {
+            emit(&format::job(&naming.distribution(&job_id).await?))?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts a job; then prints its id (`no_wait`) or follows it to the end.
+async fn distribute(
+    naming: &NamingClient,
+    request: &StartDistribution,
+    no_wait: bool,
+) -> anyhow::Result<()> {
+    let job = naming.start_distribution(request).await?;
+    if no_wait {
+        return emit(&format!("{}\n", job.job_id));
+    }
+    let progress = dfs_cli::progress_bar();
+    let job = jobs::wait(naming, job, &progress).await;
+    progress.finish_and_clear();
+    let (line, warnings) = jobs::summary(&job?);
+    for warning in warnings {
+        eprintln!("{warning}");
+    }
+    emit(&line)
+}
+
+/// Writes `text` to stdout; a closed pipe (`dfs ls | head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every page of the listing under `prefix`.
+async fn list_all(
+    naming: &NamingClient,
+    prefix: &str,
+) -> anyhow::Result<Vec<dfs_common::api::FileInfo>> {
+    const PAGE: u32 = 1000;
+    let mut files = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = naming
+            .list_files(prefix, Some(PAGE), after.as_deref())
+            .await?;
+        files.extend(page.files);
+        match page.next {
+            None => return Ok(files),
+            Some(next) if after.as_deref() == Some(next.as_str()) => {
+                anyhow::bail!("the naming server repeated listing cursor {next:?}")
+            }
+            Some(next) => after = Some(next),
+        }
+    }
+}

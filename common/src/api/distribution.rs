@@ -1,0 +1,205 @@
+//! Distribution jobs: the naming server plans a chain over storage nodes and
+//! every node of the chain pulls the file's chunks from the node above it.
+//!
+//! - `POST /distributions` ([`StartDistribution`]) on the naming server starts
+//!   a job and answers with its [`Distribution`].
+//! - The naming server hands each chain node its [`ChainAssignment`] with
+//!   `POST /distributions` on the storage server.
+//! - Each node reports [`NodeReport`]s to the naming server
+//!   (`POST /distributions/{job_id}/progress`); `GET /distributions/{job_id}`
+//!   shows them merged with node liveness.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /distributions` on the naming server.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StartDistribution {
+    /// The dfs file: with `source` absent, an existing file to copy to every
+    /// live node; with `source`, the name the seeded file gets.
+    pub name: String,
+    /// `gs://bucket/object` to seed from Google Cloud Storage.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Chunk size of a seeded file; the server default when absent.
+    #[serde(default)]
+    pub chunk_size: Option<u64>,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Chunks are moving.
+    Running,
+    /// Every node still alive holds every chunk (dead nodes show as failed).
+    Done,
+    /// The job cannot finish (its source failed); `error` says why.
+    Failed,
+}
+
+/// Where one node of the chain stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Assigned, nothing received yet.
+    Waiting,
+    Running,
+    /// Holds every chunk, verified.
+    Done,
+    /// Gave up, or stopped heartbeating; `error` says which.
+    Failed,
+}
+
+impl NodeState {
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Failed)
+    }
+}
+
+/// `GET /distributions/{job_id}`: a job and every node's progress.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Distribution {
+    pub job_id: String,
+    /// The dfs file being distributed.
+    pub name: String,
+    pub file_id: String,
+    /// `gs://bucket/object`, or `dfs` for an existing file.
+    pub source: String,
+    pub size: u64,
+    pub chunk_size: u64,
+    pub chunk_count: u64,
+    pub state: JobState,
+    /// Why the job failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unix time the job started, in milliseconds.
+    pub created_at_ms: u64,
+    /// Unix time the last node finished, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+    /// Bytes verified on disk, summed over the nodes.
+    pub bytes_done: u64,
+    /// `bytes_done` over the job's running time, in bytes per second.
+    pub throughput_bytes_per_sec: u64,
+    /// The chain, head first.
+    pub nodes: Vec<NodeProgress>,
+}
+
+/// One chain node's progress.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeProgress {
+    pub node_id: String,
+    /// The node's HTTP base URL.
+    pub url: String,
+    pub state: NodeState,
+    pub chunks_done: u64,
+    pub bytes_done: u64,
+    /// Bytes per second since the node started on the job.
+    pub throughput_bytes_per_sec: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `GET /distributions`: the most recent jobs, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DistributionList {
+    pub jobs: Vec<Distribution>,
+}
+
+/// `POST /distributions/{job_id}/progress`: a chain node reports.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeReport {
+    pub node_id: String,
+    pub state: NodeState,
+    pub chunks_done: u64,
+    pub bytes_done: u64,
+    /// Milliseconds since the node started on the job.
+    pub elapsed_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The error dooms the whole job (the source failed), not just this node.
+    #[serde(default)]
+    pub fatal: bool,
+    /// On `done` from a seeding head: every chunk's CRC32C, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crc32c: Vec<u32>,
+}
+
+/// Reply to a [`NodeReport`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReportAck {
+    /// The job's state: a node stops working on a `failed` job.
+    pub state: JobState,
+}
+
+// ------------------------------------------------ naming → storage server
+
+/// `POST /distributions` on a storage server: its part of a chain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChainAssignment {
+    pub job_id: String,
+    pub file_id: String,
+    /// This node's id, as the naming server knows it.
+    pub node_id: String,
+    /// Chain nodes above this one, nearest first: where to pull from.
+    pub upstream: Vec<PeerRef>,
+    /// Every chunk of the file, in order.
+    pub chunks: Vec<ChainChunk>,
+    /// Set when seeding: the object, for the head's download and as the
+    /// last resort of every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<GcsSource>,
+}
+
+/// A storage node's peer-transfer endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PeerRef {
+    pub node_id: String,
+    /// `host:port` of its TCP listener.
+    pub tcp_addr: String,
+}
+
+/// One chunk to fetch.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChainChunk {
+    pub chunk_id: String,
+    pub index: u64,
+    pub size: u64,
+    /// Known for an existing file; for a seed, the head computes it and the
+    /// chain checks each copy against the CRC its upstream sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<u32>,
+    /// Live nodes that hold the chunk (existing files only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<PeerRef>,
+}
+
+/// A GCS object pinned to one generation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GcsSource {
+    /// `gs://bucket/object`.
+    pub url: String,
+    pub generation: u64,
+    pub size: u64,
+    /// The object's CRC32C, which the chunks' combined CRC must equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<u32>,
+}
+
+/// `GET /gcs/object?url=gs://…` on a storage server: what GCS says of an object.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GcsObjectInfo {
+    pub size: u64,
+    pub generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<u32>,
+}
+
+/// Reply of a storage server to a [`ChainAssignment`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AssignmentAck {
+    pub job_id: String,
+    /// `false` when the job was already running on the node.
+    pub started: bool,
+}

@@ -1,0 +1,300 @@
+//! JSON bodies of the naming-server API and the headers of the
+//! storage-server API. Field names are part of the contract in SPEC.md:
+//! scripts rely on them, so rename nothing without a version bump.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+mod distribution;
+pub use distribution::*;
+
+/// Header carrying a chunk's CRC32C (decimal or `0x`-prefixed hex) on
+/// `PUT /chunks/{chunk_id}`; the storage server refuses a body that does not
+/// match it.
+pub const CRC32C_HEADER: &str = "x-dfs-crc32c";
+
+/// The `ETag` a storage server gives a chunk: its CRC32C as 8 hex digits, quoted.
+pub fn chunk_etag(crc32c: u32) -> String {
+    format!("\"{crc32c:08x}\"")
+}
+
+/// Parses the value of [`CRC32C_HEADER`].
+pub fn parse_crc32c(value: &str) -> Option<u32> {
+    let value = value.trim();
+    match value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => value.parse().ok(),
+    }
+}
+
+/// Every error response of both servers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// One line saying what went wrong.
+    pub error: String,
+}
+
+/// `GET /health` on either server.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the server can do its work.
+    pub status: String,
+}
+
+// ---------------------------------------------------------------- nodes
+
+/// `POST /register_storage`: a storage node announces itself (again).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// Stable id kept in the node's data directory.
+    pub node_id: String,
+    /// HTTP base URL clients and peers use, e.g. `http://10.0.0.5:5001`.
+    pub url: String,
+    /// `host:port` of the node's peer-transfer TCP listener.
+    pub tcp_addr: String,
+    #[serde(flatten)]
+    pub stats: NodeStats,
+}
+
+/// What a node reports about its disk on registration and every heartbeat.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+pub struct NodeStats {
+    /// Size of the filesystem holding the data directory.
+    pub capacity_bytes: u64,
+    /// Bytes still free there.
+    pub free_bytes: u64,
+    /// Chunks stored on the node.
+    pub chunk_count: u64,
+}
+
+/// Reply to registration.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegisterResponse {
+    pub node_id: String,
+    /// How often the node should heartbeat, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+}
+
+/// `POST /nodes/{node_id}/heartbeat`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatRequest {
+    #[serde(flatten)]
+    pub stats: NodeStats,
+    /// Chunk ids from earlier `delete` lists that the node has now removed.
+    #[serde(default)]
+    pub deleted: Vec<String>,
+}
+
+/// Reply to a heartbeat.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatResponse {
+    /// Chunks the node should remove (their files were deleted or never
+    /// finalized). The node reports them in `deleted` once gone.
+    pub delete: Vec<String>,
+}
+
+/// One storage node as `GET /nodes` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub url: String,
+    pub tcp_addr: String,
+    /// Heard from within the heartbeat timeout.
+    pub alive: bool,
+    /// Unix time of the last heartbeat, in milliseconds.
+    pub last_heartbeat_ms: u64,
+    #[serde(flatten)]
+    pub stats: NodeStats,
+}
+
+/// `GET /nodes`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeList {
+    pub nodes: Vec<NodeInfo>,
+}
+
+// ---------------------------------------------------------------- files
+
+/// A file is `pending` from `init` until `finalize` commits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileState {
+    Pending,
+    Committed,
+}
+
+/// `POST /files/init`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InitFileRequest {
+    /// Remote name: UTF-8, 1–1024 bytes, no NUL, no `..` segment.
+    pub name: String,
+    /// Total size in bytes the file will have.
+    pub size: u64,
+    /// Chunk size, 64 KiB to 64 MiB; the server default when absent.
+    #[serde(default)]
+    pub chunk_size: Option<u64>,
+    /// Replicas per chunk; the server default when absent.
+    #[serde(default)]
+    pub replication: Option<u32>,
+}
+
+/// A file's metadata without its chunks.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FileInfo {
+    pub file_id: String,
+    pub name: String,
+    pub size: u64,
+    pub chunk_size: u64,
+    pub chunk_count: u64,
+    pub replication: u32,
+    pub state: FileState,
+    /// Unix time of `init`, in milliseconds.
+    pub created_at_ms: u64,
+}
+
+/// `GET /files/{file_id}` and `GET /files?name=`: a file with its chunks.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FileRecord {
+    #[serde(flatten)]
+    pub info: FileInfo,
+    /// Ordered by index; empty while pending.
+    pub chunks: Vec<ChunkLocation>,
+}
+
+/// `GET /files` listing page.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FileList {
+    /// Committed files, ordered by name.
+    pub files: Vec<FileInfo>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /files/{file_id}/size`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FileSize {
+    pub size: u64,
+}
+
+// ---------------------------------------------------------------- chunks
+
+/// `POST /files/{file_id}/chunks`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AllocateChunkRequest {
+    /// Index of the chunk, `0..chunk_count`.
+    pub index: u64,
+    /// Nodes to avoid, e.g. ones that just failed a write of this chunk.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// Where to write one chunk.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChunkAllocation {
+    /// Fresh id for this attempt; a retry gets a new one.
+    pub chunk_id: String,
+    pub index: u64,
+    /// Exact size the chunk must have.
+    pub size: u64,
+    /// `replication` distinct live nodes, in the order the write should take.
+    pub targets: Vec<NodeTarget>,
+}
+
+/// A storage node a chunk goes to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeTarget {
+    pub node_id: String,
+    /// HTTP base URL.
+    pub url: String,
+    /// Peer-transfer `host:port`.
+    pub tcp_addr: String,
+}
+
+/// `POST /files/{file_id}/finalize`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FinalizeRequest {
+    /// Must equal the size given at `init`.
+    pub size: u64,
+    /// Every chunk, exactly once per index.
+    pub chunks: Vec<FinalizedChunk>,
+}
+
+/// One written chunk, as the client reports it at finalize.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FinalizedChunk {
+    pub index: u64,
+    /// The id from the allocation that was written.
+    pub chunk_id: String,
+    pub size: u64,
+    /// CRC32C (Castagnoli) of the chunk's bytes.
+    pub crc32c: u32,
+    /// Ids of the nodes that acknowledged the chunk; all from its allocation.
+    pub replicas: Vec<String>,
+}
+
+/// `GET /files/{file_id}/chunks/{index}`: where a chunk lives.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChunkLocation {
+    pub chunk_id: String,
+    pub index: u64,
+    pub size: u64,
+    pub crc32c: u32,
+    /// Live replicas first.
+    pub replicas: Vec<Replica>,
+}
+
+/// One copy of a chunk.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Replica {
+    pub node_id: String,
+    /// The node's HTTP base URL.
+    pub url: String,
+    pub alive: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_header_forms() {
+        assert_eq!(parse_crc32c("3735928559"), Some(0xdead_beef));
+        assert_eq!(parse_crc32c("0xdeadbeef"), Some(0xdead_beef));
+        assert_eq!(parse_crc32c("nope"), None);
+        assert_eq!(chunk_etag(0xbeef), "\"0000beef\"");
+    }
+
+    #[test]
+    fn file_record_is_flat_json() {
+        let record = FileRecord {
+            info: FileInfo {
+                file_id: "f".into(),
+                name: "n".into(),
+                size: 1,
+                chunk_size: 64,
+                chunk_count: 1,
+                replication: 3,
+                state: FileState::Committed,
+                created_at_ms: 0,
+            },
+            chunks: vec![],
+        };
+        let json = serde_json::to_value(&record).expect("serializes");
+        for key in [
+            "file_id",
+            "name",
+            "size",
+            "chunk_size",
+            "chunk_count",
+            "state",
+            "chunks",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert_eq!(json["state"], "committed");
+    }
+}

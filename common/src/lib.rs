@@ -1,0 +1,71 @@
+//! Types and rules shared by every dfs crate.
+//!
+//! - [`api`]: the JSON bodies exchanged with the naming server and the
+//!   headers used with storage servers. Both servers generate their OpenAPI
+//!   specs from these types.
+//! - [`chain`]: chain replication on write: the `x-dfs-replicate-to` header
+//!   and the body of `POST /chunks/{chunk_id}/replicate`.
+//! - [`validate`]: the rules for file names and chunk ids, applied on every
+//!   side of the wire.
+//! - [`gcs`]: `gs://bucket/object` URLs, the source of `dfs seed`.
+//! - [`shutdown`]: Ctrl-C / SIGTERM → a `CancellationToken`, for both servers.
+//! - [`units`]: human-readable sizes (`8MiB`), durations (`15s`) and
+//!   bandwidths (`10m` = 10 Mbit/s) for flags and environment variables.
+
+pub mod api;
+pub mod chain;
+pub mod gcs;
+pub mod shutdown;
+pub mod units;
+pub mod validate;
+
+/// Smallest chunk size a file may use.
+pub const MIN_CHUNK_SIZE: u64 = 64 * 1024;
+/// Largest chunk size a file may use; also the largest body a storage server accepts.
+pub const MAX_CHUNK_SIZE: u64 = 64 * 1024 * 1024;
+/// Chunk size used when neither the file nor the server says otherwise.
+pub const DEFAULT_CHUNK_SIZE: u64 = 8 * 1024 * 1024;
+/// Largest file the naming server accepts (1 PiB); beyond it, 413.
+pub const MAX_FILE_SIZE: u64 = 1 << 50;
+/// Largest replication factor a file may ask for.
+pub const MAX_REPLICATION: u32 = 16;
+
+/// Number of chunks a file of `size` bytes has with chunks of `chunk_size`
+/// bytes. An empty file has none.
+pub fn chunk_count(size: u64, chunk_size: u64) -> u64 {
+    size.div_ceil(chunk_size)
+}
+
+/// Size of chunk `index` of a file, or `None` when the index is out of range.
+pub fn chunk_len(size: u64, chunk_size: u64, index: u64) -> Option<u64> {
+    let start = index.checked_mul(chunk_size)?;
+    (start < size).then(|| (size - start).min(chunk_size))
+}
+
+/// The CRC32C (Castagnoli) of `data`.
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc32c::crc32c(data)
+}
+
+/// Bearer-token header value for `token`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_math_covers_edges() {
+        assert_eq!(chunk_count(0, 64), 0);
+        assert_eq!(chunk_count(1, 64), 1);
+        assert_eq!(chunk_count(64, 64), 1);
+        assert_eq!(chunk_count(65, 64), 2);
+        assert_eq!(chunk_len(65, 64, 0), Some(64));
+        assert_eq!(chunk_len(65, 64, 1), Some(1));
+        assert_eq!(chunk_len(65, 64, 2), None);
+        assert_eq!(chunk_len(0, 64, 0), None);
+        assert_eq!(chunk_len(10, 64, u64::MAX), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! Command-line flags, each with an environment-variable fallback.
+
+use std::time::Duration;
+
+use clap::Parser;
+use dfs_common::units::{parse_duration, parse_size};
+use dfs_common::{MAX_CHUNK_SIZE, MAX_REPLICATION, MIN_CHUNK_SIZE};
+
+/// Settings of one naming-server process.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "naming-server",
+    version,
+    about = "dfs naming server: file and node metadata in Redis"
+)]
+pub struct Config {
+    /// Address to listen on for HTTP; port 0 picks a free port.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8000")]
+    pub listen_addr: String,
+
+    /// Redis holding all metadata, e.g. `redis://127.0.0.1:6379/0`.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
+
+    /// Replicas per chunk when a file does not ask for a number (1-16).
+    #[arg(long, env = "REPLICATION_FACTOR", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_REPLICATION)))]
+    pub replication_factor: u32,
+
+    /// Chunk size when a file does not ask for one (64KiB-64MiB), e.g. `8MiB`.
+    #[arg(long, env = "CHUNK_SIZE", default_value = "8MiB", value_parser = parse_chunk_size)]
+    pub chunk_size: u64,
+
+    /// A storage node silent for this long counts as dead, e.g. `15s`.
+    #[arg(long, env = "HEARTBEAT_TIMEOUT", default_value = "15s", value_parser = parse_positive_duration)]
+    pub heartbeat_timeout: Duration,
+
+    /// Pending uploads not finalized within this time expire and their chunks are collected.
+    #[arg(long, env = "PENDING_TTL", default_value = "1h", value_parser = parse_positive_duration)]
+    pub pending_ttl: Duration,
+
+    /// When set, every API call except health, metrics and docs needs `Authorization: Bearer <token>`.
+    #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
+    pub dfs_token: Option<String>,
+}
+
+fn parse_chunk_size(s: &str) -> Result<u64, String> {
+    let size = parse_size(s).map_err(|e| e.to_string())?;
+    if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!(
+            "chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"
+        ))
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("duration must be more than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = Config::try_parse_from(["naming-server"]).expect("defaults parse");
+        assert_eq!(config.chunk_size, 8 << 20);
+        assert_eq!(config.replication_factor, 3);
+        assert_eq!(config.pending_ttl, Duration::from_secs(3600));
+        let config = Config::try_parse_from([
+            "naming-server",
+            "--chunk-size",
+            "64KiB",
+            "--heartbeat-timeout",
+            "500ms",
+        ])
+        .expect("overrides parse");
+        assert_eq!(config.chunk_size, 64 << 10);
+        assert_eq!(config.heartbeat_timeout, Duration::from_millis(500));
+        assert!(Config::try_parse_from(["naming-server", "--chunk-size", "1KiB"]).is_err());
+        assert!(Config::try_parse_from(["naming-server", "--replication-factor", "0"]).is_err());
+        assert!(Config::try_parse_from(["naming-server", "--pending-ttl", "0s"]).is_err());
+    }
+}

@@ -1,0 +1,40 @@
+//! `naming-server` binary: parses flags, binds, serves until SIGTERM/Ctrl-C.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Parser;
+use naming_server::config::Config;
+use naming_server::{AppState, run};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = Config::parse();
+    let state = AppState::new(&config).context("cannot set up the metadata store")?;
+    let listener = TcpListener::bind(&config.listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+    let addr = listener.local_addr().context("no local address")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "naming-server listening on http://{addr}").context("write to stdout")?;
+    stdout.flush().context("flush stdout")?;
+    drop(stdout);
+    tracing::info!(%addr, redis = %config.redis_url, "naming-server started");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(dfs_common::shutdown::cancel_on_signal(shutdown.clone()));
+    run(listener, state, shutdown)
+        .await
+        .context("server failed")?;
+    tracing::info!("naming-server stopped");
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Prometheus counters of this process, rendered as text on `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::AppState;
+
+/// Counters since this process started (each replica has its own).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// (method, route template, status) → requests.
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    pub files_committed: AtomicU64,
+    pub files_deleted: AtomicU64,
+    pub chunks_allocated: AtomicU64,
+    pub uploads_expired: AtomicU64,
+}
+
+impl Metrics {
+    fn record(&self, method: &str, route: &str, status: u16) {
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *requests
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    /// The text exposition format; `live_nodes` is left out when unknown.
+    pub fn render(&self, live_nodes: Option<usize>) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP dfs_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str("# TYPE dfs_http_requests_total counter\n");
+        {
+            let requests = self
+                .requests
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for ((method, route, status), count) in requests.iter() {
+                let _ = writeln!(
+                    out,
+                    "dfs_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
+                    route.replace('\\', "\\\\").replace('"', "\\\"")
+                );
+            }
+        }
+        let counters = [
+            (
+                "dfs_files_committed_total",
+                "Files finalized.",
+                &self.files_committed,
+            ),
+            (
+                "dfs_files_deleted_total",
+                "Files deleted.",
+                &self.files_deleted,
+            ),
+            (
+                "dfs_chunks_allocated_total",
+                "Chunk ids handed out.",
+                &self.chunks_allocated,
+            ),
+            (
+                "dfs_uploads_expired_total",
+                "Pending uploads expired by this process's reaper.",
+                &self.uploads_expired,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        if let Some(live) = live_nodes {
+            out.push_str("# HELP dfs_live_storage_nodes Storage nodes heard from within the heartbeat timeout.\n");
+            let _ = writeln!(
+                out,
+                "# TYPE dfs_live_storage_nodes gauge\ndfs_live_storage_nodes {live}"
+            );
+        }
+        out
+    }
+}
+
+/// Middleware counting every response by its route template.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .record(&method, &route, response.status().as_u16());
+    response
+}

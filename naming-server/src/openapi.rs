@@ -1,0 +1,59 @@
+//! The OpenAPI document, generated from the handlers' annotations and the
+//! shared wire types. `tests/openapi.rs` keeps `openapi/naming-server.json`
+//! equal to it.
+
+use utoipa::openapi::OpenApi as Spec;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "dfs naming server",
+        description = "File and chunk metadata, storage-node registry and chunk placement for dfs. \
+                       Errors are JSON `{\"error\": \"...\"}`. When the server has a token, every \
+                       route except /health, /metrics, /openapi.json and /swagger-ui needs \
+                       `Authorization: Bearer <token>`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "files", description = "Create, look up, list and delete files"),
+        (name = "chunks", description = "Allocate chunk targets, finalize, locate chunks"),
+        (name = "distributions", description = "Copy a file to every live node over the storage chain, or seed one from GCS"),
+        (name = "nodes", description = "Storage-node registration and heartbeats"),
+        (name = "system", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Spec) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Title, description, tags and the security scheme; routes add the paths.
+pub fn base() -> Spec {
+    ApiDoc::openapi()
+}
+
+/// The complete document, as served on `/openapi.json`.
+pub fn spec() -> Spec {
+    let (protected, public) = crate::routes::routers();
+    protected.merge(public).into_openapi()
+}
+
+/// The document as committed: pretty JSON with a trailing newline.
+pub fn spec_json() -> String {
+    let mut json = spec()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    json.push('\n');
+    json
+}

@@ -1,0 +1,477 @@
+//! [`MetadataStore`] on Redis (single server or Cluster: see [`super::keys`]
+//! for the layout). Multi-key changes of one file are Lua scripts on one
+//! slot; the cross-file indexes (names, expiry, trash) are updated right
+//! after, in an order that a crash can only leave repairable:
+//!
+//! - commit: script (name + state + chunks), then `names` ZADD, then the
+//!   expiry entry is removed, then unused chunks are trashed. A crash before
+//!   the ZREM leaves the expiry entry, and the reaper re-adds the name.
+//! - delete: `names` ZREM (committed files only), then the script, then
+//!   trash. Listing skips names that no longer resolve.
+//! - expiry: claim ids with a lease, mark the file `expired` (finalize and
+//!   allocate then fail), trash its chunks, delete its keys, drop the entry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use deadpool_redis::{Connection, Manager, Pool, Runtime};
+use dfs_common::api::{FileInfo, FileState, NodeStats};
+use redis::{AsyncCommands, AsyncConnectionConfig, Script};
+
+use super::keys::{self, EXPIRY, FileKeys, NAMES, NODES};
+use super::parse::{allocation_targets, file_info, file_keys, node_record, state_error};
+use super::{
+    Allocation, FilePage, MetadataStore, NodeRecord, StoreError, StoreFuture, StoreResult,
+    StoredChunk, scripts,
+};
+
+/// How long a reaper owns a claimed expired id before another may retry it.
+const EXPIRY_LEASE_MS: u64 = 60_000;
+
+pub(super) struct Scripts {
+    create: Script,
+    allocate: Script,
+    commit: Script,
+    delete: Script,
+    claim_expired: Script,
+    expire: Script,
+    purge_expired: Script,
+    heartbeat: Script,
+    pub(super) add_replicas: Script,
+}
+
+/// The Redis store: a deadpool of multiplexed connections plus the scripts.
+pub struct RedisStore {
+    pool: Pool,
+    pub(super) scripts: Scripts,
+}
+
+impl RedisStore {
+    /// Builds the pool; connects lazily, so a server starts while Redis is
+    /// down (and reports it on `/health`).
+    pub fn new(url: &str) -> StoreResult<Self> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(10)));
+        let manager =
+            Manager::new_with_config(url, config).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let pool = Pool::builder(manager)
+            .max_size(32)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(3)))
+            .recycle_timeout(Some(Duration::from_secs(2)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let scripts = Scripts {
+            create: Script::new(scripts::CREATE),
+            allocate: Script::new(scripts::ALLOCATE),
+            commit: Script::new(scripts::COMMIT),
+            delete: Script::new(scripts::DELETE),
+            claim_expired: Script::new(scripts::CLAIM_EXPIRED),
+            expire: Script::new(scripts::EXPIRE),
+            purge_expired: Script::new(scripts::PURGE_EXPIRED),
+            heartbeat: Script::new(scripts::HEARTBEAT),
+            add_replicas: Script::new(scripts::ADD_REPLICAS),
+        };
+        Ok(Self { pool, scripts })
+    }
+
+    pub(super) async fn conn(&self) -> StoreResult<Connection> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}
+
+/// Adds each (node, chunk id) to the node's trash set.
+pub(super) async fn trash(conn: &mut Connection, items: Vec<(String, String)>) -> StoreResult<()> {
+    let mut by_node: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (node, chunk) in items {
+        by_node.entry(node).or_default().push(chunk);
+    }
+    if by_node.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for (node, chunks) in &by_node {
+        pipe.sadd(keys::trash_key(node), chunks).ignore();
+    }
+    pipe.query_async::<()>(conn).await?;
+    Ok(())
+}
+
+impl MetadataStore for RedisStore {
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            Ok(())
+        })
+    }
+
+    fn register_node(&self, node: NodeRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let fields = [
+                ("url", node.url),
+                ("tcp_addr", node.tcp_addr),
+                ("last_heartbeat_ms", node.last_heartbeat_ms.to_string()),
+                ("capacity_bytes", node.stats.capacity_bytes.to_string()),
+                ("free_bytes", node.stats.free_bytes.to_string()),
+                ("chunk_count", node.stats.chunk_count.to_string()),
+            ];
+            redis::pipe()
+                .atomic()
+                .hset_multiple(keys::node_key(&node.node_id), &fields)
+                .ignore()
+                .sadd(NODES, &node.node_id)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        node_id: &'a str,
+        stats: NodeStats,
+        deleted: &'a [String],
+        now_ms: u64,
+        max: usize,
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.heartbeat.key(keys::node_key(node_id));
+            call.key(keys::trash_key(node_id))
+                .arg(now_ms)
+                .arg(stats.capacity_bytes)
+                .arg(stats.free_bytes)
+                .arg(stats.chunk_count)
+                .arg(max)
+                .arg(deleted);
+            let delete: Option<Vec<String>> = call.invoke_async(&mut conn).await?;
+            delete.ok_or_else(|| {
+                StoreError::NotFound(format!("storage node {node_id} is not registered"))
+            })
+        })
+    }
+
+    fn nodes(&self) -> StoreFuture<'_, Vec<NodeRecord>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut ids: Vec<String> = conn.smembers(NODES).await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            ids.sort();
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(keys::node_key(id));
+            }
+            let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            ids.into_iter()
+                .zip(rows)
+                .filter(|(_, fields)| !fields.is_empty())
+                .map(|(id, fields)| node_record(id, &fields))
+                .collect()
+        })
+    }
+
+    fn create_file(&self, info: FileInfo, expires_at_ms: u64) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let keys = file_keys(&info.file_id)?;
+            let mut conn = self.conn().await?;
+            // The expiry entry first: a crash after it leaves nothing the
+            // reaper cannot clean.
+            conn.zadd::<_, _, _, ()>(EXPIRY, &info.file_id, expires_at_ms)
+                .await?;
+            let mut call = self.scripts.create.key(keys::name_key(&info.name));
+            call.key(&keys.file)
+                .arg("name")
+                .arg(&info.name)
+                .arg("size")
+                .arg(info.size)
+                .arg("chunk_size")
+                .arg(info.chunk_size)
+                .arg("replication")
+                .arg(info.replication)
+                .arg("state")
+                .arg("pending")
+                .arg("created_at_ms")
+                .arg(info.created_at_ms);
+            let created: i64 = call.invoke_async(&mut conn).await?;
+            if created == 0 {
+                conn.zrem::<_, _, ()>(EXPIRY, &info.file_id).await?;
+                return Err(StoreError::Conflict(format!(
+                    "a file named {:?} already exists",
+                    info.name
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn file<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, FileInfo> {
+        Box::pin(async move {
+            let keys = file_keys(file_id)?;
+            let mut conn = self.conn().await?;
+            let fields: HashMap<String, String> = conn.hgetall(&keys.file).await?;
+            file_info(file_id, &fields)
+        })
+    }
+
+    fn file_id_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, String> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let id: Option<String> = conn.get(keys::name_key(name)).await?;
+            id.ok_or_else(|| StoreError::NotFound(format!("no file named {name:?}")))
+        })
+    }
+
+    fn add_allocation<'a>(
+        &'a self,
+        file_id: &'a str,
+        chunk_id: &'a str,
+        allocation: &'a Allocation,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let keys = file_keys(file_id)?;
+            let json = serde_json::to_string(allocation)?;
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.allocate.key(&keys.file);
+            call.key(&keys.alloc).arg(chunk_id).arg(json);
+            let outcome: String = call.invoke_async(&mut conn).await?;
+            match outcome.as_str() {
+                "ok" => Ok(()),
+                state => Err(state_error(file_id, state)),
+            }
+        })
+    }
+
+    fn allocations<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, HashMap<String, Allocation>> {
+        Box::pin(async move {
+            let keys = file_keys(file_id)?;
+            let mut conn = self.conn().await?;
+            let raw: HashMap<String, String> = conn.hgetall(&keys.alloc).await?;
+            raw.into_iter()
+                .map(|(id, json)| Ok((id, serde_json::from_str(&json)?)))
+                .collect()
+        })
+    }
+
+    fn commit<'a>(&'a self, info: &'a FileInfo, chunks: &'a [StoredChunk]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let keys = file_keys(&info.file_id)?;
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.commit.key(&keys.file);
+            call.key(keys::name_key(&info.name))
+                .key(&keys.chunks)
+                .key(&keys.alloc)
+                .arg(&info.file_id);
+            for chunk in chunks {
+                call.arg(chunk.index).arg(serde_json::to_string(chunk)?);
+            }
+            let reply: Vec<String> = call.invoke_async(&mut conn).await?;
+            match reply.first().map(String::as_str) {
+                Some("ok") => {}
+                Some("taken") => {
+                    return Err(StoreError::Conflict(format!(
+                        "a file named {:?} already exists",
+                        info.name
+                    )));
+                }
+                Some(state) => return Err(state_error(&info.file_id, state)),
+                None => return Err(StoreError::Internal("empty reply from commit".into())),
+            }
+            // Committed. What follows only updates indexes; a failure is
+            // logged, and repaired by the reaper (see the module doc).
+            let used: HashMap<&str, &StoredChunk> =
+                chunks.iter().map(|c| (c.chunk_id.as_str(), c)).collect();
+            let mut unused = Vec::new();
+            for (node, chunk_id) in allocation_targets(&reply[1..])? {
+                let kept = used
+                    .get(chunk_id.as_str())
+                    .is_some_and(|c| c.nodes.contains(&node));
+                if !kept {
+                    unused.push((node, chunk_id));
+                }
+            }
+            let indexes = async {
+                conn.zadd::<_, _, _, ()>(NAMES, &info.name, 0).await?;
+                conn.zrem::<_, _, ()>(EXPIRY, &info.file_id).await?;
+                trash(&mut conn, unused).await
+            };
+            if let Err(e) = indexes.await {
+                tracing::warn!(file_id = %info.file_id, error = %e, "committed, but updating indexes failed");
+            }
+            Ok(())
+        })
+    }
+
+    fn chunks<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, Vec<StoredChunk>> {
+        Box::pin(async move {
+            let keys = file_keys(file_id)?;
+            let mut conn = self.conn().await?;
+            let raw: HashMap<u64, String> = conn.hgetall(&keys.chunks).await?;
+            let mut chunks = raw
+                .into_iter()
+                .map(|(index, json)| {
+                    let chunk: StoredChunk = serde_json::from_str(&json)?;
+                    Ok(StoredChunk { index, ..chunk })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            chunks.sort_by_key(|c| c.index);
+            Ok(chunks)
+        })
+    }
+
+    fn chunk<'a>(&'a self, file_id: &'a str, index: u64) -> StoreFuture<'a, Option<StoredChunk>> {
+        Box::pin(async move {
+            let keys = file_keys(file_id)?;
+            let mut conn = self.conn().await?;
+            let json: Option<String> = conn.hget(&keys.chunks, index).await?;
+            json.map(|json| {
+                let chunk: StoredChunk = serde_json::from_str(&json)?;
+                Ok(StoredChunk { index, ..chunk })
+            })
+            .transpose()
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, FilePage> {
+        Box::pin(async move {
+            let min = match after {
+                Some(after) if after >= prefix => [b"(", after.as_bytes()].concat(),
+                _ if prefix.is_empty() => b"-".to_vec(),
+                _ => [b"[", prefix.as_bytes()].concat(),
+            };
+            // 0xFF never occurs in UTF-8, so it sorts after every name with the prefix.
+            let max = match prefix {
+                "" => b"+".to_vec(),
+                _ => [b"[", prefix.as_bytes(), b"\xff"].concat(),
+            };
+            let mut conn = self.conn().await?;
+            let mut names: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(NAMES)
+                .arg(min)
+                .arg(max)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit + 1)
+                .query_async(&mut conn)
+                .await?;
+            let next = (names.len() > limit).then(|| names[limit - 1].clone());
+            names.truncate(limit);
+            if names.is_empty() {
+                return Ok(FilePage {
+                    files: Vec::new(),
+                    next,
+                });
+            }
+            let ids: Vec<Option<String>> = conn
+                .mget(names.iter().map(|n| keys::name_key(n)).collect::<Vec<_>>())
+                .await?;
+            let ids: Vec<String> = ids.into_iter().flatten().collect();
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(file_keys(id)?.file);
+            }
+            let rows: Vec<HashMap<String, String>> = match ids.is_empty() {
+                true => Vec::new(),
+                false => pipe.query_async(&mut conn).await?,
+            };
+            let mut files = Vec::with_capacity(rows.len());
+            for (id, fields) in ids.iter().zip(rows) {
+                // A name deleted since the range read: skip it.
+                match file_info(id, &fields) {
+                    Ok(info) if info.state == FileState::Committed => files.push(info),
+                    Ok(_) | Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(FilePage { files, next })
+        })
+    }
+
+    fn delete_file<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let keys = file_keys(file_id)?;
+            let mut conn = self.conn().await?;
+            let (name, state): (Option<String>, Option<String>) =
+                conn.hmget(&keys.file, &["name", "state"]).await?;
+            let Some(name) = name else {
+                return Err(StoreError::NotFound(format!("file {file_id} not found")));
+            };
+            if state.as_deref() == Some("committed") {
+                // Unlisted first, so a new file of the same name committed
+                // right after the delete is never unlisted by it.
+                conn.zrem::<_, _, ()>(NAMES, &name).await?;
+            }
+            let mut call = self.scripts.delete.key(&keys.file);
+            call.key(keys::name_key(&name))
+                .key(&keys.chunks)
+                .key(&keys.alloc)
+                .arg(file_id);
+            let (state, chunks, allocs): (String, Vec<String>, Vec<String>) =
+                call.invoke_async(&mut conn).await?;
+            if state == "missing" {
+                return Err(StoreError::NotFound(format!("file {file_id} not found")));
+            }
+            conn.zrem::<_, _, ()>(EXPIRY, file_id).await?;
+            let mut items = allocation_targets(&allocs)?;
+            for json in chunks {
+                let chunk: StoredChunk = serde_json::from_str(&json)?;
+                items.extend(
+                    chunk
+                        .nodes
+                        .into_iter()
+                        .map(|node| (node, chunk.chunk_id.clone())),
+                );
+            }
+            trash(&mut conn, items).await
+        })
+    }
+
+    fn reap_expired(&self, now_ms: u64, batch: usize) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut claim = self.scripts.claim_expired.key(EXPIRY);
+            claim.arg(now_ms).arg(now_ms + EXPIRY_LEASE_MS).arg(batch);
+            let ids: Vec<String> = claim.invoke_async(&mut conn).await?;
+            let mut reaped = 0;
+            for id in ids {
+                if let Some(keys) = FileKeys::of(&id) {
+                    let mut expire = self.scripts.expire.key(&keys.file);
+                    expire.key(&keys.alloc);
+                    let reply: Vec<String> = expire.invoke_async(&mut conn).await?;
+                    match reply.first().map(String::as_str) {
+                        Some("expired") => {
+                            trash(&mut conn, allocation_targets(&reply[1..])?).await?;
+                            let mut purge = self.scripts.purge_expired.key(&keys.file);
+                            purge.key(&keys.alloc).invoke_async::<()>(&mut conn).await?;
+                            tracing::info!(file_id = %id, "pending upload expired");
+                            reaped += 1;
+                        }
+                        // A commit whose index update was cut short: list it.
+                        Some("committed") => {
+                            if let Some(name) = reply.get(1) {
+                                conn.zadd::<_, _, _, ()>(NAMES, name, 0).await?;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                conn.zrem::<_, _, ()>(EXPIRY, &id).await?;
+            }
+            Ok(reaped)
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! Lua scripts: each touches the keys of one slot only (declared in KEYS),
+//! so they also run on Redis Cluster.
+
+/// KEYS: name, file. ARGV: field/value pairs of the file hash.
+/// Returns 0 when a committed file already has the name.
+pub const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV))
+return 1
+";
+
+/// KEYS: file, alloc. ARGV: chunk id, allocation JSON.
+/// Returns 'ok', or the state that forbids it ('missing', 'committed', 'expired').
+pub const ALLOCATE: &str = r"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state ~= 'pending' then return state end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 'ok'
+";
+
+/// KEYS: file, name, chunks, alloc. ARGV: file id, then index/JSON pairs.
+/// Claims the name, stores the chunks and commits the file all at once.
+/// Returns {'ok', allocations as chunk id/JSON pairs...} or {reason}
+/// ('missing', 'committed', 'expired', 'taken'), changing nothing.
+pub const COMMIT: &str = r"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if state ~= 'pending' then return {state} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'taken'} end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'committed')
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+local allocs = redis.call('HGETALL', KEYS[4])
+redis.call('DEL', KEYS[4])
+table.insert(allocs, 1, 'ok')
+return allocs
+";
+
+/// KEYS: file, name, chunks, alloc. ARGV: file id.
+/// Deletes every key of the file (the name only if it is this file's).
+/// Returns {state, committed chunk JSONs, allocation chunk id/JSON pairs}
+/// ('missing' as the state when there is no such file).
+pub const DELETE: &str = r"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', {}, {}} end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+local chunks = redis.call('HVALS', KEYS[3])
+local allocs = redis.call('HGETALL', KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+return {state, chunks, allocs}
+";
+
+/// KEYS: expiry zset. ARGV: now ms, lease end ms, batch size.
+/// Claims expired ids by pushing their expiry to the lease end: only one
+/// reaper gets each id, and one that dies mid-way is retried after the lease.
+pub const CLAIM_EXPIRED: &str = r"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id) end
+return ids
+";
+
+/// KEYS: file, alloc. Marks a pending file expired (so no finalize or
+/// allocation can succeed any more) and returns {'expired', its allocations
+/// as chunk id/JSON pairs...}; {'committed', name} or {'missing'} otherwise.
+pub const EXPIRE: &str = r"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if state == 'committed' then return {'committed', redis.call('HGET', KEYS[1], 'name')} end
+redis.call('HSET', KEYS[1], 'state', 'expired')
+local reply = redis.call('HGETALL', KEYS[2])
+table.insert(reply, 1, 'expired')
+return reply
+";
+
+/// KEYS: file, alloc. Deletes an expired file's keys (never a committed one).
+pub const PURGE_EXPIRED: &str = r"
+if redis.call('HGET', KEYS[1], 'state') == 'expired' then redis.call('DEL', KEYS[1], KEYS[2]) end
+return 1
+";
+
+/// KEYS: node, trash. ARGV: now ms, capacity, free, chunk count, max, deleted ids...
+/// Returns up to max chunk ids to delete, or nil for an unknown node.
+pub const HEARTBEAT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'last_heartbeat_ms', ARGV[1], 'capacity_bytes', ARGV[2],
+  'free_bytes', ARGV[3], 'chunk_count', ARGV[4])
+for i = 6, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
+return redis.call('SRANDMEMBER', KEYS[2], ARGV[5])
+";
+
+/// KEYS: file, chunks. ARGV: node ids. Adds the nodes to every chunk's
+/// `nodes` of a committed file, each once.
+pub const ADD_REPLICAS: &str = r"
+if redis.call('HGET', KEYS[1], 'state') ~= 'committed' then return 0 end
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local chunk = cjson.decode(all[i + 1])
+  local held = {}
+  for _, node in ipairs(chunk.nodes) do held[node] = true end
+  local changed = false
+  for _, node in ipairs(ARGV) do
+    if not held[node] then table.insert(chunk.nodes, node); held[node] = true; changed = true end
+  end
+  if changed then redis.call('HSET', KEYS[2], all[i], cjson.encode(chunk)) end
+end
+return 1
+";

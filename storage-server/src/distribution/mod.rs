@@ -1,0 +1,94 @@
+//! This node's part of a distribution job (see
+//! [`dfs_common::api::ChainAssignment`]): pull every chunk of a file, in
+//! order, from the nearest live node above it in the chain (or from GCS when
+//! this node heads a seed), and report progress to the naming server.
+//!
+//! - [`Distributor`]: accepts assignments and runs one worker per job.
+//! - `worker`: the pulling itself, with fallback to further sources.
+//! - `report`: the progress reports and the naming server's replies.
+//! - `routes`: `POST /distributions` and `GET /gcs/object`.
+//!
+//! Invariants: a chunk is only stored after its CRC32C checked out (the
+//! peer protocol and the GCS download both write through
+//! [`ChunkStore::write`]), so a chunk this node forwards is always verified;
+//! a chunk already stored is never fetched again, so a restarted or
+//! reconnected transfer resumes where it stopped.
+
+mod report;
+pub(crate) mod routes;
+mod worker;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use dfs_common::api::ChainAssignment;
+use tokio_util::sync::CancellationToken;
+
+use crate::gcs::{DownloadOptions, GcsClient};
+use crate::store::ChunkStore;
+pub use report::Reporter;
+
+/// Runs the jobs handed to this node.
+pub struct Distributor {
+    store: Arc<ChunkStore>,
+    /// `None` when the GCS settings are unusable; seeding then fails with `gcs_error`.
+    gcs: Result<Arc<GcsClient>, String>,
+    gcs_options: DownloadOptions,
+    reporter: Reporter,
+    running: Mutex<HashSet<String>>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Distributor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Distributor")
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Distributor {
+    pub fn new(
+        store: Arc<ChunkStore>,
+        gcs: Result<Arc<GcsClient>, String>,
+        gcs_options: DownloadOptions,
+        reporter: Reporter,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            gcs,
+            gcs_options,
+            reporter,
+            running: Mutex::new(HashSet::new()),
+            shutdown,
+        }
+    }
+
+    /// The GCS client, or why there is none.
+    pub fn gcs(&self) -> Result<&GcsClient, String> {
+        self.gcs.as_deref().map_err(Clone::clone)
+    }
+
+    /// Starts working on `assignment` in the background; `false` when this
+    /// job already runs here (the naming server may hand it out twice).
+    pub fn start(self: &Arc<Self>, assignment: ChainAssignment) -> bool {
+        let fresh = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(assignment.job_id.clone());
+        if fresh {
+            let this = self.clone();
+            tokio::spawn(async move {
+                let job_id = assignment.job_id.clone();
+                worker::run(&this, assignment).await;
+                this.running
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&job_id);
+            });
+        }
+        fresh
+    }
+}

@@ -1,0 +1,124 @@
+//! `POST /distributions` (take this node's part of a job) and
+//! `GET /gcs/object` (what GCS says of an object, for the naming server to
+//! plan a seed).
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use dfs_common::api::{AssignmentAck, ChainAssignment, ErrorBody, GcsObjectInfo};
+use dfs_common::gcs::GcsUrl;
+use dfs_common::{MAX_CHUNK_SIZE, validate};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Checks what the worker relies on: the assignment is for this node, and
+/// every id and address is usable.
+fn check(state: &AppState, assignment: &ChainAssignment) -> Result<(), ApiError> {
+    let bad = |message: String| Err(ApiError::BadRequest(message));
+    if assignment.node_id != state.node.node_id {
+        return Err(ApiError::Conflict(format!(
+            "the assignment is for node {}, this is node {}",
+            assignment.node_id, state.node.node_id
+        )));
+    }
+    for id in [&assignment.job_id, &assignment.file_id] {
+        if validate::chunk_id(id).is_err() {
+            return bad(format!("invalid job or file id {id:?}"));
+        }
+    }
+    for (position, chunk) in assignment.chunks.iter().enumerate() {
+        if chunk.index != position as u64 {
+            return bad(format!("chunk {position} has index {}", chunk.index));
+        }
+        validate::chunk_id(&chunk.chunk_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if chunk.size == 0 || chunk.size > MAX_CHUNK_SIZE {
+            return bad(format!("chunk {position} has size {}", chunk.size));
+        }
+        if chunk.holders.iter().any(|p| p.tcp_addr.trim().is_empty()) {
+            return bad(format!("chunk {position} has a holder without an address"));
+        }
+    }
+    if assignment
+        .upstream
+        .iter()
+        .any(|p| p.tcp_addr.trim().is_empty())
+    {
+        return bad("an upstream node has no address".into());
+    }
+    if let Some(gcs) = &assignment.gcs {
+        gcs.url
+            .parse::<GcsUrl>()
+            .map_err(|e| ApiError::BadRequest(format!("source {:?}: {e}", gcs.url)))?;
+    }
+    Ok(())
+}
+
+/// Take this node's part of a distribution job: pull every chunk from the
+/// nodes above it in the chain (or from GCS), reporting progress to the
+/// naming server.
+#[utoipa::path(post, path = "/distributions", tag = "distribution",
+    request_body = ChainAssignment,
+    responses(
+        (status = 202, body = AssignmentAck, description = "Started"),
+        (status = 200, body = AssignmentAck, description = "Already running here"),
+        (status = 400, body = ErrorBody, description = "Malformed assignment"),
+        (status = 409, body = ErrorBody, description = "The assignment is for another node"),
+    ))]
+pub async fn assign(
+    State(state): State<AppState>,
+    body: Result<Json<ChainAssignment>, JsonRejection>,
+) -> Result<(StatusCode, Json<AssignmentAck>), ApiError> {
+    let Json(assignment) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    check(&state, &assignment)?;
+    let job_id = assignment.job_id.clone();
+    let started = state.distributor.start(assignment);
+    let status = if started {
+        tracing::info!(%job_id, "distribution assignment accepted");
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(AssignmentAck { job_id, started })))
+}
+
+/// `GET /gcs/object` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ObjectQuery {
+    /// `gs://bucket/object`.
+    url: String,
+}
+
+/// Size, generation and CRC32C of a GCS object, read with this node's GCS
+/// settings (`STORAGE_EMULATOR_HOST` or Application Default Credentials).
+#[utoipa::path(get, path = "/gcs/object", tag = "distribution",
+    params(ObjectQuery),
+    responses(
+        (status = 200, body = GcsObjectInfo),
+        (status = 400, body = ErrorBody, description = "Not a gs:// URL, or GCS refused the request"),
+        (status = 403, body = ErrorBody, description = "No permission to read the object"),
+        (status = 404, body = ErrorBody, description = "No such object"),
+        (status = 502, body = ErrorBody, description = "GCS failed or could not be reached"),
+        (status = 503, body = ErrorBody, description = "GCS is not usable on this node (credentials, settings)"),
+    ))]
+pub async fn gcs_object(
+    State(state): State<AppState>,
+    query: Result<Query<ObjectQuery>, QueryRejection>,
+) -> Result<Json<GcsObjectInfo>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let url: GcsUrl = query
+        .url
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("url {:?}: {e}", query.url)))?;
+    let gcs = state.distributor.gcs().map_err(ApiError::Unavailable)?;
+    let info = gcs.stat(&url).await?;
+    Ok(Json(GcsObjectInfo {
+        size: info.size,
+        generation: info.generation,
+        crc32c: info.crc32c,
+    }))
+}

@@ -1,0 +1,271 @@
+//! Pulling one job's chunks: in index order, each from the nearest live
+//! source that has it.
+//!
+//! Sources, in order: the chain nodes above this one (nearest first; the
+//! nearest is asked to wait for a chunk it is still receiving, which is
+//! what pipelines the chain), then the chunk's holders outside the chain,
+//! then GCS. A source that cannot be reached is dropped for the rest of the
+//! job, so a node whose upstream died carries on from the next one up,
+//! starting at its first missing chunk. A copy whose CRC32C does not match
+//! is never stored: the chunk is asked of the next source.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dfs_common::api::{ChainAssignment, ChainChunk, NodeReport, NodeState, PeerRef};
+use dfs_common::gcs::GcsUrl;
+use thiserror::Error;
+use tokio::time::Instant;
+
+use super::Distributor;
+use super::report::Progress;
+use crate::gcs::{ChunkDone, ChunkSpec, GcsError, ObjectInfo, combine_crcs};
+use crate::peer::{self, Expected, PeerError};
+use crate::store::StoreError;
+
+/// How long the nearest upstream may wait for a chunk it has not received yet.
+const UPSTREAM_WAIT: Duration = Duration::from_secs(30);
+/// A chunk that no source could provide for this long fails the node.
+const STALL_LIMIT: Duration = Duration::from_secs(300);
+/// Pause between two rounds over the sources when none had the chunk.
+const ROUND_PAUSE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Error)]
+pub enum JobError {
+    /// The source itself failed: the whole job fails.
+    #[error(transparent)]
+    Gcs(#[from] GcsError),
+    #[error("GCS is not usable on this node: {0}")]
+    GcsUnavailable(String),
+    #[error("object CRC32C mismatch: GCS says {expected:08x}, the chunks combine to {actual:08x}")]
+    ObjectCrc { expected: u32, actual: u32 },
+    #[error("chunk {index}: every source is gone (last error: {last})")]
+    NoSource { index: u64, last: String },
+    #[error("chunk {index}: no source provided it for {} s (last error: {last})", STALL_LIMIT.as_secs())]
+    Stalled { index: u64, last: String },
+    #[error("local chunk store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the job was cancelled")]
+    Cancelled,
+}
+
+impl JobError {
+    /// Errors of the source itself doom every node of the job.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Gcs(_) | Self::ObjectCrc { .. })
+    }
+}
+
+/// Works on `assignment` until done, failed or cancelled, reporting all along.
+pub async fn run(distributor: &Arc<Distributor>, assignment: ChainAssignment) {
+    let job_id = assignment.job_id.clone();
+    let progress = Progress::new();
+    let cancel = distributor.shutdown.child_token();
+    let reports = tokio::spawn(distributor.reporter.clone().run(
+        job_id.clone(),
+        assignment.node_id.clone(),
+        progress.clone(),
+        cancel.clone(),
+    ));
+    let outcome = tokio::select! {
+        outcome = work(distributor, &assignment, &progress) => outcome,
+        () = cancel.cancelled() => Err(JobError::Cancelled),
+    };
+    cancel.cancel();
+    if let Err(e) = reports.await {
+        tracing::warn!(%job_id, error = %e, "progress reporter ended abnormally");
+    }
+    match &outcome {
+        Ok(_) => {
+            tracing::info!(%job_id, chunks = progress.chunks(), "distribution done on this node")
+        }
+        Err(e) => tracing::warn!(%job_id, error = %e, "distribution failed on this node"),
+    }
+    let report = match outcome {
+        Ok(crc32c) => NodeReport {
+            crc32c,
+            ..progress.report(&assignment.node_id, NodeState::Done)
+        },
+        Err(e) => NodeReport {
+            error: Some(e.to_string()),
+            fatal: e.is_fatal(),
+            ..progress.report(&assignment.node_id, NodeState::Failed)
+        },
+    };
+    distributor.reporter.finish(&job_id, &report).await;
+}
+
+/// Gets every chunk; returns their CRC32Cs by index for a seed (which the
+/// naming server commits), nothing for an existing file.
+async fn work(
+    distributor: &Distributor,
+    assignment: &ChainAssignment,
+    progress: &Progress,
+) -> Result<Vec<u32>, JobError> {
+    let store = &distributor.store;
+    let seed = match &assignment.gcs {
+        Some(source) => {
+            let url = source
+                .url
+                .parse::<GcsUrl>()
+                .map_err(|e| JobError::GcsUnavailable(e.to_string()))?;
+            let info = ObjectInfo {
+                size: source.size,
+                crc32c: source.crc32c,
+                generation: source.generation,
+            };
+            Some((url, info))
+        }
+        None => None,
+    };
+    // A seed's head reads GCS; so does a node whose whole chain above died.
+    let mut from_gcs = seed.is_some() && assignment.upstream.is_empty();
+    if !from_gcs {
+        let mut puller = Puller {
+            distributor,
+            assignment,
+            dead: HashSet::new(),
+        };
+        for chunk in &assignment.chunks {
+            match puller.pull(chunk).await {
+                Ok(size) => progress.add(size),
+                Err(JobError::NoSource { .. }) if seed.is_some() => {
+                    tracing::warn!(job_id = %assignment.job_id, "every node above is gone; reading the rest from GCS");
+                    from_gcs = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if let (Some((url, info)), true) = (&seed, from_gcs) {
+        let gcs = distributor.gcs().map_err(JobError::GcsUnavailable)?;
+        let specs = specs(&assignment.chunks);
+        // The head counts chunks it had before; a fallback counted them already.
+        let count_resumed = assignment.upstream.is_empty();
+        let on_chunk = |done: ChunkDone| {
+            if count_resumed || !done.resumed {
+                progress.add(done.meta.size);
+            }
+        };
+        gcs.download(url, info, &specs, store, distributor.gcs_options, &on_chunk)
+            .await?;
+    }
+    let mut metas = Vec::with_capacity(assignment.chunks.len());
+    for chunk in &assignment.chunks {
+        metas.push(store.meta(&chunk.chunk_id).await?);
+    }
+    let Some((_, info)) = seed else {
+        return Ok(Vec::new());
+    };
+    if let Some(expected) = info.crc32c {
+        let actual = combine_crcs(metas.iter().copied());
+        if actual != expected {
+            return Err(JobError::ObjectCrc { expected, actual });
+        }
+    }
+    Ok(metas.iter().map(|m| m.crc32c).collect())
+}
+
+/// The GCS byte ranges of a file's chunks (all but the last are full size).
+fn specs(chunks: &[ChainChunk]) -> Vec<ChunkSpec> {
+    let chunk_size = chunks.first().map_or(0, |c| c.size);
+    chunks
+        .iter()
+        .map(|c| ChunkSpec {
+            chunk_id: c.chunk_id.clone(),
+            index: c.index,
+            offset: c.index * chunk_size,
+            size: c.size,
+        })
+        .collect()
+}
+
+struct Puller<'a> {
+    distributor: &'a Distributor,
+    assignment: &'a ChainAssignment,
+    /// Sources that could not be reached: skipped for the rest of the job.
+    dead: HashSet<String>,
+}
+
+impl Puller<'_> {
+    /// Gets one chunk into the store; returns its size.
+    async fn pull(&mut self, chunk: &ChainChunk) -> Result<u64, JobError> {
+        let store = &self.distributor.store;
+        let expected = Expected {
+            size: Some(chunk.size),
+            crc32c: chunk.crc32c,
+        };
+        let started = Instant::now();
+        let mut last = String::from("no source tried yet");
+        loop {
+            let upstream: Vec<&PeerRef> = self
+                .assignment
+                .upstream
+                .iter()
+                .filter(|p| !self.dead.contains(&p.node_id))
+                .collect();
+            // The nearest live upstream may wait for the chunk; the others
+            // are asked only if they hold it already. Holders and GCS serve
+            // only once the whole chain above is gone.
+            let mut sources: Vec<(&PeerRef, Duration)> = upstream
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    (
+                        *p,
+                        if i == 0 {
+                            UPSTREAM_WAIT
+                        } else {
+                            Duration::ZERO
+                        },
+                    )
+                })
+                .collect();
+            if upstream.is_empty() {
+                sources.extend(
+                    chunk
+                        .holders
+                        .iter()
+                        .filter(|p| !self.dead.contains(&p.node_id))
+                        .map(|p| (p, Duration::ZERO)),
+                );
+            }
+            for (source, wait) in sources {
+                match peer::fetch(&source.tcp_addr, &chunk.chunk_id, expected, wait, store).await {
+                    Ok(meta) => return Ok(meta.size),
+                    Err(e @ (PeerError::Connect { .. } | PeerError::ConnectionLost { .. })) => {
+                        tracing::warn!(node = %source.node_id, error = %e, "source unreachable; moving up the chain");
+                        self.dead.insert(source.node_id.clone());
+                        last = e.to_string();
+                    }
+                    Err(PeerError::Store(e)) => return Err(e.into()),
+                    Err(e) => {
+                        tracing::info!(node = %source.node_id, chunk = chunk.index, error = %e, "source could not provide the chunk");
+                        last = e.to_string();
+                    }
+                }
+            }
+            if upstream.is_empty() {
+                let holders_left = chunk
+                    .holders
+                    .iter()
+                    .any(|p| !self.dead.contains(&p.node_id));
+                if !holders_left {
+                    return Err(JobError::NoSource {
+                        index: chunk.index,
+                        last,
+                    });
+                }
+            }
+            if started.elapsed() > STALL_LIMIT {
+                return Err(JobError::Stalled {
+                    index: chunk.index,
+                    last,
+                });
+            }
+            tokio::time::sleep(ROUND_PAUSE).await;
+        }
+    }
+}

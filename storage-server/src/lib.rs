@@ -1,0 +1,200 @@
+//! dfs storage server: chunks on local disk, served over HTTP.
+//!
+//! Layout:
+//! - [`config`]: flags and environment variables ([`Config`]).
+//! - [`store`]: the chunk store on disk (layout, atomic durable writes,
+//!   CRC32C checks, the node id, waiting for a chunk to arrive). The only
+//!   module that touches `DATA_DIR`; peer transfers go through it too.
+//! - [`peer`]: the peer transfer protocol on `TCP_PORT` (sendfile on the
+//!   sending side, [`peer::fetch`] on the receiving side).
+//! - `routes`: the chunk HTTP handlers; `chain`: chain replication on write
+//!   (`x-dfs-replicate-to`, `POST /chunks/{id}/replicate`); [`error`] maps
+//!   every failure to a status and a JSON body.
+//! - [`metrics`]: process-wide counters behind `GET /metrics`.
+//! - [`membership`]: registration and heartbeats with the naming server,
+//!   including deletions the naming server asks for.
+//! - [`gcs`]: reading Cloud Storage objects into the store chunk by chunk
+//!   (the head of a `dfs seed` chain).
+//! - [`distribution`]: this node's part of distribution jobs (pull each
+//!   chunk from the nearest live node above it in the chain, or GCS; report).
+//! - [`throttle`]: the token bucket behind the test-only bandwidth caps.
+//! - [`openapi`]: the OpenAPI spec generated from the handlers.
+//!
+//! [`run`] ties them together; `main.rs` only parses the config, binds and
+//! wires signals to a [`CancellationToken`].
+
+mod chain;
+pub mod config;
+pub mod distribution;
+pub mod error;
+pub mod gcs;
+pub mod membership;
+pub mod metrics;
+pub mod openapi;
+pub mod peer;
+mod routes;
+pub mod store;
+pub mod throttle;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::Request;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use config::Config;
+use distribution::Distributor;
+pub use routes::StoredChunk;
+use store::{ChunkStore, StoreError};
+use throttle::Throttle;
+
+/// How long a connection to another storage node may take to open.
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared state of the HTTP handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<ChunkStore>,
+    pub node: Arc<LocalNode>,
+    /// Client for calls to other storage nodes (chain replication).
+    pub http: reqwest::Client,
+    /// Runs this node's part of distribution jobs.
+    pub distributor: Arc<Distributor>,
+}
+
+/// Who this node is to its peers.
+#[derive(Debug, Clone)]
+pub struct LocalNode {
+    pub node_id: String,
+    /// The advertised peer-transfer `host:port` (`WORKER_ADDR`).
+    pub peer_addr: String,
+}
+
+/// The two sockets a storage server listens on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The HTTP API (`LISTEN_ADDR`).
+    pub http: TcpListener,
+    /// The peer transfer protocol (`TCP_PORT`).
+    pub peer: TcpListener,
+}
+
+/// The HTTP application: chunk routes, `/health`, `/openapi.json` and
+/// Swagger UI at `/swagger-ui`.
+pub fn app(state: AppState) -> Router {
+    let (api, spec) = openapi::router();
+    api.merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
+        // Chunk bodies are streamed and capped by the store, not buffered.
+        .layer(DefaultBodyLimit::disable())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("-", MatchedPath::as_str);
+                tracing::info_span!("http", method = %request.method(), route, uri = %request.uri())
+            }),
+        )
+        .with_state(state)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("opening the data directory: {0}")]
+    Store(#[from] StoreError),
+    #[error("serving HTTP: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("setting up the HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+}
+
+/// Runs a storage server on `listeners` until `shutdown` is cancelled:
+/// opens the store, prints the `storage-server listening on http://ADDR
+/// peer=ADDR node_id=ID` line on stdout, registers with the naming server in
+/// the background, serves the peer protocol and HTTP, draining HTTP requests
+/// on shutdown.
+pub async fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let store = Arc::new(ChunkStore::open(&config.data_dir).await?);
+    let node_id = store.node_id().await?;
+    let http_bound = listeners.http.local_addr()?;
+    let peer_bound = listeners.peer.local_addr()?;
+    let node = Arc::new(LocalNode {
+        node_id: node_id.clone(),
+        peer_addr: config.worker_addr(peer_bound),
+    });
+    let membership = membership::Membership {
+        naming_url: config.naming_url(),
+        token: config.dfs_token.clone(),
+        node_id: node_id.clone(),
+        url: config.advertise_url(http_bound),
+        tcp_addr: node.peer_addr.clone(),
+    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(NODE_CONNECT_TIMEOUT)
+        .build()?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "storage-server listening on http://{http_bound} peer={peer_bound} node_id={node_id}"
+        )?;
+        stdout.flush()?;
+    }
+    tracing::info!(
+        %node_id,
+        data_dir = %store.root().display(),
+        chunks = store.chunk_count(),
+        advertise_url = %membership.url,
+        worker_addr = %node.peer_addr,
+        p2p_limit_bytes_per_sec = config.test_only_limit_p2p_bandwidth,
+        "storage server started"
+    );
+    let heartbeats = tokio::spawn(membership.run(store.clone(), shutdown.clone()));
+    let throttle = Arc::new(Throttle::new(config.test_only_limit_p2p_bandwidth));
+    let peer = tokio::spawn(peer::serve(
+        listeners.peer,
+        store.clone(),
+        throttle,
+        shutdown.clone(),
+    ));
+    let gcs = gcs::GcsClient::from_config(&config)
+        .map(Arc::new)
+        .map_err(|e| e.to_string());
+    if let Err(error) = &gcs {
+        tracing::warn!(%error, "GCS is not usable; seeding from it will fail");
+    }
+    let distributor = Arc::new(Distributor::new(
+        store.clone(),
+        gcs,
+        gcs::DownloadOptions::from_config(&config),
+        distribution::Reporter::new(http.clone(), config.naming_url(), config.dfs_token.clone()),
+        shutdown.clone(),
+    ));
+    let app = app(AppState {
+        store,
+        node,
+        http,
+        distributor,
+    });
+    let served = axum::serve(listeners.http, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    for (name, task) in [("membership", heartbeats), ("peer server", peer)] {
+        if let Err(err) = task.await {
+            tracing::warn!(error = %err, "{name} task ended abnormally");
+        }
+    }
+    served?;
+    Ok(())
+}

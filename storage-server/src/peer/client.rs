@@ -1,0 +1,218 @@
+//! [`fetch`]: pull one whole chunk from a peer into the local store.
+
+use std::io::{self, ErrorKind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use dfs_common::MAX_CHUNK_SIZE;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use super::wire::{self, Request, Status};
+use super::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_WAIT, PeerError};
+use crate::metrics;
+use crate::store::{ChunkMeta, ChunkStore, StoreError};
+
+/// What the caller knows about the chunk; a transfer that disagrees stores
+/// nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expected {
+    pub size: Option<u64>,
+    pub crc32c: Option<u32>,
+}
+
+impl Expected {
+    fn accepts(&self, meta: ChunkMeta) -> bool {
+        self.size.is_none_or(|size| size == meta.size)
+            && self.crc32c.is_none_or(|crc| crc == meta.crc32c)
+    }
+}
+
+/// Fetches chunk `chunk_id` from the peer at `addr` (`host:port`) into
+/// `store`, and returns its meta. The peer may wait up to `wait` (capped at
+/// [`MAX_WAIT`]) for the chunk to arrive on its side.
+///
+/// The bytes go through the store's write path (temp file, CRC32C check,
+/// fsync, rename), checked against the CRC32C the peer announces and against
+/// `expected`; on any mismatch nothing is stored. A chunk already stored
+/// here that matches `expected` is returned without contacting the peer.
+pub async fn fetch(
+    addr: &str,
+    chunk_id: &str,
+    expected: Expected,
+    wait: Duration,
+    store: &ChunkStore,
+) -> Result<ChunkMeta, PeerError> {
+    match store.meta(chunk_id).await {
+        Ok(meta) if expected.accepts(meta) => return Ok(meta),
+        Ok(_) | Err(StoreError::NotFound) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let wait = wait.min(MAX_WAIT);
+    let lost = |source: io::Error| PeerError::ConnectionLost {
+        addr: addr.to_owned(),
+        source,
+    };
+    let mut stream = connect(addr).await?;
+    let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+    let request = Request::whole(chunk_id, wait_ms).encode();
+    with_timeout(IO_TIMEOUT, stream.write_all(&request))
+        .await
+        .map_err(lost)?;
+    let header =
+        match tokio::time::timeout(wait + IO_TIMEOUT, wire::read_response(&mut stream)).await {
+            Err(_) => return Err(lost(timed_out())),
+            Ok(Err(wire::WireError::Io(err))) => return Err(lost(err)),
+            Ok(Err(wire::WireError::Truncated)) => {
+                return Err(lost(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "connection closed before the response",
+                )));
+            }
+            Ok(Err(source)) => {
+                return Err(PeerError::Protocol {
+                    addr: addr.to_owned(),
+                    source,
+                });
+            }
+            Ok(Ok(header)) => header,
+        };
+    match header.status {
+        Status::Ok => {}
+        Status::NotFound => {
+            return Err(PeerError::NotFound {
+                addr: addr.to_owned(),
+                chunk_id: chunk_id.to_owned(),
+            });
+        }
+        _ => {
+            return Err(PeerError::Remote {
+                addr: addr.to_owned(),
+                chunk_id: chunk_id.to_owned(),
+                message: header.message,
+            });
+        }
+    }
+    let mismatch_size = |expected: u64, actual: u64| PeerError::SizeMismatch {
+        addr: addr.to_owned(),
+        chunk_id: chunk_id.to_owned(),
+        expected,
+        actual,
+    };
+    if header.length != header.chunk_size {
+        return Err(mismatch_size(header.chunk_size, header.length));
+    }
+    if let Some(size) = expected.size.filter(|&size| size != header.length) {
+        return Err(mismatch_size(size, header.length));
+    }
+    if header.length > MAX_CHUNK_SIZE {
+        return Err(mismatch_size(MAX_CHUNK_SIZE, header.length));
+    }
+    let crc_mismatch = |expected: u32, actual: u32| {
+        metrics::PEER_CRC_MISMATCHES.inc();
+        PeerError::CrcMismatch {
+            addr: addr.to_owned(),
+            chunk_id: chunk_id.to_owned(),
+            expected,
+            actual,
+        }
+    };
+    if let Some(crc) = expected.crc32c.filter(|&crc| crc != header.crc32c) {
+        return Err(crc_mismatch(crc, header.crc32c));
+    }
+    let payload = Payload::new(&mut stream, header.length);
+    match store
+        .write(chunk_id, Some(header.crc32c), header.length, payload)
+        .await
+    {
+        Ok((_, meta)) => Ok(meta),
+        Err(StoreError::CrcMismatch { expected, actual }) => Err(crc_mismatch(expected, actual)),
+        Err(StoreError::Upload(source)) => Err(lost(source)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn connect(addr: &str) -> Result<TcpStream, PeerError> {
+    let failed = |source: io::Error| PeerError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let stream = with_timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(failed)?;
+    stream.set_nodelay(true).map_err(failed)?;
+    Ok(stream)
+}
+
+async fn with_timeout<T>(
+    limit: Duration,
+    work: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(ErrorKind::TimedOut, "peer went silent")
+}
+
+/// The payload of a response: exactly `remaining` bytes of the stream.
+/// Ending early is an [`ErrorKind::UnexpectedEof`] error, and
+/// [`IO_TIMEOUT`] without a byte is an [`ErrorKind::TimedOut`] one, so a
+/// dead sender is never mistaken for a complete (and then corrupt) chunk.
+struct Payload<'a> {
+    stream: &'a mut TcpStream,
+    remaining: u64,
+    idle: Pin<Box<Sleep>>,
+}
+
+impl<'a> Payload<'a> {
+    fn new(stream: &'a mut TcpStream, length: u64) -> Self {
+        Self {
+            stream,
+            remaining: length,
+            idle: Box::pin(tokio::time::sleep(IO_TIMEOUT)),
+        }
+    }
+}
+
+impl AsyncRead for Payload<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.remaining == 0 || buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let want = usize::try_from(this.remaining)
+            .unwrap_or(usize::MAX)
+            .min(buf.remaining());
+        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(want));
+        match Pin::new(&mut *this.stream).poll_read(cx, &mut limited) {
+            Poll::Ready(Ok(())) => {
+                let n = limited.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!("connection closed {} bytes short", this.remaining),
+                    )));
+                }
+                buf.advance(n);
+                this.remaining -= n as u64;
+                metrics::PEER_RECEIVED_BYTES.add(n as u64);
+                this.idle.as_mut().reset(Instant::now() + IO_TIMEOUT);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(timed_out())),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}

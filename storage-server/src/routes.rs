@@ -1,0 +1,287 @@
+//! HTTP handlers: `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`, `GET /health`
+//! and `GET /metrics`.
+
+use std::io::SeekFrom;
+use std::ops::RangeInclusive;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dfs_common::MAX_CHUNK_SIZE;
+use dfs_common::api::{CRC32C_HEADER, ErrorBody, Health, chunk_etag, parse_crc32c};
+use dfs_common::chain::ChainErrorBody;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::{ReaderStream, StreamReader};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::store::{ChunkMeta, WriteOutcome};
+use crate::{AppState, chain, metrics};
+
+/// Size of the reads that feed a GET response body.
+const READ_BUF: usize = 256 * 1024;
+
+/// Reply to a successful `PUT /chunks/{chunk_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StoredChunk {
+    pub chunk_id: String,
+    /// Length in bytes.
+    pub size: u64,
+    /// CRC32C (Castagnoli) of the stored bytes.
+    pub crc32c: u32,
+}
+
+/// Maps axum's path rejections (e.g. invalid percent-encoding) to a JSON 400.
+pub(crate) fn chunk_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+}
+
+/// Headers every chunk response carries.
+fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(content_length));
+    if let Ok(etag) = HeaderValue::from_str(&chunk_etag(meta.crc32c)) {
+        headers.insert(header::ETAG, etag);
+    }
+    headers
+}
+
+/// Store a chunk. The body is streamed to disk and only kept when its
+/// CRC32C equals the `x-dfs-crc32c` header. With `x-dfs-replicate-to`, the
+/// chunk is then passed down that chain of nodes over the peer protocol, and
+/// the answer comes once every one of them holds it.
+#[utoipa::path(
+    put,
+    path = "/chunks/{chunk_id}",
+    tag = "chunks",
+    params(
+        ("chunk_id" = String, Path, description = "Chunk id: 1-128 characters of [A-Za-z0-9_-]"),
+        ("x-dfs-crc32c" = String, Header, description = "CRC32C of the body, decimal or 0x-prefixed hex"),
+        ("x-dfs-replicate-to" = Option<String>, Header,
+            description = "Nodes to replicate to after this one, in order: node_id=http_url pairs joined by commas"),
+    ),
+    request_body(content(("application/octet-stream")),
+        description = "The chunk's bytes, at most 64 MiB"),
+    responses(
+        (status = 201, description = "Stored", body = StoredChunk),
+        (status = 200, description = "Already stored with the same CRC32C", body = StoredChunk),
+        (status = 400, description = "Invalid id, missing/invalid CRC header or CRC mismatch", body = ErrorBody),
+        (status = 409, description = "Already stored with another CRC32C", body = ErrorBody),
+        (status = 413, description = "Body larger than 64 MiB", body = ErrorBody),
+        (status = 502, description = "Stored here, but a node of the chain failed; `x-dfs-failed-node` names it",
+            body = ChainErrorBody),
+    )
+)]
+pub async fn put_chunk(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = chunk_id(path)?;
+    dfs_common::validate::chunk_id(&id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let crc = headers
+        .get(CRC32C_HEADER)
+        .ok_or_else(|| ApiError::BadRequest(format!("missing {CRC32C_HEADER} header")))?;
+    let crc = crc
+        .to_str()
+        .ok()
+        .and_then(parse_crc32c)
+        .ok_or_else(|| ApiError::BadRequest(format!("invalid {CRC32C_HEADER} header")))?;
+    let downstream = chain::downstream(&state, &headers)?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_CHUNK_SIZE) {
+        return Err(ApiError::TooLarge(format!(
+            "chunk is larger than the limit of {MAX_CHUNK_SIZE} bytes"
+        )));
+    }
+    let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let (outcome, meta) = state
+        .store
+        .write(&id, Some(crc), MAX_CHUNK_SIZE, reader)
+        .await?;
+    let status = match outcome {
+        WriteOutcome::Created => {
+            tracing::info!(chunk_id = %id, size = meta.size, "chunk stored");
+            StatusCode::CREATED
+        }
+        WriteOutcome::AlreadyPresent => StatusCode::OK,
+    };
+    metrics::HTTP_PUT_BYTES.add(meta.size);
+    chain::forward(&state, &id, meta, &downstream).await?;
+    let mut response = (
+        status,
+        Json(StoredChunk {
+            chunk_id: id,
+            size: meta.size,
+            crc32c: meta.crc32c,
+        }),
+    )
+        .into_response();
+    if let Ok(etag) = HeaderValue::from_str(&chunk_etag(meta.crc32c)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// The single byte range a `Range` header asks for: `Ok(None)` for the whole
+/// chunk (no header, another unit, or several ranges).
+fn requested_range(headers: &HeaderMap, len: u64) -> Result<Option<RangeInclusive<u64>>, ApiError> {
+    let Some(value) = headers.get(header::RANGE) else {
+        return Ok(None);
+    };
+    let unsatisfiable = || ApiError::RangeNotSatisfiable { len };
+    let value = value.to_str().map_err(|_| unsatisfiable())?;
+    if !value.trim_start().starts_with("bytes=") {
+        return Ok(None);
+    }
+    if len == 0 {
+        return Err(unsatisfiable());
+    }
+    let ranges = http_range_header::parse_range_header(value)
+        .and_then(|parsed| parsed.validate(len))
+        .map_err(|_| unsatisfiable())?;
+    match ranges.as_slice() {
+        [range] => Ok(Some(range.clone())),
+        _ => Ok(None),
+    }
+}
+
+/// Read a chunk, or one byte range of it.
+#[utoipa::path(
+    get,
+    path = "/chunks/{chunk_id}",
+    tag = "chunks",
+    params(
+        ("chunk_id" = String, Path, description = "Chunk id"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-99, bytes=-100, bytes=100-; several ranges get the whole chunk"),
+    ),
+    responses(
+        (status = 200, description = "The whole chunk", content(("application/octet-stream"))),
+        (status = 206, description = "The requested range, with Content-Range", content(("application/octet-stream"))),
+        (status = 400, description = "Invalid chunk id", body = ErrorBody),
+        (status = 404, description = "No such chunk", body = ErrorBody),
+        (status = 416, description = "Range not satisfiable; Content-Range: bytes */LEN", body = ErrorBody),
+    )
+)]
+pub async fn get_chunk(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = chunk_id(path)?;
+    let (mut file, meta) = state.store.open_chunk(&id).await?;
+    let Some(range) = requested_range(&headers, meta.size)? else {
+        let body = Body::from_stream(ReaderStream::with_capacity(file, READ_BUF));
+        return Ok((chunk_headers(meta, meta.size), body).into_response());
+    };
+    let (start, end) = (*range.start(), *range.end());
+    let len = end - start + 1;
+    file.seek(SeekFrom::Start(start)).await.map_err(|source| {
+        ApiError::Internal(crate::store::StoreError::Io {
+            context: format!("seeking in chunk {id}"),
+            source,
+        })
+    })?;
+    let mut response_headers = chunk_headers(meta, len);
+    if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", meta.size)) {
+        response_headers.insert(header::CONTENT_RANGE, value);
+    }
+    let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), READ_BUF));
+    Ok((StatusCode::PARTIAL_CONTENT, response_headers, body).into_response())
+}
+
+/// Size (Content-Length) and ETag of a chunk.
+#[utoipa::path(
+    head,
+    path = "/chunks/{chunk_id}",
+    tag = "chunks",
+    params(("chunk_id" = String, Path, description = "Chunk id")),
+    responses(
+        (status = 200, description = "The chunk exists; Content-Length and ETag describe it"),
+        (status = 400, description = "Invalid chunk id"),
+        (status = 404, description = "No such chunk"),
+    )
+)]
+pub async fn head_chunk(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = chunk_id(path)?;
+    let meta = state.store.meta(&id).await?;
+    Ok((chunk_headers(meta, meta.size), Body::empty()).into_response())
+}
+
+/// Delete a chunk.
+#[utoipa::path(
+    delete,
+    path = "/chunks/{chunk_id}",
+    tag = "chunks",
+    params(("chunk_id" = String, Path, description = "Chunk id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid chunk id", body = ErrorBody),
+        (status = 404, description = "No such chunk", body = ErrorBody),
+    )
+)]
+pub async fn delete_chunk(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = chunk_id(path)?;
+    state.store.delete(&id).await?;
+    tracing::info!(chunk_id = %id, "chunk deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `ok` while the data directory is reachable.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The data directory is unreachable", body = ErrorBody),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.store.check().await.map_err(|err| {
+        tracing::error!(error = %err, "health check failed");
+        ApiError::Unavailable("data directory unreachable".into())
+    })?;
+    Ok(Json(Health {
+        status: "ok".into(),
+    }))
+}
+
+/// Prometheus text: peer transfer counters (sendfile calls and bytes, bytes
+/// received, CRC mismatches), bytes stored from PUT bodies, chunks held.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(state.store.chunk_count()),
+    )
+}

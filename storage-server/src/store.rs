@@ -1,0 +1,442 @@
+//! The chunk store: chunks as plain files under `DATA_DIR`.
+//!
+//! Layout (all under `DATA_DIR`):
+//!
+//! ```text
+//! node_id                      this node's id (32 hex digits), written once
+//! tmp/                         uploads in progress; emptied on start
+//! chunks/AB/CD/ID              the chunk's bytes
+//! chunks/AB/CD/ID.meta         {"size":N,"crc32c":C}
+//! ```
+//!
+//! where `ABCD…` is `format!("{:08x}", crc32c(ID))`. Ids are checked with
+//! [`dfs_common::validate::chunk_id`] before any path is built from them, so
+//! nothing outside `DATA_DIR` is ever touched.
+//!
+//! Invariants:
+//! - A chunk exists when its data file exists and its `.meta` parses and
+//!   agrees with the file's length. Anything else is treated as absent.
+//! - Only verified bytes reach `chunks/`: a write streams into `tmp/`, checks
+//!   size and CRC32C, fsyncs, then renames the meta and the data into place
+//!   (meta first) and fsyncs the directory.
+//! - Writes and deletes of one id are serialized by a striped lock, so
+//!   concurrent uploads of one id never mix one's meta with another's data.
+//! - Every commit bumps a watch channel, so [`ChunkStore::wait_for`] can wait
+//!   for a chunk that is still on its way (pipelined peer transfers).
+
+mod dirs;
+mod temp;
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dfs_common::validate::{self, InvalidChunkId};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::fs::{self, File};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::sync::{Mutex, watch};
+
+use dirs::{clean_dir, count_chunks, sync_dir};
+use temp::TempPath;
+
+/// Number of stripes in the per-id lock.
+const LOCK_STRIPES: usize = 64;
+/// Read and write buffer size used while streaming an upload to disk.
+const COPY_BUF: usize = 1024 * 1024;
+
+/// What the store knows about a stored chunk (the `.meta` sidecar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkMeta {
+    /// Length in bytes.
+    pub size: u64,
+    /// CRC32C (Castagnoli) of the bytes, checked when they were written.
+    pub crc32c: u32,
+}
+
+/// Result of a successful [`ChunkStore::write`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The chunk was new and is now stored.
+    Created,
+    /// The same chunk (same id, same CRC32C) was already stored.
+    AlreadyPresent,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    InvalidId(#[from] InvalidChunkId),
+    #[error("chunk not found")]
+    NotFound,
+    #[error("chunk is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("CRC32C mismatch: header says {expected:08x}, body has {actual:08x}")]
+    CrcMismatch { expected: u32, actual: u32 },
+    #[error("chunk already stored with CRC32C {existing:08x}, not {new:08x}")]
+    Conflict { existing: u32, new: u32 },
+    #[error("reading the upload failed: {0}")]
+    Upload(#[source] std::io::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Attaches a description of what was being done to an I/O error.
+pub(crate) trait IoContext<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Io {
+            context: what(),
+            source,
+        })
+    }
+}
+
+/// Chunks on local disk. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct ChunkStore {
+    root: PathBuf,
+    chunks: PathBuf,
+    tmp: PathBuf,
+    count: AtomicU64,
+    locks: Vec<Mutex<()>>,
+    /// Bumped after every commit; [`ChunkStore::wait_for`] re-checks on change.
+    commits: watch::Sender<u64>,
+}
+
+impl ChunkStore {
+    /// Opens (creating when needed) the store in `root`, deletes leftovers
+    /// of interrupted uploads from `tmp/` and counts the stored chunks.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        let chunks = root.join("chunks");
+        let tmp = root.join("tmp");
+        for dir in [&chunks, &tmp] {
+            fs::create_dir_all(dir)
+                .await
+                .context(|| format!("creating {}", dir.display()))?;
+        }
+        let removed = clean_dir(&tmp).await?;
+        if removed > 0 {
+            tracing::info!(removed, "removed leftovers of interrupted uploads");
+        }
+        let count = count_chunks(&chunks).await?;
+        Ok(Self {
+            root,
+            chunks,
+            tmp,
+            count: AtomicU64::new(count),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            commits: watch::Sender::new(0),
+        })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// This node's id, read from `DATA_DIR/node_id`, generated (uuid v4,
+    /// 32 hex digits) and saved on first start.
+    pub async fn node_id(&self) -> Result<String, StoreError> {
+        let path = self.root.join("node_id");
+        match fs::read_to_string(&path).await {
+            Ok(text) => {
+                let id = text.trim();
+                // Node ids travel in URLs and Redis keys: same charset as chunk ids.
+                return match validate::chunk_id(id) {
+                    Ok(()) => Ok(id.to_owned()),
+                    Err(_) => Err(StoreError::Io {
+                        context: format!("reading {}", path.display()),
+                        source: std::io::Error::new(ErrorKind::InvalidData, "not a node id"),
+                    }),
+                };
+            }
+            Err(err) if err.kind() == ErrorKind::NotFound => {}
+            Err(err) => return Err(err).context(|| format!("reading {}", path.display())),
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.write_small_file(&path, format!("{id}\n").as_bytes())
+            .await?;
+        sync_dir(&self.root).await?;
+        Ok(id)
+    }
+
+    /// Number of chunks stored.
+    pub fn chunk_count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Size and free space of the filesystem holding the data directory.
+    pub fn disk_stats(&self) -> Result<(u64, u64), StoreError> {
+        let stat = rustix::fs::statvfs(&self.root)
+            .map_err(std::io::Error::from)
+            .context(|| format!("statvfs {}", self.root.display()))?;
+        let capacity = stat.f_blocks.saturating_mul(stat.f_frsize);
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        Ok((capacity, free))
+    }
+
+    /// Checks that the data directory is still there.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        fs::metadata(&self.chunks)
+            .await
+            .map(|_| ())
+            .context(|| format!("checking {}", self.chunks.display()))
+    }
+
+    /// Stores chunk `id` from `body`: at most `limit` bytes whose CRC32C must
+    /// be `expected_crc` when given. Nothing is stored unless both hold. The
+    /// returned meta carries the CRC32C computed from the bytes.
+    pub async fn write<R: AsyncRead + Unpin>(
+        &self,
+        id: &str,
+        expected_crc: Option<u32>,
+        limit: u64,
+        mut body: R,
+    ) -> Result<(WriteOutcome, ChunkMeta), StoreError> {
+        let (dir, data_path, meta_path) = self.paths(id)?;
+        let temp = TempPath::new(&self.tmp, id);
+        let file = File::create(temp.path())
+            .await
+            .context(|| format!("creating {}", temp.path().display()))?;
+        // Body frames are small; batch them into large writes.
+        let mut file = BufWriter::with_capacity(COPY_BUF, file);
+        let mut buf = vec![0u8; COPY_BUF];
+        let (mut size, mut crc) = (0u64, 0u32);
+        loop {
+            let n = body.read(&mut buf).await.map_err(StoreError::Upload)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > limit {
+                return Err(StoreError::TooLarge { limit });
+            }
+            let bytes = &buf[..n];
+            crc = crc32c::crc32c_append(crc, bytes);
+            file.write_all(bytes)
+                .await
+                .context(|| format!("writing {}", temp.path().display()))?;
+        }
+        if let Some(expected) = expected_crc.filter(|&expected| expected != crc) {
+            return Err(StoreError::CrcMismatch {
+                expected,
+                actual: crc,
+            });
+        }
+        file.flush()
+            .await
+            .context(|| format!("writing {}", temp.path().display()))?;
+        file.get_ref()
+            .sync_all()
+            .await
+            .context(|| format!("syncing {}", temp.path().display()))?;
+        drop(file);
+        let meta = ChunkMeta { size, crc32c: crc };
+
+        let _guard = self.lock(id).await;
+        if let Some(existing) = self.stored_meta(id, &data_path, &meta_path).await? {
+            return if existing.crc32c == crc {
+                Ok((WriteOutcome::AlreadyPresent, existing))
+            } else {
+                Err(StoreError::Conflict {
+                    existing: existing.crc32c,
+                    new: crc,
+                })
+            };
+        }
+        let created_dir = fs::metadata(&dir).await.is_err();
+        fs::create_dir_all(&dir)
+            .await
+            .context(|| format!("creating {}", dir.display()))?;
+        let meta_json = serde_json::to_vec(&meta).map_err(|err| StoreError::Io {
+            context: "encoding chunk meta".into(),
+            source: err.into(),
+        })?;
+        self.write_small_file(&meta_path, &meta_json).await?;
+        temp.persist(&data_path)
+            .await
+            .context(|| format!("renaming into {}", data_path.display()))?;
+        sync_dir(&dir).await?;
+        if created_dir {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent).await?;
+            }
+            sync_dir(&self.chunks).await?;
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        Ok((WriteOutcome::Created, meta))
+    }
+
+    /// The meta of chunk `id` once it is stored, waiting up to `timeout` for
+    /// it to arrive; [`StoreError::NotFound`] when it has not by then.
+    pub async fn wait_for(&self, id: &str, timeout: Duration) -> Result<ChunkMeta, StoreError> {
+        // Subscribe before looking, so a commit between the look and the
+        // wait still wakes us.
+        let mut commits = self.commits.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.meta(id).await {
+                Err(StoreError::NotFound) => {}
+                found => return found,
+            }
+            match tokio::time::timeout_at(deadline, commits.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out (the sender lives as long as `self`, so the
+                // channel cannot close while we hold `&self`).
+                Ok(Err(_)) | Err(_) => return Err(StoreError::NotFound),
+            }
+        }
+    }
+
+    /// The meta of chunk `id`, or [`StoreError::NotFound`].
+    pub async fn meta(&self, id: &str) -> Result<ChunkMeta, StoreError> {
+        let (_, data_path, meta_path) = self.paths(id)?;
+        self.stored_meta(id, &data_path, &meta_path)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Opens chunk `id` for reading: a file whose length matches its meta,
+    /// written only after its CRC32C was checked.
+    pub async fn open_chunk(&self, id: &str) -> Result<(File, ChunkMeta), StoreError> {
+        let (_, data_path, meta_path) = self.paths(id)?;
+        // Open first, then check the meta against the open file's length, so
+        // a concurrent delete cannot pair this file with another meta.
+        let file = match File::open(&data_path).await {
+            Ok(file) => file,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound),
+            Err(err) => return Err(err).context(|| format!("opening {}", data_path.display())),
+        };
+        let data_len = file
+            .metadata()
+            .await
+            .context(|| format!("stat {}", data_path.display()))?
+            .len();
+        let meta = read_meta(id, &meta_path, data_len)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((file, meta))
+    }
+
+    /// Deletes chunk `id`; [`StoreError::NotFound`] when it is not stored.
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let (dir, data_path, meta_path) = self.paths(id)?;
+        let _guard = self.lock(id).await;
+        let existed = match fs::remove_file(&data_path).await {
+            Ok(()) => true,
+            Err(err) if err.kind() == ErrorKind::NotFound => false,
+            Err(err) => return Err(err).context(|| format!("removing {}", data_path.display())),
+        };
+        match fs::remove_file(&meta_path).await {
+            Ok(()) => {}
+            Err(err) if err.kind() == ErrorKind::NotFound => {}
+            Err(err) => return Err(err).context(|| format!("removing {}", meta_path.display())),
+        }
+        if !existed {
+            return Err(StoreError::NotFound);
+        }
+        sync_dir(&dir).await?;
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Directory, data path and meta path of chunk `id`, after validating it.
+    fn paths(&self, id: &str) -> Result<(PathBuf, PathBuf, PathBuf), StoreError> {
+        validate::chunk_id(id)?;
+        let hash = format!("{:08x}", crc32c::crc32c(id.as_bytes()));
+        let dir = self.chunks.join(&hash[0..2]).join(&hash[2..4]);
+        let data = dir.join(id);
+        let meta = dir.join(format!("{id}.meta"));
+        Ok((dir, data, meta))
+    }
+
+    async fn lock(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = crc32c::crc32c(id.as_bytes()) as usize % self.locks.len();
+        // `locks` has LOCK_STRIPES > 0 entries, so the index is in range.
+        self.locks[stripe].lock().await
+    }
+
+    /// The meta of a chunk when it is complete; `None` when absent.
+    async fn stored_meta(
+        &self,
+        id: &str,
+        data_path: &Path,
+        meta_path: &Path,
+    ) -> Result<Option<ChunkMeta>, StoreError> {
+        match fs::metadata(data_path).await {
+            Ok(md) => read_meta(id, meta_path, md.len()).await,
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err).context(|| format!("stat {}", data_path.display())),
+        }
+    }
+
+    /// Writes a small file durably: temp file, fsync, rename over `dest`.
+    async fn write_small_file(&self, dest: &Path, contents: &[u8]) -> Result<(), StoreError> {
+        let temp = TempPath::new(&self.tmp, "small");
+        let mut file = File::create(temp.path())
+            .await
+            .context(|| format!("creating {}", temp.path().display()))?;
+        file.write_all(contents)
+            .await
+            .context(|| format!("writing {}", temp.path().display()))?;
+        file.sync_all()
+            .await
+            .context(|| format!("syncing {}", temp.path().display()))?;
+        drop(file);
+        temp.persist(dest)
+            .await
+            .context(|| format!("renaming into {}", dest.display()))
+    }
+}
+
+/// Reads the meta of a chunk whose data file is `data_len` bytes long. A
+/// missing or corrupt meta, or one that disagrees with the data file, means
+/// the chunk is absent (`None`, logged).
+async fn read_meta(
+    id: &str,
+    meta_path: &Path,
+    data_len: u64,
+) -> Result<Option<ChunkMeta>, StoreError> {
+    let bytes = match fs::read(meta_path).await {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            tracing::warn!(
+                chunk_id = id,
+                "chunk has no meta file; treating it as absent"
+            );
+            return Ok(None);
+        }
+        Err(err) => return Err(err).context(|| format!("reading {}", meta_path.display())),
+    };
+    match serde_json::from_slice::<ChunkMeta>(&bytes) {
+        Ok(meta) if meta.size == data_len => Ok(Some(meta)),
+        Ok(meta) => {
+            tracing::warn!(
+                chunk_id = id,
+                meta_size = meta.size,
+                data_len,
+                "chunk size disagrees with its meta; treating it as absent"
+            );
+            Ok(None)
+        }
+        Err(err) => {
+            tracing::warn!(chunk_id = id, error = %err, "corrupt chunk meta; treating it as absent");
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

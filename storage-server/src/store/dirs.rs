@@ -1,0 +1,88 @@
+//! Directory helpers of the store: fsync a directory, empty `tmp/`, count
+//! the stored chunks at start-up.
+
+use std::path::{Path, PathBuf};
+
+use dfs_common::validate;
+use tokio::fs;
+
+use super::{IoContext, StoreError};
+
+/// fsyncs a directory so renames inside it survive a crash.
+pub(super) async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let path = dir.to_owned();
+    let result = tokio::task::spawn_blocking(move || std::fs::File::open(&path)?.sync_all()).await;
+    match result {
+        Ok(io) => io.context(|| format!("syncing directory {}", dir.display())),
+        Err(join) => Err(StoreError::Io {
+            context: format!("syncing directory {}", dir.display()),
+            source: std::io::Error::other(join),
+        }),
+    }
+}
+
+/// Removes every entry of `dir`; returns how many there were.
+pub(super) async fn clean_dir(dir: &Path) -> Result<u64, StoreError> {
+    let mut entries = fs::read_dir(dir)
+        .await
+        .context(|| format!("listing {}", dir.display()))?;
+    let mut removed = 0;
+    while let Some(entry) = entries
+        .next_entry()
+        .await
+        .context(|| format!("listing {}", dir.display()))?
+    {
+        let path = entry.path();
+        let is_dir = entry.file_type().await.is_ok_and(|t| t.is_dir());
+        let result = if is_dir {
+            fs::remove_dir_all(&path).await
+        } else {
+            fs::remove_file(&path).await
+        };
+        result.context(|| format!("removing {}", path.display()))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Counts data files (not `.meta`) two directory levels below `chunks`.
+pub(super) async fn count_chunks(chunks: &Path) -> Result<u64, StoreError> {
+    let mut count = 0;
+    let mut level1 = list_dirs(chunks).await?;
+    while let Some(ab) = level1.pop() {
+        for cd in list_dirs(&ab).await? {
+            let mut entries = fs::read_dir(&cd)
+                .await
+                .context(|| format!("listing {}", cd.display()))?;
+            while let Some(entry) = entries
+                .next_entry()
+                .await
+                .context(|| format!("listing {}", cd.display()))?
+            {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if !name.ends_with(".meta") && validate::chunk_id(&name).is_ok() {
+                    count += 1;
+                }
+            }
+        }
+    }
+    Ok(count)
+}
+
+async fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut entries = fs::read_dir(dir)
+        .await
+        .context(|| format!("listing {}", dir.display()))?;
+    let mut dirs = Vec::new();
+    while let Some(entry) = entries
+        .next_entry()
+        .await
+        .context(|| format!("listing {}", dir.display()))?
+    {
+        if entry.file_type().await.is_ok_and(|t| t.is_dir()) {
+            dirs.push(entry.path());
+        }
+    }
+    Ok(dirs)
+}

@@ -1,0 +1,593 @@
+//! End-to-end test harness: real `redis-server`, real `naming-server` and
+//! `storage-server` processes on loopback ports, and the real `dfs` binary.
+//!
+//! The binaries come from the cargo target directory (`target/debug` for
+//! `cargo nextest run`); build them first with `cargo build --workspace --bins`
+//! (the project's test script does). Every process is killed when its handle
+//! drops, and every test owns its temp dirs, so tests run in parallel.
+//!
+//! [`FakeGcs`] runs the real fake-gcs-server (a GCS emulator) the same way.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub mod fake_gcs;
+pub use fake_gcs::FakeGcs;
+mod redis;
+pub use redis::Redis;
+
+/// How long a process may take to come up before the test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of a workspace binary, next to the test executable's target dir.
+pub fn bin_path(name: &str) -> PathBuf {
+    // The test binary lives in target/<profile>/deps/.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable is in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// Polls `condition` every 50 ms until it holds, or fails after `timeout`.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The command for server binary `name` on a free loopback port, quiet
+/// logs, stdout piped (for its listening line), killed with its handle;
+/// `env` (the test's settings) overrides these defaults.
+fn server_command(name: &str, env: &[(String, String)]) -> Command {
+    let mut command = Command::new(bin_path(name));
+    command
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// Starts a naming server on a free loopback port against `redis_url`;
+/// returns the process and its base URL.
+async fn spawn_naming(redis_url: &str, env: &[(String, String)]) -> Result<(Child, String)> {
+    let mut naming = server_command("naming-server", env)
+        .env("REDIS_URL", redis_url)
+        .spawn()
+        .context("spawn naming-server")?;
+    let url = word(
+        &listening_line(&mut naming, "naming-server").await?,
+        "http://",
+        true,
+    )?;
+    Ok((naming, url))
+}
+
+/// Reads the child's first stdout line, `… listening on http://ADDR …`,
+/// and returns it.
+async fn listening_line(child: &mut Child, what: &str) -> Result<String> {
+    let stdout = child.stdout.take().context("child stdout not captured")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
+        .await
+        .with_context(|| format!("{what} did not report its address in time"))??
+        .with_context(|| format!("{what} exited before listening"))?;
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(line)
+}
+
+/// The first word of `line` starting with `prefix`, with the prefix kept
+/// (`http://`) or dropped (`peer=`).
+fn word(line: &str, prefix: &str, keep_prefix: bool) -> Result<String> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix))
+        .map(|rest| {
+            if keep_prefix {
+                format!("{prefix}{rest}")
+            } else {
+                rest.to_owned()
+            }
+        })
+        .with_context(|| format!("no {prefix}… in the first line {line:?}"))
+}
+
+/// A running storage-server process and the data dir it keeps across restarts.
+pub struct StorageNode {
+    child: Option<Child>,
+    url: String,
+    peer_addr: String,
+    node_id: String,
+    data_dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl StorageNode {
+    async fn spawn(naming_url: &str, data_dir: &Path, env: &[(String, String)]) -> Result<Self> {
+        let mut child = server_command("storage-server", env)
+            .env("TCP_PORT", "0")
+            .env("NAMING_URL", naming_url)
+            .env("DATA_DIR", data_dir)
+            .spawn()
+            .context("spawn storage-server")?;
+        let line = listening_line(&mut child, "storage-server").await?;
+        let node_id = std::fs::read_to_string(data_dir.join("node_id"))
+            .context("storage-server wrote no DATA_DIR/node_id")?
+            .trim()
+            .to_owned();
+        Ok(Self {
+            child: Some(child),
+            url: word(&line, "http://", true)?,
+            peer_addr: word(&line, "peer=", false)?,
+            node_id,
+            data_dir: data_dir.to_owned(),
+            env: env.to_vec(),
+        })
+    }
+
+    /// HTTP base URL of the node (changes when it restarts on a new port).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `host:port` of the node's peer-transfer listener.
+    pub fn peer_addr(&self) -> &str {
+        &self.peer_addr
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Path of a stored chunk file, if this node holds it.
+    pub fn chunk_path(&self, chunk_id: &str) -> Option<PathBuf> {
+        let hash = format!("{:08x}", crc32c::crc32c(chunk_id.as_bytes()));
+        let path = self
+            .data_dir
+            .join("chunks")
+            .join(&hash[0..2])
+            .join(&hash[2..4])
+            .join(chunk_id);
+        path.exists().then_some(path)
+    }
+
+    /// Files left in the node's temp dir.
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.data_dir.join("tmp"))
+            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Builder for [`TestCluster`].
+#[derive(Default)]
+pub struct ClusterBuilder {
+    storage_nodes: usize,
+    naming_env: Vec<(String, String)>,
+    storage_env: Vec<(String, String)>,
+    token: Option<String>,
+}
+
+impl ClusterBuilder {
+    pub fn storage_nodes(mut self, n: usize) -> Self {
+        self.storage_nodes = n;
+        self
+    }
+
+    pub fn naming_env(mut self, key: &str, value: &str) -> Self {
+        self.naming_env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn storage_env(mut self, key: &str, value: &str) -> Self {
+        self.storage_env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets `DFS_TOKEN` on every server and on `dfs` runs.
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    pub async fn start(self) -> Result<TestCluster> {
+        let redis = Redis::start().await?;
+        let root = tempfile::tempdir()?;
+        let mut naming_env = vec![("HEARTBEAT_TIMEOUT".to_owned(), "2s".to_owned())];
+        naming_env.extend(self.naming_env);
+        let mut storage_env = self.storage_env;
+        if let Some(token) = &self.token {
+            naming_env.push(("DFS_TOKEN".into(), token.clone()));
+            storage_env.push(("DFS_TOKEN".into(), token.clone()));
+        }
+        let (naming, naming_url) = spawn_naming(&redis.url(), &naming_env).await?;
+        let mut cluster = TestCluster {
+            redis,
+            naming,
+            naming_url,
+            naming_env,
+            storage: Vec::new(),
+            token: self.token,
+            http: reqwest::Client::new(),
+            root,
+        };
+        for i in 0..self.storage_nodes {
+            let dir = cluster.root.path().join(format!("node{i}"));
+            std::fs::create_dir_all(&dir)?;
+            let node = StorageNode::spawn(&cluster.naming_url, &dir, &storage_env).await?;
+            cluster.storage.push(node);
+        }
+        cluster.wait_for_live_nodes(self.storage_nodes).await?;
+        Ok(cluster)
+    }
+}
+
+/// Redis, one naming server and N storage servers, each with its own temp dir.
+pub struct TestCluster {
+    pub redis: Redis,
+    naming: Child,
+    naming_url: String,
+    naming_env: Vec<(String, String)>,
+    storage: Vec<StorageNode>,
+    token: Option<String>,
+    http: reqwest::Client,
+    root: tempfile::TempDir,
+}
+
+impl TestCluster {
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    pub fn naming_url(&self) -> &str {
+        &self.naming_url
+    }
+
+    /// Starts another naming server on the same Redis (the storage nodes
+    /// keep talking to the first); returns it and its base URL.
+    pub async fn naming_replica(&self) -> Result<(Child, String)> {
+        spawn_naming(&self.redis.url(), &self.naming_env).await
+    }
+
+    pub fn redis_url(&self) -> String {
+        self.redis.url()
+    }
+
+    /// A folder owned by this test for local files.
+    pub fn scratch_dir(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn storage(&self, i: usize) -> &StorageNode {
+        &self.storage[i]
+    }
+
+    pub fn storage_nodes(&self) -> &[StorageNode] {
+        &self.storage
+    }
+
+    /// Adds and starts one more storage node; returns its index.
+    pub async fn add_storage(&mut self) -> Result<usize> {
+        let i = self.storage.len();
+        let dir = self.root.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let env = self
+            .storage
+            .first()
+            .map(|n| n.env.clone())
+            .unwrap_or_default();
+        let node = StorageNode::spawn(&self.naming_url, &dir, &env).await?;
+        self.storage.push(node);
+        Ok(i)
+    }
+
+    /// Kills storage node `i` (SIGKILL: no goodbye to the naming server).
+    pub async fn stop_storage(&mut self, i: usize) -> Result<()> {
+        if let Some(mut child) = self.storage[i].child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts storage node `i` again on its old data dir (same node id).
+    pub async fn start_storage(&mut self, i: usize) -> Result<()> {
+        let old = &self.storage[i];
+        if old.is_running() {
+            bail!("storage node {i} is already running");
+        }
+        let node = StorageNode::spawn(&self.naming_url, &old.data_dir, &old.env).await?;
+        self.storage[i] = node;
+        Ok(())
+    }
+
+    /// `GET {naming}{path}` with the cluster's token, as JSON.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        let request = self.http.get(format!("{}{path}", self.naming_url));
+        self.naming_json(request, &format!("GET {path}")).await
+    }
+
+    /// `POST {naming}{path}` with a JSON body and the cluster's token; the
+    /// reply as JSON.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.naming_url))
+            .json(body);
+        self.naming_json(request, &format!("POST {path}")).await
+    }
+
+    /// Sends a naming-server request with the cluster's token; a 2xx reply
+    /// as JSON, anything else an error naming `what`.
+    async fn naming_json(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        if !status.is_success() {
+            bail!("{what}: {status}: {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// Counter `name` from storage node `i`'s `GET /metrics`.
+    pub async fn storage_metric(&self, i: usize, name: &str) -> Result<u64> {
+        let url = format!("{}/metrics", self.storage[i].url);
+        let text = self
+            .http
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .with_context(|| format!("no {name} in {url}"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("{name} in {url} is not a count"))
+    }
+
+    /// Index of the storage node with this id.
+    pub fn storage_index(&self, node_id: &str) -> Result<usize> {
+        self.storage
+            .iter()
+            .position(|n| n.node_id() == node_id)
+            .with_context(|| format!("no storage node {node_id}"))
+    }
+
+    /// `GET /files?name=`: the committed file `name` with its chunks.
+    pub async fn file_record(&self, name: &str) -> Result<serde_json::Value> {
+        let mut url = reqwest::Url::parse("http://query.invalid/")?;
+        url.query_pairs_mut().append_pair("name", name);
+        self.get_json(&format!("/files?{}", url.query().unwrap_or_default()))
+            .await
+    }
+
+    /// Sum of counter `name` over every running storage node.
+    pub async fn metric_total(&self, name: &str) -> Result<u64> {
+        let mut sum = 0;
+        for (i, node) in self.storage.iter().enumerate() {
+            if node.is_running() {
+                sum += self.storage_metric(i, name).await?;
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Checks that every chunk of file `name` has `replication` replicas and
+    /// that each replica serves, over HTTP, exactly the bytes of `local` it
+    /// stands for; returns the chunk count.
+    pub async fn check_replicas(
+        &self,
+        name: &str,
+        local: &Path,
+        replication: usize,
+    ) -> Result<usize> {
+        let record = self.file_record(name).await?;
+        let bytes = std::fs::read(local)?;
+        let chunk_size = record["chunk_size"].as_u64().context("chunk_size")?;
+        let chunks = record["chunks"].as_array().context("chunks")?;
+        for chunk in chunks {
+            let index = chunk["index"].as_u64().context("index")?;
+            let start = usize::try_from(index * chunk_size)?;
+            let end = (start + usize::try_from(chunk_size)?).min(bytes.len());
+            let id = chunk["chunk_id"].as_str().context("chunk_id")?;
+            let replicas = chunk["replicas"].as_array().context("replicas")?;
+            if replicas.len() != replication {
+                bail!(
+                    "chunk {index} has {} replicas, not {replication}: {chunk}",
+                    replicas.len()
+                );
+            }
+            for replica in replicas {
+                let url = format!("{}/chunks/{id}", replica["url"].as_str().context("url")?);
+                let response = self.http.get(&url).send().await?;
+                if response.status() != reqwest::StatusCode::OK {
+                    bail!("{url}: {}", response.status());
+                }
+                if response.bytes().await?[..] != bytes[start..end] {
+                    bail!(
+                        "{url} holds other bytes than {} [{start}..{end}]",
+                        local.display()
+                    );
+                }
+            }
+        }
+        Ok(chunks.len())
+    }
+
+    /// Number of nodes the naming server sees alive.
+    pub async fn live_nodes(&self) -> Result<usize> {
+        let nodes = self.get_json("/nodes").await?;
+        let list = nodes["nodes"]
+            .as_array()
+            .ok_or_else(|| anyhow!("bad /nodes: {nodes}"))?;
+        Ok(list.iter().filter(|n| n["alive"] == true).count())
+    }
+
+    /// Waits until exactly `n` storage nodes are alive.
+    pub async fn wait_for_live_nodes(&self, n: usize) -> Result<()> {
+        wait_until(START_TIMEOUT, || async {
+            self.live_nodes().await.ok() == Some(n)
+        })
+        .await
+        .with_context(|| format!("waiting for {n} live storage nodes"))
+    }
+
+    /// Runs the real `dfs` binary against this cluster.
+    pub async fn dfs<I, S>(&self, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.dfs_with_env(args, &[]).await
+    }
+
+    /// Runs `dfs` with extra environment variables (e.g. `DFS_LOG`).
+    pub async fn dfs_with_env<I, S>(&self, args: I, env: &[(&str, &str)]) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut command = Command::new(bin_path("dfs"));
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .env("DFS_NAMING_URL", &self.naming_url)
+            .env_remove("DFS_TOKEN");
+        if let Some(token) = &self.token {
+            command.env("DFS_TOKEN", token);
+        }
+        let output = command
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("run dfs")?;
+        Ok(output)
+    }
+
+    /// Runs `dfs` and fails unless it exits 0; returns its stdout.
+    pub async fn dfs_ok<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let output = self.dfs(&args).await?;
+        if !output.status.success() {
+            bail!(
+                "dfs {:?} failed ({}): {}",
+                args,
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8(output.stdout)?)
+    }
+
+    /// Kills the naming server (tests of its absence).
+    pub async fn stop_naming(&mut self) -> Result<()> {
+        self.naming.kill().await?;
+        Ok(())
+    }
+}
+
+/// `(node_id, state)` of every chain node of a distribution job, head first.
+pub fn job_node_states(job: &serde_json::Value) -> Vec<(String, String)> {
+    job["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| {
+                    let field = |k: &str| n[k].as_str().unwrap_or_default().to_owned();
+                    (field("node_id"), field("state"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes `len` bytes of deterministic pseudo-random data to `path`.
+pub fn write_random_file(path: &Path, len: u64, seed: u64) -> Result<()> {
+    use rand::{RngCore, SeedableRng};
+    use std::io::Write;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        rng.fill_bytes(&mut block[..n]);
+        out.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// CRC32C of a whole file, streamed.
+pub fn file_crc32c(path: &Path) -> Result<u32> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut block = vec![0u8; 1 << 20];
+    let mut crc = 0;
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            return Ok(crc);
+        }
+        crc = crc32c::crc32c_append(crc, &block[..n]);
+    }
+}

@@ -1,0 +1,437 @@
+//! Distribution over the chain, end to end: real redis-server, naming
+//! server, storage servers and fake-gcs-server; `dfs seed`, `dfs distribute`
+//! and `dfs jobs` as users run them.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use dfs_tests::{FakeGcs, TestCluster, job_node_states, wait_until, write_random_file};
+use serde_json::Value;
+
+const KIB: u64 = 1024;
+const CHUNK: u64 = 256 * KIB;
+/// Longest a job in these tests may take.
+const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
+
+/// A cluster of `nodes` storage servers reading GCS from `gcs`.
+async fn cluster_with_gcs(
+    gcs: &FakeGcs,
+    nodes: usize,
+    env: &[(&str, &str)],
+) -> Result<TestCluster> {
+    let mut builder = TestCluster::builder()
+        .storage_nodes(nodes)
+        .storage_env("STORAGE_EMULATOR_HOST", &gcs.url());
+    for (key, value) in env {
+        builder = builder.storage_env(key, value);
+    }
+    builder.start().await
+}
+
+/// Polls job `job_id` until it leaves `running`; returns it.
+async fn finished_job(cluster: &TestCluster, job_id: &str) -> Result<Value> {
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    loop {
+        let job = cluster
+            .get_json(&format!("/distributions/{job_id}"))
+            .await?;
+        if job["state"] != "running" {
+            return Ok(job);
+        }
+        if Instant::now() > deadline {
+            bail!("job {job_id} still running after {JOB_TIMEOUT:?}: {job}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One storage node capped at `cap` holding file `name` (`chunks` chunks of
+/// random bytes, one replica), then `new_nodes` empty nodes with the same cap.
+async fn one_holder(
+    cap: &str,
+    chunks: u64,
+    name: &str,
+    new_nodes: usize,
+) -> Result<(TestCluster, PathBuf)> {
+    let mut cluster = TestCluster::builder()
+        .storage_nodes(1)
+        .storage_env("TEST_ONLY_LIMIT_P2P_BANDWIDTH", cap)
+        .start()
+        .await?;
+    let local = cluster.scratch_dir().join("in");
+    write_random_file(&local, chunks * CHUNK, chunks)?;
+    cluster
+        .dfs_ok([
+            "create",
+            arg(&local),
+            name,
+            "--chunk-size",
+            "256KiB",
+            "--replication",
+            "1",
+        ])
+        .await?;
+    for _ in 0..new_nodes {
+        cluster.add_storage().await?;
+    }
+    cluster.wait_for_live_nodes(new_nodes + 1).await?;
+    Ok((cluster, local))
+}
+
+#[tokio::test]
+async fn seed_reaches_every_node_over_sendfile() -> Result<()> {
+    let gcs = FakeGcs::start().await?;
+    gcs.create_bucket("fleet-images").await?;
+    let cluster = cluster_with_gcs(
+        &gcs,
+        5,
+        &[("GCS_PARALLEL_DOWNLOADS", "3"), ("GCS_BATCH_CHUNKS", "2")],
+    )
+    .await?;
+    let local = cluster.scratch_dir().join("object");
+    let size = 21 * CHUNK / 4; // 5.25 chunks
+    write_random_file(&local, size, 7)?;
+    gcs.upload("fleet-images", "os/image.bin", std::fs::read(&local)?)
+        .await?;
+
+    let out = cluster
+        .dfs_ok([
+            "seed",
+            "gs://fleet-images/os/image.bin",
+            "images/os.bin",
+            "--chunk-size",
+            "256KiB",
+        ])
+        .await?;
+    ensure!(
+        out.contains("images/os.bin") && out.contains("5 more node"),
+        "{out}"
+    );
+
+    // Every node holds every chunk, byte for byte, and the metadata says so.
+    ensure!(cluster.check_replicas("images/os.bin", &local, 5).await? == 6);
+    let copy = cluster.scratch_dir().join("copy");
+    cluster
+        .dfs_ok(["read", "images/os.bin", arg(&copy)])
+        .await?;
+    ensure!(
+        std::fs::read(&copy)? == std::fs::read(&local)?,
+        "read back differs"
+    );
+    ensure!(cluster.dfs_ok(["size", "images/os.bin"]).await?.trim() == size.to_string());
+
+    // Four hops down the chain, every byte sent with sendfile().
+    let sent = cluster
+        .metric_total("dfs_peer_sendfile_bytes_total")
+        .await?;
+    let received = cluster
+        .metric_total("dfs_peer_received_bytes_total")
+        .await?;
+    ensure!(
+        sent == 4 * size && received == 4 * size,
+        "sent {sent}, received {received}, size {size}"
+    );
+    ensure!(
+        cluster
+            .metric_total("dfs_peer_crc_mismatches_total")
+            .await?
+            == 0
+    );
+
+    // The job is listed, done on all five nodes.
+    let jobs = cluster.dfs_ok(["jobs"]).await?;
+    ensure!(
+        jobs.contains("done")
+            && jobs.contains("5/5")
+            && jobs.contains("gs://fleet-images/os/image.bin"),
+        "{jobs}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn distribute_copies_a_file_to_every_node_and_then_has_nothing_to_do() -> Result<()> {
+    let mut cluster = TestCluster::builder().storage_nodes(3).start().await?;
+    let local = cluster.scratch_dir().join("in");
+    write_random_file(&local, 7 * CHUNK + 99, 3)?;
+    cluster
+        .dfs_ok([
+            "create",
+            arg(&local),
+            "tools/kit.tar",
+            "--chunk-size",
+            "256KiB",
+            "--replication",
+            "1",
+        ])
+        .await?;
+    // Two more nodes join: they hold nothing yet.
+    cluster.add_storage().await?;
+    cluster.add_storage().await?;
+    cluster.wait_for_live_nodes(5).await?;
+
+    // Started through a second naming server on the same Redis, while the
+    // nodes report to the first: job state lives in Redis, not in a process.
+    let (_replica, replica_url) = cluster.naming_replica().await?;
+    let out = cluster
+        .dfs([
+            "--naming-url",
+            &replica_url,
+            "distribute",
+            "tools/kit.tar",
+            "--no-wait",
+        ])
+        .await?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job_id = String::from_utf8(out.stdout)?;
+    let job_id = job_id.trim();
+    let job = finished_job(&cluster, job_id).await?;
+    ensure!(job["state"] == "done", "{job}");
+    ensure!(
+        job_node_states(&job).iter().all(|(_, s)| s == "done"),
+        "{job}"
+    );
+    cluster.check_replicas("tools/kit.tar", &local, 5).await?;
+
+    let shown = cluster.dfs_ok(["jobs", job_id]).await?;
+    ensure!(
+        shown.contains("state:       done") && shown.matches(" done ").count() >= 1,
+        "{shown}"
+    );
+    for node in cluster.storage_nodes() {
+        ensure!(
+            node.temp_files().is_empty(),
+            "temp files left on {}",
+            node.node_id()
+        );
+    }
+
+    // Already everywhere: the second distribution finishes at once.
+    let started = Instant::now();
+    let out = cluster.dfs_ok(["distribute", "tools/kit.tar"]).await?;
+    ensure!(out.contains("on 0 more node"), "{out}");
+    ensure!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_corrupted_copy_is_refetched_never_forwarded() -> Result<()> {
+    let mut cluster = TestCluster::builder().storage_nodes(3).start().await?;
+    let local = cluster.scratch_dir().join("in");
+    write_random_file(&local, 4 * CHUNK, 5)?;
+    cluster
+        .dfs_ok([
+            "create",
+            arg(&local),
+            "db/snapshot",
+            "--chunk-size",
+            "256KiB",
+            "--replication",
+            "3",
+        ])
+        .await?;
+    // Chunk 0 rots on two of its three holders; the new node meets them
+    // first (holders are asked in replica order).
+    let record = cluster.file_record("db/snapshot").await?;
+    let chunk0 = &record["chunks"][0];
+    let chunk_id = chunk0["chunk_id"].as_str().context("chunk_id")?;
+    for replica in chunk0["replicas"]
+        .as_array()
+        .context("replicas")?
+        .iter()
+        .take(2)
+    {
+        let i = cluster.storage_index(replica["node_id"].as_str().context("node_id")?)?;
+        let path = cluster
+            .storage(i)
+            .chunk_path(chunk_id)
+            .context("chunk file")?;
+        let mut bytes = std::fs::read(&path)?;
+        bytes[1000] ^= 0xff;
+        std::fs::write(&path, bytes)?;
+    }
+    let fresh = cluster.add_storage().await?;
+    cluster.wait_for_live_nodes(4).await?;
+
+    cluster.dfs_ok(["distribute", "db/snapshot"]).await?;
+    let mismatches = cluster
+        .storage_metric(fresh, "dfs_peer_crc_mismatches_total")
+        .await?;
+    ensure!(
+        mismatches == 2,
+        "the new node saw {mismatches} CRC mismatches, not 2"
+    );
+    let path = cluster
+        .storage(fresh)
+        .chunk_path(chunk_id)
+        .context("chunk 0 on the new node")?;
+    let expected = &std::fs::read(&local)?[..usize::try_from(CHUNK)?];
+    ensure!(
+        std::fs::read(path)? == expected,
+        "the new node stored bad bytes"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn killing_a_middle_node_the_rest_complete() -> Result<()> {
+    // 20 Mbit/s per sender: about 6 s for the file, time to kill a node.
+    let (mut cluster, local) = one_holder("20m", 64, "big/model.bin", 4).await?;
+
+    let job_id = cluster
+        .dfs_ok(["distribute", "big/model.bin", "--no-wait"])
+        .await?;
+    let job_id = job_id.trim().to_owned();
+    let path = format!("/distributions/{job_id}");
+    let job = cluster.get_json(&path).await?;
+    let chain: Vec<String> = job_node_states(&job).into_iter().map(|(n, _)| n).collect();
+    ensure!(chain.len() == 4, "{job}");
+    let victim = chain[1].clone();
+    // Once the victim has a few chunks (and is forwarding them), kill it.
+    wait_until(JOB_TIMEOUT, || async {
+        let job = cluster.get_json(&path).await.unwrap_or_default();
+        job["nodes"][1]["chunks_done"].as_u64().unwrap_or(0) >= 4
+    })
+    .await
+    .context("the victim never got going")?;
+    let victim_index = cluster.storage_index(&victim)?;
+    cluster.stop_storage(victim_index).await?;
+
+    let job = finished_job(&cluster, &job_id).await?;
+    eprintln!("{job:#}");
+    ensure!(job["state"] == "done", "{job}");
+    for (node, state) in job_node_states(&job) {
+        let expected = if node == victim { "failed" } else { "done" };
+        ensure!(state == expected, "{node} is {state}: {job}");
+    }
+    ensure!(
+        job["nodes"][1]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{job}"
+    );
+    // Every survivor holds every chunk, byte for byte.
+    let bytes = std::fs::read(&local)?;
+    let record = cluster.file_record("big/model.bin").await?;
+    for (i, node) in cluster.storage_nodes().iter().enumerate() {
+        if i == victim_index {
+            continue;
+        }
+        for chunk in record["chunks"].as_array().context("chunks")? {
+            let index = usize::try_from(chunk["index"].as_u64().context("index")?)?;
+            let id = chunk["chunk_id"].as_str().context("chunk_id")?;
+            let path = node
+                .chunk_path(id)
+                .with_context(|| format!("chunk {index} missing on {}", node.node_id()))?;
+            let start = index * usize::try_from(CHUNK)?;
+            ensure!(std::fs::read(path)?[..] == bytes[start..start + usize::try_from(CHUNK)?]);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn object_crc_mismatch_fails_the_seed_and_commits_nothing() -> Result<()> {
+    let gcs = FakeGcs::start().await?;
+    gcs.create_bucket("rotten").await?;
+    let cluster = cluster_with_gcs(&gcs, 2, &[]).await?;
+    let data = vec![42u8; usize::try_from(3 * CHUNK)?];
+    gcs.upload("rotten", "blob", data).await?;
+    gcs.corrupt("rotten", "blob", CHUNK + 5, b"rot")?;
+
+    let out = cluster
+        .dfs([
+            "seed",
+            "gs://rotten/blob",
+            "rotten/blob",
+            "--chunk-size",
+            "256KiB",
+        ])
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "seed of a corrupt object succeeded");
+    ensure!(
+        stderr.contains("CRC32C mismatch") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let size = cluster.dfs(["size", "rotten/blob"]).await?;
+    ensure!(!size.status.success(), "the name became visible");
+    let jobs = cluster.get_json("/distributions").await?;
+    ensure!(jobs["jobs"][0]["state"] == "failed", "{jobs}");
+
+    // A missing object fails before anything starts, with the reason.
+    let out = cluster
+        .dfs(["seed", "gs://rotten/nothing", "rotten/nothing"])
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && stderr.contains("not found"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_p2p_cap_holds_the_sending_rate() -> Result<()> {
+    // 16 Mbit/s = 2 MB/s from the one holder to the one new node.
+    let (cluster, local) = one_holder("16m", 20, "capped", 1).await?;
+    let size = std::fs::metadata(&local)?.len(); // 5 MiB: about 2.6 s at the cap
+
+    let job_id = cluster
+        .dfs_ok(["distribute", "capped", "--no-wait"])
+        .await?;
+    let job = finished_job(&cluster, job_id.trim()).await?;
+    ensure!(job["state"] == "done", "{job}");
+    let took_ms = job["finished_at_ms"].as_u64().context("finished")?
+        - job["created_at_ms"].as_u64().context("created")?;
+    let ideal_ms = size * 1000 / 2_000_000;
+    eprintln!("{size} bytes over one capped link: {took_ms} ms (ideal {ideal_ms} ms)");
+    // Never faster than the cap allows (minus the bucket's 0.1 s burst), and
+    // not much slower: the chain's own overhead is small next to it.
+    if took_ms * 100 < ideal_ms * 95 - 10_000 || took_ms > ideal_ms * 13 / 10 + 1000 {
+        bail!("{size} bytes at 2 MB/s took {took_ms} ms; ideal {ideal_ms} ms");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_seed_longer_than_the_pending_ttl_still_commits() -> Result<()> {
+    let gcs = FakeGcs::start().await?;
+    gcs.create_bucket("slow-bucket").await?;
+    // Reading GCS at 8 Mbit/s takes about 3 s, three times the pending TTL.
+    let cluster = TestCluster::builder()
+        .storage_nodes(2)
+        .naming_env("PENDING_TTL", "1s")
+        .storage_env("STORAGE_EMULATOR_HOST", &gcs.url())
+        .storage_env("TEST_ONLY_LIMIT_GCS_BANDWIDTH", "8m")
+        .start()
+        .await?;
+    let local = cluster.scratch_dir().join("object");
+    write_random_file(&local, 12 * CHUNK, 13)?;
+    gcs.upload("slow-bucket", "slow.bin", std::fs::read(&local)?)
+        .await?;
+    cluster
+        .dfs_ok([
+            "seed",
+            "gs://slow-bucket/slow.bin",
+            "slow.bin",
+            "--chunk-size",
+            "256KiB",
+        ])
+        .await?;
+    ensure!(cluster.check_replicas("slow.bin", &local, 2).await? == 12);
+    Ok(())
+}

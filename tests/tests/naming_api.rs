@@ -1,0 +1,303 @@
+//! Naming-server HTTP API, end to end: a real redis-server and the real
+//! naming-server binary. Storage nodes are simulated by registering and
+//! heartbeating through the API itself, so these tests need no storage server.
+
+#[path = "naming_api/cleanup.rs"]
+mod cleanup;
+#[path = "naming_api/distributions.rs"]
+mod distributions;
+#[path = "naming_api/files.rs"]
+mod files;
+#[path = "naming_api/support.rs"]
+mod support;
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{Context, Result, ensure};
+use dfs_tests::wait_until;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{Api, KIB64, WAIT, cluster, error_text, id, rejected};
+
+#[tokio::test]
+async fn nodes_register_heartbeat_and_go_dead() -> Result<()> {
+    let cluster = cluster(&[("HEARTBEAT_TIMEOUT", "1s")]).await?;
+    let api = Api::new(&cluster);
+    let reply = api.register("alpha").await?;
+    assert_eq!(reply["heartbeat_interval_ms"], 333);
+    api.register("beta").await?;
+
+    let (status, body) = api.get("/nodes").await?;
+    assert_eq!(status, StatusCode::OK);
+    let nodes = body["nodes"].as_array().context("nodes")?;
+    assert_eq!(nodes.len(), 2);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["alive"] == true && n["free_bytes"] == 500)
+    );
+
+    // A heartbeat updates the stats; re-registering updates the url.
+    let (status, body) = api.heartbeat("alpha", &[]).await?;
+    assert_eq!((status, body), (StatusCode::OK, json!({"delete": []})));
+    let moved = json!({"node_id": "beta", "url": "http://moved.invalid:1", "tcp_addr": "moved.invalid:2",
+                       "capacity_bytes": 9, "free_bytes": 8, "chunk_count": 7});
+    api.expect(
+        Method::POST,
+        "/register_storage",
+        Some(moved),
+        StatusCode::OK,
+    )
+    .await?;
+    let body = api.get("/nodes").await?.1;
+    let beta = &body["nodes"][1];
+    assert_eq!(
+        (beta["node_id"].as_str(), beta["url"].as_str()),
+        (Some("beta"), Some("http://moved.invalid:1"))
+    );
+    assert_eq!(body["nodes"][0]["free_bytes"], 400);
+
+    // Unknown node: 404, so it registers again. Bad registrations: 400.
+    let (status, body) = api.heartbeat("nobody", &[]).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    error_text(&body)?;
+    for bad in [
+        json!({"node_id": "a/b", "url": "http://x", "tcp_addr": "x:1", "capacity_bytes": 0, "free_bytes": 0, "chunk_count": 0}),
+        json!({"node_id": "ok", "url": "ftp://x", "tcp_addr": "x:1", "capacity_bytes": 0, "free_bytes": 0, "chunk_count": 0}),
+        json!({"node_id": "ok", "url": "http://x"}),
+    ] {
+        let (status, body) = api.post("/register_storage", bad).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        error_text(&body)?;
+    }
+
+    // alpha keeps beating, beta falls silent and is declared dead.
+    let alive = |name: &'static str| {
+        let api = &api;
+        async move {
+            let body = api.get("/nodes").await.map(|r| r.1).unwrap_or_default();
+            let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
+            nodes
+                .iter()
+                .any(|n| n["node_id"] == name && n["alive"] == true)
+        }
+    };
+    wait_until(WAIT, || async {
+        let _ = api.heartbeat("alpha", &[]).await;
+        alive("alpha").await && !alive("beta").await
+    })
+    .await?;
+    // It comes back with its next heartbeat.
+    api.heartbeat("beta", &[]).await?;
+    assert!(alive("beta").await);
+    Ok(())
+}
+
+#[tokio::test]
+async fn allocation_picks_distinct_live_nodes_and_spreads() -> Result<()> {
+    let cluster = cluster(&[]).await?;
+    let api = Api::new(&cluster);
+    let nodes = api.register_nodes("n", 5).await?;
+    let chunks = 60;
+    let info = api.init("spread.bin", chunks * KIB64, KIB64, 3).await?;
+    let file_id = id(&info);
+    let mut per_node: HashMap<String, u32> = HashMap::new();
+    let mut chunk_ids = HashSet::new();
+    for index in 0..chunks {
+        let allocation = api.allocate(&file_id, index).await?;
+        assert_eq!(allocation["size"], KIB64);
+        let chunk_id = allocation["chunk_id"]
+            .as_str()
+            .context("chunk_id")?
+            .to_owned();
+        ensure!(
+            chunk_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{chunk_id}"
+        );
+        chunk_ids.insert(chunk_id);
+        let targets: HashSet<String> = allocation["targets"]
+            .as_array()
+            .context("targets")?
+            .iter()
+            .map(|t| t["node_id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(targets.len(), 3, "targets must be distinct: {allocation}");
+        for target in targets {
+            *per_node.entry(target).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        chunk_ids.len() as u64,
+        chunks,
+        "every allocation gets a fresh chunk id"
+    );
+    // 180 placements over 5 nodes: 36 each on average; random but never this lopsided.
+    for node in &nodes {
+        let count = per_node.get(node).copied().unwrap_or(0);
+        assert!(
+            (15..=60).contains(&count),
+            "{node} got {count} of 180: {per_node:?}"
+        );
+    }
+
+    // A retry of one index gets a new id; excluded nodes are avoided.
+    let exclude = json!({"index": 0, "exclude": ["n0", "n1"]});
+    let retry = api
+        .expect(
+            Method::POST,
+            &format!("/files/{file_id}/chunks"),
+            Some(exclude),
+            StatusCode::CREATED,
+        )
+        .await?;
+    assert!(!chunk_ids.contains(retry["chunk_id"].as_str().unwrap_or_default()));
+    let targets: HashSet<&str> = retry["targets"]
+        .as_array()
+        .context("targets")?
+        .iter()
+        .filter_map(|t| t["node_id"].as_str())
+        .collect();
+    assert_eq!(targets, HashSet::from(["n2", "n3", "n4"]));
+    let exclude = json!({"index": 0, "exclude": ["n0", "n1", "n2"]});
+    let (status, body) = api
+        .post(&format!("/files/{file_id}/chunks"), exclude)
+        .await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_text(&body)?, "need 3 live storage nodes, have 2");
+    Ok(())
+}
+
+#[tokio::test]
+async fn too_few_live_nodes_is_503() -> Result<()> {
+    let cluster = cluster(&[]).await?;
+    let api = Api::new(&cluster);
+    let (status, body) = api
+        .post("/files/init", json!({"name": "x", "size": 1}))
+        .await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_text(&body)?, "need 3 live storage nodes, have 0");
+    api.register_nodes("n", 2).await?;
+    let (status, body) = api
+        .post(
+            "/files/init",
+            json!({"name": "x", "size": 1, "replication": 3}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_text(&body)?, "need 3 live storage nodes, have 2");
+    api.init("x", 1, KIB64, 2).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn token_guards_everything_but_health_metrics_and_docs() -> Result<()> {
+    let cluster = dfs_tests::TestCluster::builder()
+        .token("s3cret")
+        .start()
+        .await?;
+    let anonymous = Api::new(&cluster);
+    let wrong = Api::with_token(&cluster, Some("guess"));
+    let right = Api::with_token(&cluster, Some("s3cret"));
+    for api in [&anonymous, &wrong] {
+        for (method, path) in [
+            (Method::GET, "/files"),
+            (Method::GET, "/nodes"),
+            (Method::POST, "/register_storage"),
+        ] {
+            let (status, body) = api.call(method.clone(), path, Some(&json!({}))).await?;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            error_text(&body)?;
+        }
+    }
+    right.register("n0").await?;
+    right
+        .expect(Method::GET, "/files", None, StatusCode::OK)
+        .await?;
+    for path in ["/health", "/metrics", "/openapi.json", "/swagger-ui/"] {
+        let response = reqwest::get(format!("{}{path}", cluster.naming_url())).await?;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_is_503_when_redis_is_down() -> Result<()> {
+    let mut cluster = cluster(&[]).await?;
+    let api = Api::new(&cluster);
+    assert_eq!(
+        api.get("/health").await?,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    cluster.redis.stop().await?;
+    let text = rejected(
+        &api,
+        Method::GET,
+        "/health",
+        None,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await?;
+    assert!(text.starts_with("metadata store unavailable"), "{text}");
+    rejected(
+        &api,
+        Method::GET,
+        "/nodes",
+        None,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await?;
+    let init = json!({"name": "a", "size": 1});
+    rejected(
+        &api,
+        Method::POST,
+        "/files/init",
+        Some(init),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn metrics_and_docs_are_served() -> Result<()> {
+    let cluster = cluster(&[]).await?;
+    let api = Api::new(&cluster);
+    api.register_nodes("n", 2).await?;
+    api.upload("counted", KIB64, 2).await?;
+    let response = reqwest::get(format!("{}/metrics", cluster.naming_url())).await?;
+    assert!(
+        response.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/plain")
+    );
+    let metrics = response.text().await?;
+    for line in [
+        "dfs_http_requests_total{method=\"POST\",route=\"/files/init\",status=\"201\"} 1",
+        "dfs_http_requests_total{method=\"POST\",route=\"/files/{file_id}/finalize\",status=\"200\"} 1",
+        "dfs_files_committed_total 1",
+        "dfs_chunks_allocated_total 1",
+        "dfs_live_storage_nodes 2",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+
+    let served: Value = reqwest::get(format!("{}/openapi.json", cluster.naming_url()))
+        .await?
+        .json()
+        .await?;
+    let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/naming-server.json");
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(committed_path)?)?;
+    assert_eq!(
+        served, committed,
+        "served spec differs from openapi/naming-server.json"
+    );
+    let page = reqwest::get(format!("{}/swagger-ui/", cluster.naming_url())).await?;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await?.contains("swagger"), "no Swagger UI page");
+    Ok(())
+}
