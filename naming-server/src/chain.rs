@@ -27,6 +27,17 @@ pub const DFS_SOURCE: &str = "dfs";
 /// How long a storage node may take to accept its assignment or to ask GCS
 /// about an object.
 const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// A running chain node silent for this long counts as failed (nodes report
+/// every second while they work).
+pub const STALE_REPORT_MS: u64 = 30_000;
+
+/// When a seed's pending file expires if no chain node reports again from
+/// now on. It outlives the silence that fails the job, so a slow but live
+/// seed is never reaped between two reports, whatever `PENDING_TTL` is.
+pub fn seed_lease_expiry(state: &AppState) -> u64 {
+    let ttl_ms = u64::try_from(state.settings.pending_ttl.as_millis()).unwrap_or(u64::MAX);
+    now_ms().saturating_add(ttl_ms.max(STALE_REPORT_MS))
+}
 
 /// A planned job: what is stored, and what each chain node is told.
 pub struct Plan {
@@ -184,10 +195,9 @@ pub async fn plan_seed(
         state: FileState::Pending,
         created_at_ms: now,
     };
-    let ttl_ms = u64::try_from(state.settings.pending_ttl.as_millis()).unwrap_or(u64::MAX);
     state
         .store
-        .create_file(file.clone(), now.saturating_add(ttl_ms))
+        .create_file(file.clone(), seed_lease_expiry(state))
         .await?;
     let chunks: Vec<ChainChunk> = (0..file.chunk_count)
         .map(|index| ChainChunk {

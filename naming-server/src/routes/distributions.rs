@@ -12,15 +12,12 @@ use dfs_common::api::{
 use dfs_common::chunk_len;
 
 use super::{files, is_alive, record_span};
-use crate::chain::{self, DFS_SOURCE};
+use crate::chain::{self, DFS_SOURCE, STALE_REPORT_MS};
 use crate::error::{ApiError, AppJson, AppPath};
 use crate::store::jobs::{JobPlan, JobRecord, StoredReport};
 use crate::store::{StoreError, StoredChunk};
 use crate::{AppState, now_ms};
 
-/// A running node silent for this long counts as failed (nodes report at
-/// least every few seconds while they work).
-const STALE_REPORT_MS: u64 = 30_000;
 /// Jobs shown by `GET /distributions`.
 const RECENT_JOBS: usize = 20;
 
@@ -121,8 +118,7 @@ pub async fn report(
     match report.state {
         NodeState::Done if seeding => commit_seed(&state, plan, &report).await?,
         NodeState::Running if seeding => {
-            let ttl_ms = u64::try_from(state.settings.pending_ttl.as_millis()).unwrap_or(u64::MAX);
-            let expires = now_ms().saturating_add(ttl_ms);
+            let expires = chain::seed_lease_expiry(&state);
             state.jobs.keep_pending(&plan.file_id, expires).await?;
         }
         _ => {}
