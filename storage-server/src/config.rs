@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -69,6 +70,28 @@ pub struct Config {
     /// second (`10m` = 10 Mbit/s).
     #[arg(long, env = "TEST_ONLY_LIMIT_P2P_BANDWIDTH", value_parser = parse_bandwidth)]
     pub test_only_limit_p2p_bandwidth: Option<u64>,
+
+    /// How often this node lists its chunks to the naming server and
+    /// deletes the ones no file refers to (orphans).
+    #[arg(long, env = "ORPHAN_SWEEP_INTERVAL", default_value = "1h", value_parser = parse_positive_duration)]
+    pub orphan_sweep_interval: Duration,
+
+    /// Chunks written more recently than this are never listed in an
+    /// orphan sweep.
+    #[arg(long, env = "ORPHAN_GRACE", default_value = "1h", value_parser = parse_duration)]
+    pub orphan_grace: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, dfs_common::units::ParseError> {
+    dfs_common::units::parse_duration(s)
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("duration must be more than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// clap value parser for bandwidths: bits per second in, bytes per second out.
@@ -195,5 +218,16 @@ mod tests {
         assert_eq!(c.test_only_limit_p2p_bandwidth, Some(1_250_000));
         assert!(Config::try_parse_from(["s", "--test-only-limit-gcs-bandwidth", "fast"]).is_err());
         assert!(Config::try_parse_from(["s", "--gcs-parallel-downloads", "0"]).is_err());
+    }
+
+    #[test]
+    fn orphan_sweep_settings() {
+        let c = config(&[]);
+        let hour = Duration::from_secs(3600);
+        assert_eq!((c.orphan_sweep_interval, c.orphan_grace), (hour, hour));
+        let c = config(&["--orphan-sweep-interval", "200ms", "--orphan-grace", "0s"]);
+        assert_eq!(c.orphan_sweep_interval, Duration::from_millis(200));
+        assert_eq!(c.orphan_grace, Duration::ZERO);
+        assert!(Config::try_parse_from(["s", "--orphan-sweep-interval", "0s"]).is_err());
     }
 }

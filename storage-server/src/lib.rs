@@ -12,7 +12,8 @@
 //!   every failure to a status and a JSON body.
 //! - [`metrics`]: process-wide counters behind `GET /metrics`.
 //! - [`membership`]: registration and heartbeats with the naming server,
-//!   including deletions the naming server asks for.
+//!   including deletions the naming server asks for; [`naming`] is the
+//!   client both it and [`orphans`] (sweeps of chunks no file refers to) use.
 //! - [`gcs`]: reading Cloud Storage objects into the store chunk by chunk
 //!   (the head of a `dfs seed` chain).
 //! - [`distribution`]: this node's part of distribution jobs (pull each
@@ -30,7 +31,9 @@ pub mod error;
 pub mod gcs;
 pub mod membership;
 pub mod metrics;
+pub mod naming;
 pub mod openapi;
+pub mod orphans;
 pub mod peer;
 mod routes;
 pub mod store;
@@ -132,9 +135,9 @@ pub async fn run(
         node_id: node_id.clone(),
         peer_addr: config.worker_addr(peer_bound),
     });
+    let naming = naming::NamingClient::new(config.naming_url(), config.dfs_token.clone())?;
     let membership = membership::Membership {
-        naming_url: config.naming_url(),
-        token: config.dfs_token.clone(),
+        naming: naming.clone(),
         node_id: node_id.clone(),
         url: config.advertise_url(http_bound),
         tcp_addr: node.peer_addr.clone(),
@@ -160,6 +163,14 @@ pub async fn run(
         "storage server started"
     );
     let heartbeats = tokio::spawn(membership.run(store.clone(), shutdown.clone()));
+    let sweeper = orphans::Sweeper {
+        naming,
+        node_id: node_id.clone(),
+        store: store.clone(),
+        interval: config.orphan_sweep_interval,
+        grace: config.orphan_grace,
+    };
+    let sweeps = tokio::spawn(sweeper.run(shutdown.clone()));
     let throttle = Arc::new(Throttle::new(config.test_only_limit_p2p_bandwidth));
     let peer = tokio::spawn(peer::serve(
         listeners.peer,
@@ -190,7 +201,11 @@ pub async fn run(
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     shutdown.cancel();
-    for (name, task) in [("membership", heartbeats), ("peer server", peer)] {
+    for (name, task) in [
+        ("membership", heartbeats),
+        ("orphan sweeps", sweeps),
+        ("peer server", peer),
+    ] {
         if let Err(err) = task.await {
             tracing::warn!(error = %err, "{name} task ended abnormally");
         }

@@ -13,6 +13,7 @@ use dfs_common::api::{
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
+use crate::naming::{CallError, NamingClient};
 use crate::store::{ChunkStore, StoreError};
 
 /// First wait after a failed registration; doubles up to [`MAX_BACKOFF`].
@@ -21,33 +22,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Heartbeat interval floor, whatever the naming server says.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
-#[derive(Debug, thiserror::Error)]
-enum CallError {
-    #[error("naming server unreachable: {}", error_chain(.0))]
-    Http(#[from] reqwest::Error),
-    #[error("naming server answered {status}: {body}")]
-    Status { status: StatusCode, body: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// An error and its sources, `: `-separated (reqwest hides the cause).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// How this node presents itself to the naming server.
 #[derive(Debug, Clone)]
 pub struct Membership {
-    pub naming_url: String,
-    pub token: Option<String>,
+    pub naming: NamingClient,
     pub node_id: String,
     pub url: String,
     pub tcp_addr: String,
@@ -56,20 +34,8 @@ pub struct Membership {
 impl Membership {
     /// Registers and heartbeats until `shutdown` is cancelled.
     pub async fn run(self, store: Arc<ChunkStore>, shutdown: CancellationToken) {
-        let client = match reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
-            .build()
-        {
-            Ok(client) => client,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot build HTTP client; not registering");
-                return;
-            }
-        };
         let node = Node {
             membership: self,
-            client,
             store,
         };
         // Deleted chunk ids not yet acknowledged to the naming server.
@@ -100,7 +66,6 @@ impl Membership {
 
 struct Node {
     membership: Membership,
-    client: reqwest::Client,
     store: Arc<ChunkStore>,
 }
 
@@ -118,10 +83,11 @@ impl Node {
                         Duration::from_millis(reply.heartbeat_interval_ms).max(MIN_INTERVAL);
                     tracing::info!(
                         node_id = %self.membership.node_id,
-                        naming_url = %self.membership.naming_url,
+                        naming_url = %self.membership.naming.base_url(),
                         interval_ms = interval.as_millis() as u64,
                         "registered with the naming server"
                     );
+                    self.remember_cluster(&reply.cluster_id).await;
                     return Some(interval);
                 }
                 Err(err) => {
@@ -134,6 +100,22 @@ impl Node {
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Keeps the first cluster id this node registered with; says loudly
+    /// when the naming server now has another one (its store was wiped or
+    /// replaced), since orphan sweeps stay off until an operator decides.
+    async fn remember_cluster(&self, cluster_id: &str) {
+        match self.store.adopt_cluster_id(cluster_id).await {
+            Ok(known) if known == cluster_id => {}
+            Ok(known) => tracing::error!(
+                known_cluster_id = %known,
+                naming_cluster_id = %cluster_id,
+                "the naming server's metadata store is not the one this node joined; \
+                 orphan sweeps are off (remove DATA_DIR/cluster_id to join the new one)"
+            ),
+            Err(err) => tracing::warn!(error = %err, "could not keep the cluster id"),
         }
     }
 
@@ -154,8 +136,7 @@ impl Node {
             tcp_addr: m.tcp_addr.clone(),
             stats: self.stats()?,
         };
-        self.post(&format!("{}/register_storage", m.naming_url), &body)
-            .await
+        m.naming.post("/register_storage", &body).await
     }
 
     async fn heartbeat(&self, deleted: &[String]) -> Result<HeartbeatResponse, CallError> {
@@ -164,26 +145,8 @@ impl Node {
             stats: self.stats()?,
             deleted: deleted.to_vec(),
         };
-        let url = format!("{}/nodes/{}/heartbeat", m.naming_url, m.node_id);
-        self.post(&url, &body).await
-    }
-
-    async fn post<B, R>(&self, url: &str, body: &B) -> Result<R, CallError>
-    where
-        B: serde::Serialize,
-        R: serde::de::DeserializeOwned,
-    {
-        let mut request = self.client.post(url).json(body);
-        if let Some(token) = &self.membership.token {
-            request = request.header(reqwest::header::AUTHORIZATION, dfs_common::bearer(token));
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(CallError::Status { status, body });
-        }
-        Ok(response.json().await?)
+        let path = format!("/nodes/{}/heartbeat", m.node_id);
+        m.naming.post(&path, &body).await
     }
 
     /// Deletes the chunks the naming server listed; returns the ids to

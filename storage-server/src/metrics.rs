@@ -40,10 +40,16 @@ pub static PEER_CRC_MISMATCHES: Counter = Counter::new();
 pub static PEER_REQUESTS: Counter = Counter::new();
 /// Chunk bytes stored from `PUT /chunks/{chunk_id}` bodies.
 pub static HTTP_PUT_BYTES: Counter = Counter::new();
+/// Orphan sweeps that went through every chunk.
+pub static ORPHAN_SWEEPS: Counter = Counter::new();
+/// Orphan sweeps given up on (naming server unreachable or refusing).
+pub static ORPHAN_SWEEPS_FAILED: Counter = Counter::new();
+/// Chunks deleted because no file refers to them.
+pub static ORPHAN_CHUNKS_DELETED: Counter = Counter::new();
 
 /// The text exposition format of every counter, plus `chunks` as a gauge.
 pub fn render(chunks: u64) -> String {
-    let counters: [(&str, &str, &Counter); 6] = [
+    let counters: [(&str, &str, &Counter); 9] = [
         (
             "dfs_peer_sendfile_bytes_total",
             "Bytes sent to peers with sendfile().",
@@ -74,6 +80,21 @@ pub fn render(chunks: u64) -> String {
             "Chunk bytes stored from HTTP PUT bodies.",
             &HTTP_PUT_BYTES,
         ),
+        (
+            "dfs_orphan_sweeps_total",
+            "Orphan sweeps that went through every chunk.",
+            &ORPHAN_SWEEPS,
+        ),
+        (
+            "dfs_orphan_sweeps_failed_total",
+            "Orphan sweeps given up on (naming server unreachable or refusing).",
+            &ORPHAN_SWEEPS_FAILED,
+        ),
+        (
+            "dfs_orphan_chunks_deleted_total",
+            "Chunks deleted because no file refers to them.",
+            &ORPHAN_CHUNKS_DELETED,
+        ),
     ];
     let mut out = String::new();
     for (name, help, counter) in counters {
@@ -101,6 +122,9 @@ mod tests {
             "dfs_peer_received_bytes_total",
             "dfs_peer_requests_total",
             "dfs_http_put_bytes_total",
+            "dfs_orphan_sweeps_total",
+            "dfs_orphan_sweeps_failed_total",
+            "dfs_orphan_chunks_deleted_total",
         ] {
             assert!(
                 text.contains(&format!("\n{name} ")),

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! node_id                      this node's id (32 hex digits), written once
+//! cluster_id                   id of the metadata store this node first joined
 //! tmp/                         uploads in progress; emptied on start
 //! chunks/AB/CD/ID              the chunk's bytes
 //! chunks/AB/CD/ID.meta         {"size":N,"crc32c":C}
@@ -30,7 +31,7 @@ mod temp;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use dfs_common::validate::{self, InvalidChunkId};
 use serde::{Deserialize, Serialize};
@@ -39,7 +40,7 @@ use tokio::fs::{self, File};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::sync::{Mutex, watch};
 
-use dirs::{clean_dir, count_chunks, sync_dir};
+use dirs::{chunk_ids_modified_before, clean_dir, count_chunks, sync_dir};
 use temp::TempPath;
 
 /// Number of stripes in the per-id lock.
@@ -169,6 +170,40 @@ impl ChunkStore {
             .await?;
         sync_dir(&self.root).await?;
         Ok(id)
+    }
+
+    /// The cluster id kept by [`ChunkStore::adopt_cluster_id`], if any.
+    pub async fn cluster_id(&self) -> Result<Option<String>, StoreError> {
+        let path = self.root.join("cluster_id");
+        match fs::read_to_string(&path).await {
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err).context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Keeps `cluster_id` in `DATA_DIR/cluster_id` unless one is kept
+    /// already; returns the kept one.
+    pub async fn adopt_cluster_id(&self, cluster_id: &str) -> Result<String, StoreError> {
+        if let Some(known) = self.cluster_id().await? {
+            return Ok(known);
+        }
+        let path = self.root.join("cluster_id");
+        self.write_small_file(&path, format!("{cluster_id}\n").as_bytes())
+            .await?;
+        sync_dir(&self.root).await?;
+        Ok(cluster_id.to_owned())
+    }
+
+    /// Ids of the chunks in shard `shard` (the first byte of the hash that
+    /// places them, so 256 shards cover the store) last written before
+    /// `before`.
+    pub async fn chunk_ids_in_shard(
+        &self,
+        shard: u8,
+        before: SystemTime,
+    ) -> Result<Vec<String>, StoreError> {
+        chunk_ids_modified_before(&self.chunks.join(format!("{shard:02x}")), before).await
     }
 
     /// Number of chunks stored.

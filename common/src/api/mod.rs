@@ -76,6 +76,31 @@ pub struct RegisterResponse {
     pub node_id: String,
     /// How often the node should heartbeat, in milliseconds.
     pub heartbeat_interval_ms: u64,
+    /// Id of this metadata store, made once when it is first used. A node
+    /// keeps the first one it sees and sends it with its chunk reports, so
+    /// a wiped or different store can never make it delete its chunks.
+    pub cluster_id: String,
+}
+
+/// Most chunk ids one `POST /nodes/{node_id}/chunk_report` may carry.
+pub const MAX_CHUNK_REPORT: usize = 1000;
+
+/// `POST /nodes/{node_id}/chunk_report`: some chunk ids the node holds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChunkReport {
+    /// The cluster id the node registered with first.
+    pub cluster_id: String,
+    /// At most [`MAX_CHUNK_REPORT`] ids.
+    pub chunk_ids: Vec<String>,
+}
+
+/// Reply to a chunk report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ChunkReportReply {
+    /// The reported chunks no file refers to: their file was deleted or
+    /// expired, or the chunk was replaced by a retry. The node may delete
+    /// them. Ids the naming server cannot place are never listed.
+    pub orphans: Vec<String>,
 }
 
 /// `POST /nodes/{node_id}/heartbeat`.

@@ -22,6 +22,7 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     let protected = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(nodes::register))
         .routes(routes!(nodes::heartbeat))
+        .routes(routes!(nodes::chunk_report))
         .routes(routes!(nodes::list))
         .routes(routes!(files::init))
         .routes(routes!(files::find))

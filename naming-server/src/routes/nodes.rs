@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use dfs_common::api::{
-    ErrorBody, HeartbeatRequest, HeartbeatResponse, NodeInfo, NodeList, RegisterRequest,
-    RegisterResponse,
+    ChunkReport, ChunkReportReply, ErrorBody, HeartbeatRequest, HeartbeatResponse,
+    MAX_CHUNK_REPORT, NodeInfo, NodeList, RegisterRequest, RegisterResponse,
 };
 use dfs_common::validate;
 
 use super::{is_alive, record_span};
 use crate::error::{ApiError, AppJson, AppPath};
-use crate::store::NodeRecord;
+use crate::store::{NodeRecord, StoreError};
 use crate::{AppState, now_ms};
 
 /// Chunk ids handed to a node per heartbeat at most.
@@ -57,6 +57,7 @@ pub async fn register(
         stats: request.stats,
     };
     state.store.register_node(node).await?;
+    let cluster_id = state.store.cluster_id().await?;
     tracing::info!(url = %request.url, "storage node registered");
     let interval = state.settings.heartbeat_timeout / 3;
     Ok(Json(RegisterResponse {
@@ -64,6 +65,7 @@ pub async fn register(
         heartbeat_interval_ms: u64::try_from(interval.as_millis())
             .unwrap_or(u64::MAX)
             .max(1),
+        cluster_id,
     }))
 }
 
@@ -97,6 +99,51 @@ pub async fn heartbeat(
         )
         .await?;
     Ok(Json(HeartbeatResponse { delete }))
+}
+
+/// A node lists some chunk ids it holds; the reply names the ones no file
+/// refers to, which the node may delete (orphans of uploads, deletes or
+/// seeds that were cut short). Refused when the node registered with
+/// another metadata store, so a wiped store never empties the nodes.
+#[utoipa::path(post, path = "/nodes/{node_id}/chunk_report", tag = "nodes",
+    params(("node_id" = String, Path, description = "Id the node registered with")),
+    request_body = ChunkReport,
+    responses(
+        (status = 200, body = ChunkReportReply),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The node knows another cluster id: this metadata store is not the one it registered with"),
+        (status = 413, body = ErrorBody, description = "Too many chunk ids in one report"),
+        (status = 503, body = ErrorBody, description = "Redis unreachable"),
+    ),
+    security(("bearer" = [])))]
+pub async fn chunk_report(
+    State(state): State<AppState>,
+    AppPath(node_id): AppPath<String>,
+    AppJson(report): AppJson<ChunkReport>,
+) -> Result<Json<ChunkReportReply>, ApiError> {
+    record_span("node_id", &node_id);
+    check_node_id(&node_id)?;
+    if report.chunk_ids.len() > MAX_CHUNK_REPORT {
+        return Err(ApiError::TooLarge(format!(
+            "{} chunk ids in one report; at most {MAX_CHUNK_REPORT}",
+            report.chunk_ids.len()
+        )));
+    }
+    let orphans = match state
+        .store
+        .orphans(&report.cluster_id, &report.chunk_ids)
+        .await
+    {
+        Err(StoreError::Conflict(message)) => {
+            tracing::warn!(%message, "chunk report refused");
+            return Err(ApiError::Conflict(format!("node {node_id}: {message}")));
+        }
+        result => result?,
+    };
+    if !orphans.is_empty() {
+        tracing::info!(count = orphans.len(), "orphan chunks reported");
+    }
+    Ok(Json(ChunkReportReply { orphans }))
 }
 
 /// Every registered storage node, alive or not.

@@ -13,6 +13,7 @@
 //! | `dfs:{nodes}:all` | set | node ids |
 //! | `dfs:{nodes}:node:<id>` | hash | url, tcp_addr, last_heartbeat_ms, disk stats |
 //! | `dfs:{nodes}:trash:<id>` | set | chunk ids the node should delete |
+//! | `dfs:{meta}:cluster_id` | string | id of this store, made on first use |
 
 /// Sorted set of committed names.
 pub const NAMES: &str = "dfs:{files}:names";
@@ -20,6 +21,8 @@ pub const NAMES: &str = "dfs:{files}:names";
 pub const EXPIRY: &str = "dfs:{pending}:expiry";
 /// Set of registered node ids.
 pub const NODES: &str = "dfs:{nodes}:all";
+/// Id of this metadata store, made on first use.
+pub const CLUSTER_ID: &str = "dfs:{meta}:cluster_id";
 
 /// Stable 64-bit FNV-1a hash of a name as 16 hex digits (never std's
 /// randomly seeded hasher: every naming server must agree).
@@ -48,6 +51,21 @@ pub fn file_hash(file_id: &str) -> Option<&str> {
 /// the same index is written again.
 pub fn new_chunk_id(file_id: &str, index: u64) -> String {
     format!("{file_id}-{index}-{:08x}", rand::random::<u32>())
+}
+
+/// The file id and index a chunk id was made for by [`new_chunk_id`];
+/// `None` for any other id.
+pub fn chunk_owner(chunk_id: &str) -> Option<(&str, u64)> {
+    let mut parts = chunk_id.rsplitn(3, '-');
+    let random = parts.next()?;
+    let index = parts.next()?;
+    let file_id = parts.next()?;
+    let hex8 = random.len() == 8 && random.bytes().all(|b| b.is_ascii_hexdigit());
+    let index = index
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| index.parse().ok())??;
+    (hex8 && file_hash(file_id).is_some()).then_some((file_id, index))
 }
 
 pub fn name_key(name: &str) -> String {
@@ -99,5 +117,29 @@ mod tests {
         assert!(FileKeys::of("nope").is_none());
         assert!(FileKeys::of("0123456789abcdef-xyz").is_none());
         assert!(FileKeys::of("0123456789abcdef-0123456789abcdeg").is_none());
+    }
+
+    #[test]
+    fn chunk_ids_name_their_file_and_index() {
+        let file_id = new_file_id("a/b");
+        let chunk_id = new_chunk_id(&file_id, 42);
+        assert_eq!(chunk_owner(&chunk_id), Some((file_id.as_str(), 42)));
+        let f = "0123456789abcdef-0123456789abcdef";
+        assert_eq!(chunk_owner(&format!("{f}-0-deadbeef")), Some((f, 0)));
+        for other in [
+            "",
+            "chunk",
+            "deadbeef",
+            "0-deadbeef",
+            &format!("{f}-x-deadbeef"),
+            &format!("{f}-+1-deadbeef"),
+            &format!("{f}-1-deadbee"),
+            &format!("{f}-1-deadbeefa"),
+            &format!("{f}-99999999999999999999-deadbeef"),
+            "0123456789abcdef-0123456789abcdeg-1-deadbeef",
+            "0123456789abcdef-1-deadbeef",
+        ] {
+            assert_eq!(chunk_owner(other), None, "{other}");
+        }
     }
 }

@@ -93,6 +93,22 @@ pub trait MetadataStore: Send + Sync + 'static {
         max: usize,
     ) -> StoreFuture<'a, Vec<String>>;
 
+    /// The id of this metadata store: made on the first call, the same on
+    /// every later one (until the store is wiped).
+    fn cluster_id(&self) -> StoreFuture<'_, String>;
+
+    /// Of `chunk_ids`, the ones no file refers to any more: their file is
+    /// gone or expired, or it is committed with another chunk at that index.
+    /// Chunks of pending files and ids not made by this naming server are
+    /// never orphans. `Conflict` unless the store's cluster id is
+    /// `cluster_id` both before and after the lookups, so a store wiped
+    /// meanwhile never makes every chunk look orphaned.
+    fn orphans<'a>(
+        &'a self,
+        cluster_id: &'a str,
+        chunk_ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<String>>;
+
     /// Every node ever registered, ordered by id.
     fn nodes(&self) -> StoreFuture<'_, Vec<NodeRecord>>;
 

@@ -18,7 +18,7 @@ use deadpool_redis::{Connection, Manager, Pool, Runtime};
 use dfs_common::api::{FileInfo, FileState, NodeStats};
 use redis::{AsyncCommands, AsyncConnectionConfig, Script};
 
-use super::keys::{self, EXPIRY, FileKeys, NAMES, NODES};
+use super::keys::{self, CLUSTER_ID, EXPIRY, FileKeys, NAMES, NODES};
 use super::parse::{allocation_targets, file_info, file_keys, node_record, state_error};
 use super::{
     Allocation, FilePage, MetadataStore, NodeRecord, StoreError, StoreFuture, StoreResult,
@@ -156,6 +156,77 @@ impl MetadataStore for RedisStore {
             delete.ok_or_else(|| {
                 StoreError::NotFound(format!("storage node {node_id} is not registered"))
             })
+        })
+    }
+
+    fn cluster_id(&self) -> StoreFuture<'_, String> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let fresh = format!("{:032x}", rand::random::<u128>());
+            // SET NX GET: the id already there, or nil when ours was set.
+            let existing: Option<String> = redis::cmd("SET")
+                .arg(CLUSTER_ID)
+                .arg(&fresh)
+                .arg("NX")
+                .arg("GET")
+                .query_async(&mut conn)
+                .await?;
+            Ok(existing.unwrap_or(fresh))
+        })
+    }
+
+    fn orphans<'a>(
+        &'a self,
+        cluster_id: &'a str,
+        chunk_ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let owned: Vec<(&String, &str, u64, FileKeys)> = chunk_ids
+                .iter()
+                .filter_map(|id| {
+                    let (file_id, index) = keys::chunk_owner(id)?;
+                    Some((id, file_id, index, FileKeys::of(file_id)?))
+                })
+                .collect();
+            // The cluster id before and after the lookups: equal and ours
+            // means no wipe came in between (a new id is random).
+            let mut pipe = redis::pipe();
+            pipe.get(CLUSTER_ID);
+            for (_, _, index, keys) in &owned {
+                pipe.hget(&keys.file, "state").hget(&keys.chunks, index);
+            }
+            pipe.get(CLUSTER_ID);
+            let mut conn = self.conn().await?;
+            let replies: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+            let (before, after) = (replies.first(), replies.last());
+            if before != after || before.and_then(Option::as_deref) != Some(cluster_id) {
+                let current = after.and_then(Option::as_deref).unwrap_or("(none)");
+                return Err(StoreError::Conflict(format!(
+                    "the node joined cluster {cluster_id} but this metadata store is cluster \
+                     {current}: it was wiped or replaced, so no chunk is called an orphan"
+                )));
+            }
+            let lookups = &replies[1..replies.len() - 1];
+            let mut orphans = Vec::new();
+            for ((id, file_id, _, _), reply) in owned.iter().zip(lookups.chunks_exact(2)) {
+                let orphan = match (reply[0].as_deref(), &reply[1]) {
+                    (Some("pending"), _) => false,
+                    (Some("committed"), Some(json)) => {
+                        let chunk: StoredChunk = serde_json::from_str(json)?;
+                        chunk.chunk_id != **id
+                    }
+                    (Some("committed"), None) | (None | Some("expired"), _) => true,
+                    (Some(other), _) => {
+                        return Err(StoreError::Internal(format!(
+                            "file {file_id}: unexpected state {other:?}"
+                        )));
+                    }
+                };
+                if orphan {
+                    orphans.push((*id).clone());
+                }
+            }
+            Ok(orphans)
         })
     }
 

@@ -1,7 +1,8 @@
 //! Directory helpers of the store: fsync a directory, empty `tmp/`, count
-//! the stored chunks at start-up.
+//! the stored chunks at start-up, list them for orphan sweeps.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use dfs_common::validate;
 use tokio::fs;
@@ -48,26 +49,54 @@ pub(super) async fn clean_dir(dir: &Path) -> Result<u64, StoreError> {
 /// Counts data files (not `.meta`) two directory levels below `chunks`.
 pub(super) async fn count_chunks(chunks: &Path) -> Result<u64, StoreError> {
     let mut count = 0;
-    let mut level1 = list_dirs(chunks).await?;
-    while let Some(ab) = level1.pop() {
-        for cd in list_dirs(&ab).await? {
-            let mut entries = fs::read_dir(&cd)
-                .await
-                .context(|| format!("listing {}", cd.display()))?;
-            while let Some(entry) = entries
-                .next_entry()
-                .await
-                .context(|| format!("listing {}", cd.display()))?
-            {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if !name.ends_with(".meta") && validate::chunk_id(&name).is_ok() {
-                    count += 1;
-                }
+    for ab in list_dirs(chunks).await? {
+        count += chunk_entries(&ab).await?.len() as u64;
+    }
+    Ok(count)
+}
+
+/// Ids of the chunks in `ab` (one first-level directory) whose data file
+/// was last modified before `before`; none when `ab` does not exist.
+pub(super) async fn chunk_ids_modified_before(
+    ab: &Path,
+    before: SystemTime,
+) -> Result<Vec<String>, StoreError> {
+    if !fs::try_exists(ab).await.unwrap_or(false) {
+        return Ok(Vec::new());
+    }
+    let mut ids = Vec::new();
+    for entry in chunk_entries(ab).await? {
+        // A chunk deleted since the listing is simply skipped.
+        let Ok(meta) = entry.metadata().await else {
+            continue;
+        };
+        if meta.modified().is_ok_and(|modified| modified < before) {
+            ids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    Ok(ids)
+}
+
+/// Data files (not `.meta`) with valid chunk ids in the directories of `ab`.
+async fn chunk_entries(ab: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
+    let mut found = Vec::new();
+    for cd in list_dirs(ab).await? {
+        let mut entries = fs::read_dir(&cd)
+            .await
+            .context(|| format!("listing {}", cd.display()))?;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .context(|| format!("listing {}", cd.display()))?
+        {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !name.ends_with(".meta") && validate::chunk_id(&name).is_ok() {
+                found.push(entry);
             }
         }
     }
-    Ok(count)
+    Ok(found)
 }
 
 async fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
