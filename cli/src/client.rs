@@ -194,6 +194,14 @@ impl NamingClient {
             .await
     }
 
+    /// `DELETE /nodes/{node_id}`: forgets a dead node.
+    pub async fn forget_node(&self, node_id: &str) -> Result<(), Error> {
+        let url = self.url(&["nodes", node_id]);
+        self.send(self.request(reqwest::Method::DELETE, url))
+            .await
+            .map(drop)
+    }
+
     /// `POST /distributions`: starts copying a file to every live node.
     pub async fn start_distribution(
         &self,

@@ -74,6 +74,12 @@ enum Command {
     },
     /// Show storage nodes: alive or dead, free space, chunk count.
     Nodes,
+    /// Remove a dead storage node from the node list (refused while it is
+    /// alive; a forgotten node that comes back registers again).
+    ForgetNode {
+        /// The node's id, as `dfs nodes` shows it.
+        node_id: String,
+    },
     /// Copy a Google Cloud Storage object into dfs, onto every live node.
     Seed {
         /// The object, as gs://bucket/object.
@@ -185,6 +191,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Nodes => {
             emit(&format::nodes(&naming.nodes().await?.nodes))?;
+        }
+        Command::ForgetNode { node_id } => {
+            naming.forget_node(&node_id).await?;
+            emit(&format!("forgot node {node_id}\n"))?;
         }
         Command::Seed {
             source,

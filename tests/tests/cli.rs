@@ -632,3 +632,56 @@ async fn unreachable_naming_server_is_one_clear_line() -> Result<()> {
     expect_failure(&cluster.dfs(["ls"]).await?, "cannot reach")?;
     Ok(())
 }
+
+#[tokio::test]
+async fn dead_nodes_can_be_forgotten_and_come_back() -> Result<()> {
+    let mut cluster = cluster(3).await?;
+    let local = random_file(&cluster, "kept", 2 * KIB64, 21)?;
+    cluster
+        .dfs_ok(["create", path_arg(&local), "kept", "--chunk-size", "64KiB"])
+        .await?;
+    let gone = cluster.storage(2).node_id().to_owned();
+    let alive = cluster.storage(0).node_id().to_owned();
+    cluster.stop_storage(2).await?;
+    wait_until(Duration::from_secs(15), || async {
+        cluster.dfs_ok(["nodes"]).await.is_ok_and(|out| {
+            out.lines()
+                .any(|l| l.starts_with(&gone) && l.contains("dead"))
+        })
+    })
+    .await?;
+
+    expect_failure(&cluster.dfs(["forget-node", &alive]).await?, "is alive")?;
+    expect_failure(
+        &cluster.dfs(["forget-node", "no-such-node"]).await?,
+        "not registered",
+    )?;
+    expect_failure(
+        &cluster.dfs(["forget-node", "a..b"]).await?,
+        "invalid node id",
+    )?;
+    let out = cluster.dfs_ok(["forget-node", &gone]).await?;
+    ensure!(out == format!("forgot node {gone}\n"), "{out}");
+    let nodes = cluster.dfs_ok(["nodes"]).await?;
+    ensure!(!nodes.contains(&gone), "{nodes}");
+    ensure!(nodes.contains(&alive), "{nodes}");
+
+    // Its replicas stay listed, as dead; reads use the others.
+    let stat = cluster.dfs_ok(["stat", "kept"]).await?;
+    ensure!(stat.contains(&format!("{gone}(dead)")), "{stat}");
+    let copy = scratch(&cluster, "copy");
+    cluster.dfs_ok(["read", "kept", path_arg(&copy)]).await?;
+    assert_same_file(&local, &copy)?;
+
+    // Back again, it registers anew with its chunks.
+    cluster.start_storage(2).await?;
+    wait_until(Duration::from_secs(15), || async {
+        cluster.dfs_ok(["nodes"]).await.is_ok_and(|out| {
+            out.lines()
+                .any(|l| l.starts_with(&gone) && l.contains("alive"))
+        })
+    })
+    .await?;
+    ensure!(cluster.check_replicas("kept", &local, 3).await? == 2);
+    Ok(())
+}

@@ -24,6 +24,7 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(nodes::heartbeat))
         .routes(routes!(nodes::chunk_report))
         .routes(routes!(nodes::list))
+        .routes(routes!(nodes::forget))
         .routes(routes!(files::init))
         .routes(routes!(files::find))
         .routes(routes!(files::get, files::delete))

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use dfs_common::api::{
     ChunkReport, ChunkReportReply, ErrorBody, HeartbeatRequest, HeartbeatResponse,
     MAX_CHUNK_REPORT, NodeInfo, NodeList, RegisterRequest, RegisterResponse,
@@ -144,6 +145,35 @@ pub async fn chunk_report(
         tracing::info!(count = orphans.len(), "orphan chunks reported");
     }
     Ok(Json(ChunkReportReply { orphans }))
+}
+
+/// Forget a dead storage node (decommissioned, or gone for good): it leaves
+/// `GET /nodes` and its pending deletions are dropped. Replicas it held stay
+/// listed, as dead. A live node is refused; a forgotten node that comes back
+/// simply registers again.
+#[utoipa::path(delete, path = "/nodes/{node_id}", tag = "nodes",
+    params(("node_id" = String, Path, description = "Id the node registered with")),
+    responses(
+        (status = 204, description = "Forgotten"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "Unknown node"),
+        (status = 409, body = ErrorBody, description = "The node is alive"),
+        (status = 503, body = ErrorBody, description = "Redis unreachable"),
+    ),
+    security(("bearer" = [])))]
+pub async fn forget(
+    State(state): State<AppState>,
+    AppPath(node_id): AppPath<String>,
+) -> Result<StatusCode, ApiError> {
+    record_span("node_id", &node_id);
+    check_node_id(&node_id)?;
+    let timeout_ms =
+        u64::try_from(state.settings.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
+    // Alive means heard from within the timeout, as `is_alive` has it.
+    let alive_since = now_ms().saturating_sub(timeout_ms);
+    state.store.forget_node(&node_id, alive_since).await?;
+    tracing::info!("storage node forgotten");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Every registered storage node, alive or not.

@@ -109,7 +109,13 @@ pub trait MetadataStore: Send + Sync + 'static {
         chunk_ids: &'a [String],
     ) -> StoreFuture<'a, Vec<String>>;
 
-    /// Every node ever registered, ordered by id.
+    /// Forgets a node that has not heartbeaten since `alive_since_ms`: its
+    /// registration and its trash go (its chunks stay listed as replicas,
+    /// shown as unknown). `NotFound` for an unknown node, `Conflict` for a
+    /// live one. A forgotten node that comes back registers again.
+    fn forget_node<'a>(&'a self, node_id: &'a str, alive_since_ms: u64) -> StoreFuture<'a, ()>;
+
+    /// Every node registered and not forgotten, ordered by id.
     fn nodes(&self) -> StoreFuture<'_, Vec<NodeRecord>>;
 
     /// Creates a pending file that expires at `expires_at_ms` unless

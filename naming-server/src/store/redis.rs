@@ -37,6 +37,7 @@ pub(super) struct Scripts {
     expire: Script,
     purge_expired: Script,
     heartbeat: Script,
+    forget_node: Script,
     pub(super) add_replicas: Script,
 }
 
@@ -72,6 +73,7 @@ impl RedisStore {
             expire: Script::new(scripts::EXPIRE),
             purge_expired: Script::new(scripts::PURGE_EXPIRED),
             heartbeat: Script::new(scripts::HEARTBEAT),
+            forget_node: Script::new(scripts::FORGET_NODE),
             add_replicas: Script::new(scripts::ADD_REPLICAS),
         };
         Ok(Self { pool, scripts })
@@ -227,6 +229,30 @@ impl MetadataStore for RedisStore {
                 }
             }
             Ok(orphans)
+        })
+    }
+
+    fn forget_node<'a>(&'a self, node_id: &'a str, alive_since_ms: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.forget_node.key(keys::node_key(node_id));
+            call.key(keys::trash_key(node_id))
+                .key(NODES)
+                .arg(node_id)
+                .arg(alive_since_ms);
+            let outcome: String = call.invoke_async(&mut conn).await?;
+            match outcome.as_str() {
+                "forgotten" => Ok(()),
+                "missing" => Err(StoreError::NotFound(format!(
+                    "storage node {node_id} is not registered"
+                ))),
+                "alive" => Err(StoreError::Conflict(format!(
+                    "storage node {node_id} is alive; stop it before forgetting it"
+                ))),
+                other => Err(StoreError::Internal(format!(
+                    "forgetting node {node_id}: unexpected {other:?}"
+                ))),
+            }
         })
     }
 

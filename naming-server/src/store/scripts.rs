@@ -89,6 +89,18 @@ for i = 6, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
 return redis.call('SRANDMEMBER', KEYS[2], ARGV[5])
 ";
 
+/// KEYS: node, trash, node set. ARGV: node id, the time (ms) from which a
+/// heartbeat means the node is alive. Removes a dead node and its trash.
+/// Returns 'forgotten', 'missing' or 'alive' (changing nothing).
+pub const FORGET_NODE: &str = r"
+local last = redis.call('HGET', KEYS[1], 'last_heartbeat_ms')
+if not last then return 'missing' end
+if tonumber(last) >= tonumber(ARGV[2]) then return 'alive' end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 'forgotten'
+";
+
 /// KEYS: file, chunks. ARGV: node ids. Adds the nodes to every chunk's
 /// `nodes` of a committed file, each once.
 pub const ADD_REPLICAS: &str = r"
