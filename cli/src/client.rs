@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use dfs_common::api::{
     AllocateChunkRequest, CRC32C_HEADER, ChunkAllocation, ChunkLocation, Distribution,
     DistributionList, ErrorBody, FileInfo, FileList, FileRecord, FileSize, FinalizeRequest, Health,
-    InitFileRequest, NodeList, NodeTarget, StartDistribution,
+    InitFileRequest, NodeList, NodeTarget, RepairReport, StartDistribution,
 };
 use dfs_common::chain::{
     ChainErrorBody, DownstreamNode, FAILED_NODE_HEADER, REPLICATE_TO_HEADER, format_replicate_to,
@@ -19,6 +19,8 @@ use crate::error::Error;
 
 /// How long a naming-server call may take.
 const NAMING_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a repair may take: it copies every under-replicated chunk.
+const REPAIR_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long to wait for a TCP connection to any server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest silence while a chunk body is on the wire.
@@ -192,6 +194,15 @@ impl NamingClient {
         let url = self.url(&["nodes"]);
         self.send_json(self.request(reqwest::Method::GET, url))
             .await
+    }
+
+    /// `POST /files/{file_id}/repair`: re-replicates under-replicated chunks.
+    pub async fn repair_file(&self, file_id: &str) -> Result<RepairReport, Error> {
+        let url = self.url(&["files", file_id, "repair"]);
+        let request = self
+            .request(reqwest::Method::POST, url)
+            .timeout(REPAIR_TIMEOUT);
+        self.send_json(request).await
     }
 
     /// `DELETE /nodes/{node_id}`: forgets a dead node.

@@ -1,6 +1,8 @@
 //! Plain-text output of `ls`, `stat` and `nodes`: aligned columns for humans.
 
-use dfs_common::api::{Distribution, FileInfo, FileRecord, FileState, NodeInfo, NodeState};
+use dfs_common::api::{
+    Distribution, FileInfo, FileRecord, FileState, NodeInfo, NodeState, RepairReport,
+};
 
 /// `1536` → `1.5 KiB`; exact below 1 KiB.
 pub fn human_bytes(n: u64) -> String {
@@ -133,6 +135,36 @@ pub fn stat(record: &FileRecord) -> String {
 }
 
 /// `dfs nodes`: id, URL, alive/dead, free and total space, chunk count.
+/// The summary line of `dfs repair`.
+pub fn repair(report: &RepairReport) -> String {
+    if report.under_replicated == 0 {
+        return format!(
+            "{}: every chunk has {} live replicas\n",
+            report.name, report.replication
+        );
+    }
+    format!(
+        "{}: repaired {} of {} under-replicated chunks ({} new copies)\n",
+        report.name, report.repaired, report.under_replicated, report.copies
+    )
+}
+
+/// Why `dfs repair` left chunks short, on one line.
+pub fn repair_problems(report: &RepairReport) -> String {
+    let each: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| format!("chunk {}: {}", p.index, p.error))
+        .collect();
+    format!(
+        "{}: {} chunks still have fewer than {} live replicas: {}",
+        report.name,
+        report.problems.len(),
+        report.replication,
+        each.join("; ")
+    )
+}
+
 pub fn nodes(nodes: &[NodeInfo]) -> String {
     let rows: Vec<Vec<String>> = nodes
         .iter()

@@ -72,6 +72,12 @@ enum Command {
         /// Remote file name.
         remote_name: String,
     },
+    /// Copy chunks that lost replicas (dead or forgotten nodes) to live
+    /// nodes until each has the file's replication factor again.
+    Repair {
+        /// Remote file name.
+        remote_name: String,
+    },
     /// Show storage nodes: alive or dead, free space, chunk count.
     Nodes,
     /// Remove a dead storage node from the node list (refused while it is
@@ -191,6 +197,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Nodes => {
             emit(&format::nodes(&naming.nodes().await?.nodes))?;
+        }
+        Command::Repair { remote_name } => {
+            let record = naming.file_by_name(&remote_name).await?;
+            let report = naming.repair_file(&record.info.file_id).await?;
+            emit(&format::repair(&report))?;
+            if !report.problems.is_empty() {
+                anyhow::bail!("{}", format::repair_problems(&report));
+            }
         }
         Command::ForgetNode { node_id } => {
             naming.forget_node(&node_id).await?;

@@ -44,6 +44,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod reaper;
+pub mod repair;
 pub mod routes;
 pub mod store;
 

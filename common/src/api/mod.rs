@@ -82,6 +82,30 @@ pub struct RegisterResponse {
     pub cluster_id: String,
 }
 
+/// Reply to `POST /files/{file_id}/repair`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RepairReport {
+    pub file_id: String,
+    pub name: String,
+    /// Live replicas each chunk should have.
+    pub replication: u32,
+    /// Chunks that had fewer live replicas than that.
+    pub under_replicated: u64,
+    /// Of those, the ones back at full strength.
+    pub repaired: u64,
+    /// New copies made.
+    pub copies: u64,
+    /// Chunks still short of live replicas, and why.
+    pub problems: Vec<RepairProblem>,
+}
+
+/// A chunk a repair could not bring back to full strength.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RepairProblem {
+    pub index: u64,
+    pub error: String,
+}
+
 /// Most chunk ids one `POST /nodes/{node_id}/chunk_report` may carry.
 pub const MAX_CHUNK_REPORT: usize = 1000;
 

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use dfs_common::api::{
-    ErrorBody, FileInfo, FileList, FileRecord, FileSize, FileState, InitFileRequest,
+    ErrorBody, FileInfo, FileList, FileRecord, FileSize, FileState, InitFileRequest, RepairReport,
 };
 use dfs_common::{
     MAX_CHUNK_SIZE, MAX_FILE_SIZE, MAX_REPLICATION, MIN_CHUNK_SIZE, chunk_count, validate,
@@ -211,4 +211,26 @@ pub async fn delete(
     state.metrics.files_deleted.fetch_add(1, Ordering::Relaxed);
     tracing::info!("file deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Re-replicate a committed file: every chunk with fewer live replicas
+/// than the file's replication factor is copied from a live holder to live
+/// nodes that lack it, over the storage nodes' peer chain. Chunks that
+/// cannot be brought back (no live replica, too few live nodes) are listed
+/// in `problems`.
+#[utoipa::path(post, path = "/files/{file_id}/repair", tag = "files",
+    params(("file_id" = String, Path)),
+    responses(
+        (status = 200, body = RepairReport),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "Unknown or unfinalized file"),
+        (status = 503, body = ErrorBody, description = "Redis unreachable"),
+    ),
+    security(("bearer" = [])))]
+pub async fn repair(
+    State(state): State<AppState>,
+    AppPath(file_id): AppPath<String>,
+) -> Result<Json<RepairReport>, ApiError> {
+    record_span("file_id", &file_id);
+    Ok(Json(crate::repair::repair_file(&state, &file_id).await?))
 }

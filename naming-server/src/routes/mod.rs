@@ -29,6 +29,7 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(files::find))
         .routes(routes!(files::get, files::delete))
         .routes(routes!(files::size))
+        .routes(routes!(files::repair))
         .routes(routes!(chunks::allocate))
         .routes(routes!(chunks::finalize))
         .routes(routes!(chunks::location))

@@ -154,6 +154,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// One chunk of a committed file.
     fn chunk<'a>(&'a self, file_id: &'a str, index: u64) -> StoreFuture<'a, Option<StoredChunk>>;
 
+    /// Adds `node_ids` to the replicas of chunk `index` of a committed file,
+    /// atomically with the check that the chunk is still `chunk_id`. False
+    /// (nothing changed) when the file or chunk is gone.
+    fn add_chunk_replicas<'a>(
+        &'a self,
+        file_id: &'a str,
+        index: u64,
+        chunk_id: &'a str,
+        node_ids: &'a [String],
+    ) -> StoreFuture<'a, bool>;
+
     /// Committed files whose names start with `prefix`, after `after`.
     fn list<'a>(
         &'a self,

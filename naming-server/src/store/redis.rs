@@ -38,6 +38,7 @@ pub(super) struct Scripts {
     purge_expired: Script,
     heartbeat: Script,
     forget_node: Script,
+    add_chunk_replicas: Script,
     pub(super) add_replicas: Script,
 }
 
@@ -74,6 +75,7 @@ impl RedisStore {
             purge_expired: Script::new(scripts::PURGE_EXPIRED),
             heartbeat: Script::new(scripts::HEARTBEAT),
             forget_node: Script::new(scripts::FORGET_NODE),
+            add_chunk_replicas: Script::new(scripts::ADD_CHUNK_REPLICAS),
             add_replicas: Script::new(scripts::ADD_REPLICAS),
         };
         Ok(Self { pool, scripts })
@@ -435,6 +437,26 @@ impl MetadataStore for RedisStore {
                 Ok(StoredChunk { index, ..chunk })
             })
             .transpose()
+        })
+    }
+
+    fn add_chunk_replicas<'a>(
+        &'a self,
+        file_id: &'a str,
+        index: u64,
+        chunk_id: &'a str,
+        node_ids: &'a [String],
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let keys = file_keys(file_id)?;
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.add_chunk_replicas.key(&keys.file);
+            call.key(&keys.chunks)
+                .arg(index)
+                .arg(chunk_id)
+                .arg(node_ids);
+            let added: i64 = call.invoke_async(&mut conn).await?;
+            Ok(added == 1)
         })
     }
 

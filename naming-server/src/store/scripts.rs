@@ -118,3 +118,21 @@ for i = 1, #all, 2 do
 end
 return 1
 ";
+
+/// KEYS: file, chunks. ARGV: index, chunk id, node ids. Adds the nodes to
+/// chunk `index`'s `nodes`, each once, if the file is committed and that
+/// chunk still has this id. Returns 1 when it did, else 0.
+pub const ADD_CHUNK_REPLICAS: &str = r"
+if redis.call('HGET', KEYS[1], 'state') ~= 'committed' then return 0 end
+local json = redis.call('HGET', KEYS[2], ARGV[1])
+if not json then return 0 end
+local chunk = cjson.decode(json)
+if chunk.chunk_id ~= ARGV[2] then return 0 end
+local held = {}
+for _, node in ipairs(chunk.nodes) do held[node] = true end
+for i = 3, #ARGV do
+  if not held[ARGV[i]] then table.insert(chunk.nodes, ARGV[i]); held[ARGV[i]] = true end
+end
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(chunk))
+return 1
+";
