@@ -39,6 +39,12 @@ pub struct Config {
     #[arg(long, env = "PENDING_TTL", default_value = "1h", value_parser = parse_positive_duration)]
     pub pending_ttl: Duration,
 
+    /// A storage node silent this long (at least `HEARTBEAT_TIMEOUT`) is lost:
+    /// its chunks are copied to live nodes in the background. `off` leaves
+    /// that to `dfs repair`.
+    #[arg(long, env = "REPAIR_AFTER", default_value = "10m", value_parser = parse_repair_after)]
+    pub repair_after: RepairAfter,
+
     /// When set, every API call except health, metrics and docs needs `Authorization: Bearer <token>`.
     #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
     pub dfs_token: Option<String>,
@@ -53,6 +59,17 @@ fn parse_chunk_size(s: &str) -> Result<u64, String> {
             "chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"
         ))
     }
+}
+
+/// `REPAIR_AFTER`: a duration, or `None` for `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepairAfter(pub Option<Duration>);
+
+fn parse_repair_after(s: &str) -> Result<RepairAfter, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(RepairAfter(None));
+    }
+    parse_positive_duration(s).map(|d| RepairAfter(Some(d)))
 }
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
@@ -86,5 +103,12 @@ mod tests {
         assert!(Config::try_parse_from(["naming-server", "--chunk-size", "1KiB"]).is_err());
         assert!(Config::try_parse_from(["naming-server", "--replication-factor", "0"]).is_err());
         assert!(Config::try_parse_from(["naming-server", "--pending-ttl", "0s"]).is_err());
+        assert_eq!(
+            config.repair_after,
+            RepairAfter(Some(Duration::from_secs(600)))
+        );
+        let off = Config::try_parse_from(["naming-server", "--repair-after", "off"]);
+        assert_eq!(off.expect("off parses").repair_after, RepairAfter(None));
+        assert!(Config::try_parse_from(["naming-server", "--repair-after", "0s"]).is_err());
     }
 }

@@ -63,6 +63,9 @@ pub struct Settings {
     pub chunk_size: u64,
     pub heartbeat_timeout: Duration,
     pub pending_ttl: Duration,
+    /// Silence after which a node's chunks are re-replicated; `None`: never
+    /// in the background.
+    pub repair_after: Option<Duration>,
     pub token: Option<String>,
 }
 
@@ -90,6 +93,7 @@ impl AppState {
                 chunk_size: config.chunk_size,
                 heartbeat_timeout: config.heartbeat_timeout,
                 pending_ttl: config.pending_ttl,
+                repair_after: config.repair_after.0,
                 token: config.dfs_token.clone().filter(|t| !t.is_empty()),
             }),
             metrics: Arc::new(Metrics::default()),
@@ -140,12 +144,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let reaper = tokio::spawn(reaper::run(state.clone(), shutdown.clone()));
+    let repairs = tokio::spawn(repair::run(state.clone(), shutdown.clone()));
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     shutdown.cancel();
     if let Err(e) = reaper.await {
         tracing::error!(error = %e, "reaper task failed");
+    }
+    if let Err(e) = repairs.await {
+        tracing::error!(error = %e, "repair task failed");
     }
     served
 }

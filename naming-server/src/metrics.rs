@@ -20,6 +20,8 @@ pub struct Metrics {
     pub files_deleted: AtomicU64,
     pub chunks_allocated: AtomicU64,
     pub uploads_expired: AtomicU64,
+    pub repair_scans: AtomicU64,
+    pub repair_copies: AtomicU64,
 }
 
 impl Metrics {
@@ -71,6 +73,16 @@ impl Metrics {
                 "dfs_uploads_expired_total",
                 "Pending uploads expired by this process's reaper.",
                 &self.uploads_expired,
+            ),
+            (
+                "dfs_repair_scans_total",
+                "Background scans for under-replicated chunks after a node was lost.",
+                &self.repair_scans,
+            ),
+            (
+                "dfs_repair_copies_total",
+                "Chunk copies made to restore replication (dfs repair and background).",
+                &self.repair_copies,
             ),
         ];
         for (name, help, value) in counters {

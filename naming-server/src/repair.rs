@@ -5,28 +5,43 @@
 //! the others (`POST /chunks/{id}/replicate` on the storage server, the
 //! same chain as on write); the nodes that now hold it join its replicas.
 //! Dead replicas stay listed, so a node that returns still counts.
+//!
+//! [`run`] does it in the background: once a node has been silent for
+//! `REPAIR_AFTER` (or was forgotten), one naming-server replica (holding a
+//! lease in Redis) walks every committed file once. A lost node is covered
+//! by one scan; if it comes back and is lost again, it counts anew.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dfs_common::api::{RepairProblem, RepairReport};
 use dfs_common::chain::{ChainErrorBody, DownstreamNode, FAILED_NODE_HEADER, ReplicateRequest};
 use rand::seq::SliceRandom;
+use tokio_util::sync::CancellationToken;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::routes::{NodeDirectory, files, live_nodes};
+use crate::routes::{NodeDirectory, files, is_alive};
 use crate::store::{NodeRecord, StoredChunk};
+use crate::{AppState, now_ms};
 
 /// Longest one chunk's replicate call may take, the chain below included.
 const REPLICATE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a background scan may hold its lease before another replica
+/// may start one.
+const SCAN_LEASE_MS: u64 = 3_600_000;
+/// Files repaired per node-list refresh in a background scan.
+const SCAN_PAGE: usize = 100;
 
 /// Brings every chunk of committed file `file_id` back to its replication
-/// factor in live replicas, as far as live nodes allow.
-pub async fn repair_file(state: &AppState, file_id: &str) -> Result<RepairReport, ApiError> {
+/// factor in live replicas, as far as the live nodes in `directory` allow.
+pub async fn repair_file(
+    state: &AppState,
+    file_id: &str,
+    directory: &NodeDirectory,
+) -> Result<RepairReport, ApiError> {
     let info = files::committed(state, file_id).await?;
     let chunks = state.store.chunks(file_id).await?;
-    let directory = NodeDirectory::load(state).await?;
-    let live = live_nodes(state).await?;
+    let live = directory.live();
     let want = info.replication as usize;
     let mut report = RepairReport {
         file_id: info.file_id.clone(),
@@ -40,6 +55,7 @@ pub async fn repair_file(state: &AppState, file_id: &str) -> Result<RepairReport
     for chunk in chunks {
         let holders: Vec<&NodeRecord> = live
             .iter()
+            .copied()
             .filter(|node| chunk.nodes.contains(&node.node_id))
             .collect();
         if holders.len() >= want {
@@ -63,6 +79,7 @@ pub async fn repair_file(state: &AppState, file_id: &str) -> Result<RepairReport
         }
         let mut targets: Vec<&NodeRecord> = live
             .iter()
+            .copied()
             .filter(|node| !chunk.nodes.contains(&node.node_id))
             .collect();
         targets.shuffle(&mut rand::rng());
@@ -96,6 +113,10 @@ pub async fn repair_file(state: &AppState, file_id: &str) -> Result<RepairReport
             continue;
         }
         report.copies += new_nodes.len() as u64;
+        state
+            .metrics
+            .repair_copies
+            .fetch_add(new_nodes.len() as u64, Ordering::Relaxed);
         let now_live = holders.len() + new_nodes.len();
         match error {
             Some(error) => problem(error),
@@ -167,4 +188,94 @@ async fn copy_down_chain(
         .and_then(|id| targets.iter().position(|node| node.node_id == id))
         .unwrap_or(0);
     Err((held, format!("copying from {}: {reason}", source.node_id)))
+}
+
+/// Runs background repair scans until `shutdown` (not at all when
+/// `REPAIR_AFTER` is off).
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let Some(after) = state.settings.repair_after else {
+        return;
+    };
+    let lost_after = after.max(state.settings.heartbeat_timeout);
+    // Often enough that a forgotten node's chunks are copied within seconds.
+    let every = (lost_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        // Not raced against shutdown: the scan stops between files and
+        // releases its lease, so another replica can take over at once.
+        if let Err(error) = scan_if_due(&state, lost_after, &shutdown).await {
+            tracing::warn!(%error, "background repair failed; retrying later");
+        }
+    }
+}
+
+/// One tick: claims a scan when a node is newly lost (or one was asked
+/// for) and runs it over every committed file.
+async fn scan_if_due(
+    state: &AppState,
+    lost_after: Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    let lost_ms = u64::try_from(lost_after.as_millis()).unwrap_or(u64::MAX);
+    let nodes = state.store.nodes().await?;
+    let (lost, alive): (Vec<String>, Vec<String>) = {
+        let lost = nodes
+            .iter()
+            .filter(|n| now.saturating_sub(n.last_heartbeat_ms) > lost_ms)
+            .map(|n| n.node_id.clone())
+            .collect();
+        let alive = nodes
+            .iter()
+            .filter(|n| is_alive(n, &state.settings, now))
+            .map(|n| n.node_id.clone())
+            .collect();
+        (lost, alive)
+    };
+    let Some(fresh) = state
+        .store
+        .claim_repair_scan(&lost, &alive, SCAN_LEASE_MS)
+        .await?
+    else {
+        return Ok(());
+    };
+    tracing::info!(lost = ?fresh, "re-replicating the chunks of lost storage nodes");
+    let scanned = scan(state, shutdown).await;
+    state
+        .store
+        .finish_repair_scan(&fresh, scanned.is_ok())
+        .await?;
+    state.metrics.repair_scans.fetch_add(1, Ordering::Relaxed);
+    scanned
+}
+
+/// Repairs every committed file, page by page; stops early (as failed) on
+/// shutdown.
+async fn scan(state: &AppState, shutdown: &CancellationToken) -> Result<(), ApiError> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = state.store.list("", after.as_deref(), SCAN_PAGE).await?;
+        let directory = NodeDirectory::load(state).await?;
+        for file in &page.files {
+            if shutdown.is_cancelled() {
+                return Err(ApiError::Unavailable(
+                    "shutting down; the scan resumes on another replica or at restart".into(),
+                ));
+            }
+            match repair_file(state, &file.file_id, &directory).await {
+                // Deleted since it was listed.
+                Ok(_) | Err(ApiError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! ones until each has the file's replication factor again.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -139,4 +139,74 @@ async fn repair_restores_the_replication_factor() -> Result<()> {
         "{stderr}"
     );
     Ok(())
+}
+
+/// Creates a six-chunk file `name` (replication 3) and stops the node
+/// holding most of its chunks; returns the local copy and that node's index.
+async fn lose_a_node(cluster: &mut TestCluster, name: &str) -> Result<(PathBuf, usize)> {
+    let local = cluster.scratch_dir().join(name);
+    write_random_file(&local, CHUNKS * KIB64, 32)?;
+    let path = local.to_str().context("utf-8 path")?;
+    cluster
+        .dfs_ok(["create", path, name, "--chunk-size", "64KiB"])
+        .await?;
+    let record = cluster.file_record(name).await?;
+    let mut held: HashMap<String, usize> = HashMap::new();
+    for chunk in record["chunks"].as_array().context("chunks")? {
+        for replica in chunk["replicas"].as_array().context("replicas")? {
+            *held
+                .entry(replica["node_id"].as_str().context("id")?.to_owned())
+                .or_default() += 1;
+        }
+    }
+    let victim = held
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .context("no replicas")?
+        .0;
+    let index = cluster.storage_index(&victim)?;
+    cluster.stop_storage(index).await?;
+    wait_dead(cluster, &victim).await?;
+    Ok((local, index))
+}
+
+async fn wait_fully_replicated(cluster: &TestCluster, name: &str, local: &Path) -> Result<()> {
+    wait_until(Duration::from_secs(30), || async {
+        live_copies(cluster, name, local)
+            .await
+            .is_ok_and(|counts| counts == vec![3; CHUNKS as usize])
+    })
+    .await
+    .context("the chunks never got three live replicas again")
+}
+
+#[tokio::test]
+async fn lost_nodes_are_repaired_in_the_background() -> Result<()> {
+    let mut cluster = TestCluster::builder()
+        .storage_nodes(4)
+        .naming_env("REPAIR_AFTER", "1s")
+        .start()
+        .await?;
+    let (local, _) = lose_a_node(&mut cluster, "bg.bin").await?;
+    wait_fully_replicated(&cluster, "bg.bin", &local).await?;
+    let out = cluster.dfs_ok(["repair", "bg.bin"]).await?;
+    ensure!(out == "bg.bin: every chunk has 3 live replicas\n", "{out}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn forgetting_a_node_repairs_its_chunks() -> Result<()> {
+    // Background repair would wait an hour; forgetting the node is the
+    // operator saying it is gone for good.
+    let mut cluster = TestCluster::builder()
+        .storage_nodes(4)
+        .naming_env("REPAIR_AFTER", "1h")
+        .start()
+        .await?;
+    let (local, index) = lose_a_node(&mut cluster, "fg.bin").await?;
+    let counts = live_copies(&cluster, "fg.bin", &local).await?;
+    ensure!(counts.contains(&2), "{counts:?}");
+    let node_id = cluster.storage(index).node_id().to_owned();
+    cluster.dfs_ok(["forget-node", &node_id]).await?;
+    wait_fully_replicated(&cluster, "fg.bin", &local).await
 }

@@ -232,5 +232,8 @@ pub async fn repair(
     AppPath(file_id): AppPath<String>,
 ) -> Result<Json<RepairReport>, ApiError> {
     record_span("file_id", &file_id);
-    Ok(Json(crate::repair::repair_file(&state, &file_id).await?))
+    let directory = super::NodeDirectory::load(&state).await?;
+    Ok(Json(
+        crate::repair::repair_file(&state, &file_id, &directory).await?,
+    ))
 }

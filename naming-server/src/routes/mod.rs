@@ -83,6 +83,17 @@ impl NodeDirectory {
         })
     }
 
+    /// The live nodes, ordered by id.
+    pub fn live(&self) -> Vec<&NodeRecord> {
+        let mut live: Vec<&NodeRecord> = self
+            .nodes
+            .values()
+            .filter(|node| is_alive(node, &self.settings, self.now_ms))
+            .collect();
+        live.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        live
+    }
+
     /// The node called `node_id`, if registered.
     pub fn record(&self, node_id: &str) -> Option<&NodeRecord> {
         self.nodes.get(node_id)

@@ -14,6 +14,9 @@
 //! | `dfs:{nodes}:node:<id>` | hash | url, tcp_addr, last_heartbeat_ms, disk stats |
 //! | `dfs:{nodes}:trash:<id>` | set | chunk ids the node should delete |
 //! | `dfs:{meta}:cluster_id` | string | id of this store, made on first use |
+//! | `dfs:{nodes}:repaired` | set | lost nodes whose chunks a repair scan covered |
+//! | `dfs:{nodes}:repair_wanted` | string | set when a scan is due (a node was forgotten) |
+//! | `dfs:{nodes}:repair_lease` | string | held (with a TTL) by the replica scanning |
 
 /// Sorted set of committed names.
 pub const NAMES: &str = "dfs:{files}:names";
@@ -21,6 +24,12 @@ pub const NAMES: &str = "dfs:{files}:names";
 pub const EXPIRY: &str = "dfs:{pending}:expiry";
 /// Set of registered node ids.
 pub const NODES: &str = "dfs:{nodes}:all";
+/// Lost nodes whose chunks a repair scan has covered.
+pub const REPAIRED: &str = "dfs:{nodes}:repaired";
+/// Set when a repair scan is due.
+pub const REPAIR_WANTED: &str = "dfs:{nodes}:repair_wanted";
+/// Held by the naming-server replica running a repair scan.
+pub const REPAIR_LEASE: &str = "dfs:{nodes}:repair_lease";
 /// Id of this metadata store, made on first use.
 pub const CLUSTER_ID: &str = "dfs:{meta}:cluster_id";
 

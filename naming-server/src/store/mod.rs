@@ -115,6 +115,23 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// live one. A forgotten node that comes back registers again.
     fn forget_node<'a>(&'a self, node_id: &'a str, alive_since_ms: u64) -> StoreFuture<'a, ()>;
 
+    /// Starts a background repair scan if one is due: a node in `lost` not
+    /// covered by an earlier scan, or a scan asked for (a node was
+    /// forgotten), and no scan running anywhere. Returns the lost nodes to
+    /// pass to [`MetadataStore::finish_repair_scan`], or `None`: no scan.
+    /// Nodes in `alive` count as new losses if they are lost again later.
+    fn claim_repair_scan<'a>(
+        &'a self,
+        lost: &'a [String],
+        alive: &'a [String],
+        lease_ms: u64,
+    ) -> StoreFuture<'a, Option<Vec<String>>>;
+
+    /// Ends the claimed scan: `lost` are covered when it `completed`;
+    /// otherwise another scan is asked for.
+    fn finish_repair_scan<'a>(&'a self, lost: &'a [String], completed: bool)
+    -> StoreFuture<'a, ()>;
+
     /// Every node registered and not forgotten, ordered by id.
     fn nodes(&self) -> StoreFuture<'_, Vec<NodeRecord>>;
 

@@ -18,7 +18,9 @@ use deadpool_redis::{Connection, Manager, Pool, Runtime};
 use dfs_common::api::{FileInfo, FileState, NodeStats};
 use redis::{AsyncCommands, AsyncConnectionConfig, Script};
 
-use super::keys::{self, CLUSTER_ID, EXPIRY, FileKeys, NAMES, NODES};
+use super::keys::{
+    self, CLUSTER_ID, EXPIRY, FileKeys, NAMES, NODES, REPAIR_LEASE, REPAIR_WANTED, REPAIRED,
+};
 use super::parse::{allocation_targets, file_info, file_keys, node_record, state_error};
 use super::{
     Allocation, FilePage, MetadataStore, NodeRecord, StoreError, StoreFuture, StoreResult,
@@ -38,6 +40,8 @@ pub(super) struct Scripts {
     purge_expired: Script,
     heartbeat: Script,
     forget_node: Script,
+    claim_repair: Script,
+    finish_repair: Script,
     add_chunk_replicas: Script,
     pub(super) add_replicas: Script,
 }
@@ -75,6 +79,8 @@ impl RedisStore {
             purge_expired: Script::new(scripts::PURGE_EXPIRED),
             heartbeat: Script::new(scripts::HEARTBEAT),
             forget_node: Script::new(scripts::FORGET_NODE),
+            claim_repair: Script::new(scripts::CLAIM_REPAIR),
+            finish_repair: Script::new(scripts::FINISH_REPAIR),
             add_chunk_replicas: Script::new(scripts::ADD_CHUNK_REPLICAS),
             add_replicas: Script::new(scripts::ADD_REPLICAS),
         };
@@ -240,6 +246,7 @@ impl MetadataStore for RedisStore {
             let mut call = self.scripts.forget_node.key(keys::node_key(node_id));
             call.key(keys::trash_key(node_id))
                 .key(NODES)
+                .key(REPAIR_WANTED)
                 .arg(node_id)
                 .arg(alive_since_ms);
             let outcome: String = call.invoke_async(&mut conn).await?;
@@ -255,6 +262,42 @@ impl MetadataStore for RedisStore {
                     "forgetting node {node_id}: unexpected {other:?}"
                 ))),
             }
+        })
+    }
+
+    fn claim_repair_scan<'a>(
+        &'a self,
+        lost: &'a [String],
+        alive: &'a [String],
+        lease_ms: u64,
+    ) -> StoreFuture<'a, Option<Vec<String>>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.claim_repair.key(REPAIRED);
+            call.key(REPAIR_WANTED)
+                .key(REPAIR_LEASE)
+                .arg(lease_ms)
+                .arg(lost.len())
+                .arg(lost)
+                .arg(alive);
+            Ok(call.invoke_async(&mut conn).await?)
+        })
+    }
+
+    fn finish_repair_scan<'a>(
+        &'a self,
+        lost: &'a [String],
+        completed: bool,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.finish_repair.key(REPAIRED);
+            call.key(REPAIR_WANTED)
+                .key(REPAIR_LEASE)
+                .arg(if completed { "done" } else { "retry" })
+                .arg(lost);
+            call.invoke_async::<()>(&mut conn).await?;
+            Ok(())
         })
     }
 

@@ -89,16 +89,50 @@ for i = 6, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
 return redis.call('SRANDMEMBER', KEYS[2], ARGV[5])
 ";
 
-/// KEYS: node, trash, node set. ARGV: node id, the time (ms) from which a
-/// heartbeat means the node is alive. Removes a dead node and its trash.
-/// Returns 'forgotten', 'missing' or 'alive' (changing nothing).
+/// KEYS: node, trash, node set, repair flag. ARGV: node id, the time (ms)
+/// from which a heartbeat means the node is alive. Removes a dead node and
+/// its trash, and asks for a repair scan. Returns 'forgotten', 'missing' or
+/// 'alive' (changing nothing).
 pub const FORGET_NODE: &str = r"
 local last = redis.call('HGET', KEYS[1], 'last_heartbeat_ms')
 if not last then return 'missing' end
 if tonumber(last) >= tonumber(ARGV[2]) then return 'alive' end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('SET', KEYS[4], '1')
 return 'forgotten'
+";
+
+/// KEYS: handled lost nodes, repair flag, scan lease. ARGV: lease ms, the
+/// number n of lost node ids, those n ids, then ids of live nodes. Live
+/// nodes leave the handled set (a later loss counts again). When a lost
+/// node is not handled yet, or a scan was asked for, and no scan holds the
+/// lease: takes it, clears the flag and returns the unhandled lost ids
+/// (maybe none). Otherwise nil.
+pub const CLAIM_REPAIR: &str = r"
+local n = tonumber(ARGV[2])
+for i = 3 + n, #ARGV do redis.call('SREM', KEYS[1], ARGV[i]) end
+local fresh = {}
+for i = 3, 2 + n do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then table.insert(fresh, ARGV[i]) end
+end
+if #fresh == 0 and redis.call('EXISTS', KEYS[2]) == 0 then return false end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[1]) then return false end
+redis.call('DEL', KEYS[2])
+return fresh
+";
+
+/// KEYS: handled lost nodes, repair flag, scan lease. ARGV: 'done' or
+/// 'retry', then lost node ids the scan covered. Done: they are handled.
+/// Retry: the flag is set again. The lease is released either way.
+pub const FINISH_REPAIR: &str = r"
+if ARGV[1] == 'done' then
+  for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+else
+  redis.call('SET', KEYS[2], '1')
+end
+redis.call('DEL', KEYS[3])
+return 1
 ";
 
 /// KEYS: file, chunks. ARGV: node ids. Adds the nodes to every chunk's
