@@ -633,6 +633,18 @@ async fn unreachable_naming_server_is_one_clear_line() -> Result<()> {
     Ok(())
 }
 
+/// Waits until `dfs nodes` shows `node_id` in `state` (alive or dead).
+async fn wait_for_node_state(cluster: &TestCluster, node_id: &str, state: &str) -> Result<()> {
+    wait_until(Duration::from_secs(15), || async {
+        cluster.dfs_ok(["nodes"]).await.is_ok_and(|out| {
+            out.lines()
+                .any(|l| l.starts_with(node_id) && l.contains(state))
+        })
+    })
+    .await
+    .with_context(|| format!("dfs nodes never showed {node_id} {state}"))
+}
+
 #[tokio::test]
 async fn dead_nodes_can_be_forgotten_and_come_back() -> Result<()> {
     let mut cluster = cluster(3).await?;
@@ -643,13 +655,7 @@ async fn dead_nodes_can_be_forgotten_and_come_back() -> Result<()> {
     let gone = cluster.storage(2).node_id().to_owned();
     let alive = cluster.storage(0).node_id().to_owned();
     cluster.stop_storage(2).await?;
-    wait_until(Duration::from_secs(15), || async {
-        cluster.dfs_ok(["nodes"]).await.is_ok_and(|out| {
-            out.lines()
-                .any(|l| l.starts_with(&gone) && l.contains("dead"))
-        })
-    })
-    .await?;
+    wait_for_node_state(&cluster, &gone, "dead").await?;
 
     expect_failure(&cluster.dfs(["forget-node", &alive]).await?, "is alive")?;
     expect_failure(
@@ -675,13 +681,7 @@ async fn dead_nodes_can_be_forgotten_and_come_back() -> Result<()> {
 
     // Back again, it registers anew with its chunks.
     cluster.start_storage(2).await?;
-    wait_until(Duration::from_secs(15), || async {
-        cluster.dfs_ok(["nodes"]).await.is_ok_and(|out| {
-            out.lines()
-                .any(|l| l.starts_with(&gone) && l.contains("alive"))
-        })
-    })
-    .await?;
+    wait_for_node_state(&cluster, &gone, "alive").await?;
     ensure!(cluster.check_replicas("kept", &local, 3).await? == 2);
     Ok(())
 }

@@ -58,33 +58,10 @@ async fn wait_dead(cluster: &TestCluster, node_id: &str) -> Result<()> {
 #[tokio::test]
 async fn repair_restores_the_replication_factor() -> Result<()> {
     let mut cluster = TestCluster::builder().storage_nodes(5).start().await?;
-    let local = cluster.scratch_dir().join("r.bin");
-    write_random_file(&local, CHUNKS * KIB64 - 100, 31)?;
-    let path = local.to_str().context("utf-8 path")?;
-    cluster
-        .dfs_ok(["create", path, "r.bin", "--chunk-size", "64KiB"])
-        .await?;
+    let local = create_file(&cluster, "r.bin").await?;
     let out = cluster.dfs_ok(["repair", "r.bin"]).await?;
     ensure!(out == "r.bin: every chunk has 3 live replicas\n", "{out}");
-
-    // Stop the node holding the most chunks.
-    let record = cluster.file_record("r.bin").await?;
-    let mut held: HashMap<String, usize> = HashMap::new();
-    for chunk in record["chunks"].as_array().context("chunks")? {
-        for replica in chunk["replicas"].as_array().context("replicas")? {
-            *held
-                .entry(replica["node_id"].as_str().context("id")?.to_owned())
-                .or_default() += 1;
-        }
-    }
-    let (victim, lost) = held
-        .into_iter()
-        .max_by_key(|(_, n)| *n)
-        .context("no replicas")?;
-    cluster
-        .stop_storage(cluster.storage_index(&victim)?)
-        .await?;
-    wait_dead(&cluster, &victim).await?;
+    let (_, lost) = stop_busiest_node(&mut cluster, "r.bin").await?;
     let before = live_copies(&cluster, "r.bin", &local).await?;
     ensure!(
         before.iter().filter(|&&n| n == 2).count() == lost,
@@ -141,15 +118,21 @@ async fn repair_restores_the_replication_factor() -> Result<()> {
     Ok(())
 }
 
-/// Creates a six-chunk file `name` (replication 3) and stops the node
-/// holding most of its chunks; returns the local copy and that node's index.
-async fn lose_a_node(cluster: &mut TestCluster, name: &str) -> Result<(PathBuf, usize)> {
+/// Creates a six-chunk file `name` (replication 3, the last chunk short);
+/// returns its local copy.
+async fn create_file(cluster: &TestCluster, name: &str) -> Result<PathBuf> {
     let local = cluster.scratch_dir().join(name);
-    write_random_file(&local, CHUNKS * KIB64, 32)?;
+    write_random_file(&local, CHUNKS * KIB64 - 100, 31)?;
     let path = local.to_str().context("utf-8 path")?;
     cluster
         .dfs_ok(["create", path, name, "--chunk-size", "64KiB"])
         .await?;
+    Ok(local)
+}
+
+/// Stops the node holding most chunks of `name` and waits until it counts
+/// as dead; returns its index and how many chunks it held.
+async fn stop_busiest_node(cluster: &mut TestCluster, name: &str) -> Result<(usize, usize)> {
     let record = cluster.file_record(name).await?;
     let mut held: HashMap<String, usize> = HashMap::new();
     for chunk in record["chunks"].as_array().context("chunks")? {
@@ -159,15 +142,14 @@ async fn lose_a_node(cluster: &mut TestCluster, name: &str) -> Result<(PathBuf, 
                 .or_default() += 1;
         }
     }
-    let victim = held
+    let (victim, count) = held
         .into_iter()
         .max_by_key(|(_, n)| *n)
-        .context("no replicas")?
-        .0;
+        .context("no replicas")?;
     let index = cluster.storage_index(&victim)?;
     cluster.stop_storage(index).await?;
     wait_dead(cluster, &victim).await?;
-    Ok((local, index))
+    Ok((index, count))
 }
 
 async fn wait_fully_replicated(cluster: &TestCluster, name: &str, local: &Path) -> Result<()> {
@@ -187,7 +169,8 @@ async fn lost_nodes_are_repaired_in_the_background() -> Result<()> {
         .naming_env("REPAIR_AFTER", "1s")
         .start()
         .await?;
-    let (local, _) = lose_a_node(&mut cluster, "bg.bin").await?;
+    let local = create_file(&cluster, "bg.bin").await?;
+    stop_busiest_node(&mut cluster, "bg.bin").await?;
     wait_fully_replicated(&cluster, "bg.bin", &local).await?;
     let out = cluster.dfs_ok(["repair", "bg.bin"]).await?;
     ensure!(out == "bg.bin: every chunk has 3 live replicas\n", "{out}");
@@ -203,7 +186,8 @@ async fn forgetting_a_node_repairs_its_chunks() -> Result<()> {
         .naming_env("REPAIR_AFTER", "1h")
         .start()
         .await?;
-    let (local, index) = lose_a_node(&mut cluster, "fg.bin").await?;
+    let local = create_file(&cluster, "fg.bin").await?;
+    let (index, _) = stop_busiest_node(&mut cluster, "fg.bin").await?;
     let counts = live_copies(&cluster, "fg.bin", &local).await?;
     ensure!(counts.contains(&2), "{counts:?}");
     let node_id = cluster.storage(index).node_id().to_owned();
