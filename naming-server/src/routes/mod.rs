@@ -44,8 +44,13 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
 
 /// Heard from within the heartbeat timeout.
 pub fn is_alive(node: &NodeRecord, settings: &Settings, now_ms: u64) -> bool {
+    node.last_heartbeat_ms >= alive_since(settings, now_ms)
+}
+
+/// The earliest heartbeat time (ms) that still makes a node alive at `now_ms`.
+pub fn alive_since(settings: &Settings, now_ms: u64) -> u64 {
     let timeout_ms = u64::try_from(settings.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
-    now_ms.saturating_sub(node.last_heartbeat_ms) <= timeout_ms
+    now_ms.saturating_sub(timeout_ms)
 }
 
 /// Every live node.

@@ -9,7 +9,7 @@ use dfs_common::api::{
 };
 use dfs_common::validate;
 
-use super::{is_alive, record_span};
+use super::{alive_since, is_alive, record_span};
 use crate::error::{ApiError, AppJson, AppPath};
 use crate::store::{NodeRecord, StoreError};
 use crate::{AppState, now_ms};
@@ -167,10 +167,7 @@ pub async fn forget(
 ) -> Result<StatusCode, ApiError> {
     record_span("node_id", &node_id);
     check_node_id(&node_id)?;
-    let timeout_ms =
-        u64::try_from(state.settings.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
-    // Alive means heard from within the timeout, as `is_alive` has it.
-    let alive_since = now_ms().saturating_sub(timeout_ms);
+    let alive_since = alive_since(&state.settings, now_ms());
     state.store.forget_node(&node_id, alive_since).await?;
     tracing::info!("storage node forgotten");
     Ok(StatusCode::NO_CONTENT)
