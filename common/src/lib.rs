@@ -9,12 +9,17 @@
 //!   side of the wire.
 //! - [`gcs`]: `gs://bucket/object` URLs, the source of `dfs seed`.
 //! - [`shutdown`]: Ctrl-C / SIGTERM → a `CancellationToken`, for both servers.
+//! - [`http`] (feature `axum`): what both servers' handlers share: the
+//!   extractors that reject bad input as a JSON 400/413, and the
+//!   `{"error": …}` response.
 //! - [`units`]: human-readable sizes (`8MiB`), durations (`15s`) and
 //!   bandwidths (`10m` = 10 Mbit/s) for flags and environment variables.
 
 pub mod api;
 pub mod chain;
 pub mod gcs;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod shutdown;
 pub mod units;
 pub mod validate;
@@ -23,8 +28,6 @@ pub mod validate;
 pub const MIN_CHUNK_SIZE: u64 = 64 * 1024;
 /// Largest chunk size a file may use; also the largest body a storage server accepts.
 pub const MAX_CHUNK_SIZE: u64 = 64 * 1024 * 1024;
-/// Chunk size used when neither the file nor the server says otherwise.
-pub const DEFAULT_CHUNK_SIZE: u64 = 8 * 1024 * 1024;
 /// Largest file the naming server accepts (1 PiB); beyond it, 413.
 pub const MAX_FILE_SIZE: u64 = 1 << 50;
 /// Largest replication factor a file may ask for.
@@ -47,9 +50,11 @@ pub fn crc32c(data: &[u8]) -> u32 {
     crc32c::crc32c(data)
 }
 
-/// Bearer-token header value for `token`.
-pub fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl NamingClient {
             .post(format!("{}{path}", self.base_url))
             .json(body);
         if let Some(token) = &self.token {
-            request = request.header(reqwest::header::AUTHORIZATION, dfs_common::bearer(token));
+            request = request.bearer_auth(token);
         }
         let response = request.send().await?;
         let status = response.status();

@@ -30,6 +30,17 @@ pub fn parse_crc32c(value: &str) -> Option<u32> {
     }
 }
 
+/// Reply to `PUT /chunks/{chunk_id}` and `POST /chunks/{chunk_id}/replicate`
+/// on a storage server.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StoredChunk {
+    pub chunk_id: String,
+    /// Length in bytes.
+    pub size: u64,
+    /// CRC32C (Castagnoli) of the stored bytes.
+    pub crc32c: u32,
+}
+
 /// Every error response of both servers.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {

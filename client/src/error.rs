@@ -1,0 +1,133 @@
+//! [`Error`]: how a call to a dfs server failed, each value one line for a
+//! user or a log; and [`error_chain`], the one way dfs prints an error with
+//! its causes.
+
+use reqwest::StatusCode;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The server answered with an error status; `message` is its
+    /// `{"error": …}` text (or the status itself when the body was not the
+    /// usual JSON).
+    #[error("{message}")]
+    Api { status: StatusCode, message: String },
+    /// A chained chunk write failed (a 502 naming a node in
+    /// `x-dfs-failed-node`): `failed_node` is the node the storage servers
+    /// blame; the nodes above it in the chain hold the chunk.
+    #[error("{message}")]
+    ChainFailed {
+        failed_node: String,
+        message: String,
+    },
+    /// The call got no answer (refused, reset, timed out…).
+    #[error("cannot reach {url}: {reason}")]
+    Transport { url: String, reason: String },
+    /// The server answered 2xx with something the client cannot use.
+    #[error("unexpected response from {url}: {reason}")]
+    BadResponse { url: String, reason: String },
+    /// A base URL the client was given cannot be used.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+}
+
+impl Error {
+    /// The HTTP status of an [`Error::Api`].
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Worth trying again: no answer, an unreadable answer, or a status
+    /// that says "not now" (408, 429, 5xx). A chain failure is not: the
+    /// caller picks other nodes instead.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::BadResponse { .. } => true,
+            Self::Api { status, .. } => {
+                status.is_server_error()
+                    || *status == StatusCode::REQUEST_TIMEOUT
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::ChainFailed { .. } | Self::InvalidUrl { .. } => false,
+        }
+    }
+
+    /// A reqwest failure of a call to `url`: no answer, or an unusable one.
+    pub(crate) fn from_reqwest(url: &str, err: reqwest::Error) -> Self {
+        let decode = err.is_decode();
+        let reason = error_chain(&err.without_url());
+        if decode {
+            Self::BadResponse {
+                url: url.to_owned(),
+                reason,
+            }
+        } else {
+            Self::Transport {
+                url: url.to_owned(),
+                reason,
+            }
+        }
+    }
+}
+
+/// `err` and its sources on one line, `: `-separated, leaving out a cause
+/// the text already says (reqwest's own message hides the interesting
+/// part, such as "Connection refused", in its sources).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_name_every_cause_once() {
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let outer = std::io::Error::other(inner);
+        assert_eq!(error_chain(&outer), "refused");
+        #[derive(Debug, Error)]
+        #[error("sending the request")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "timed out",
+        ));
+        assert_eq!(error_chain(&err), "sending the request: timed out");
+    }
+
+    #[test]
+    fn transient_errors_are_the_retryable_ones() {
+        let api = |status| Error::Api {
+            status,
+            message: String::new(),
+        };
+        assert!(api(StatusCode::SERVICE_UNAVAILABLE).is_transient());
+        assert!(api(StatusCode::TOO_MANY_REQUESTS).is_transient());
+        assert!(!api(StatusCode::NOT_FOUND).is_transient());
+        assert!(!api(StatusCode::CONFLICT).is_transient());
+        let chain = Error::ChainFailed {
+            failed_node: "n".into(),
+            message: String::new(),
+        };
+        assert!(!chain.is_transient());
+        let transport = Error::Transport {
+            url: "u".into(),
+            reason: "refused".into(),
+        };
+        assert!(transport.is_transient());
+    }
+}

@@ -1,0 +1,92 @@
+//! What the HTTP handlers of both servers share: the `{"error": …}`
+//! response every failure gets, and extractors that reject bad input in
+//! that same shape (a 400, or a 413 for a body over the limit) instead of
+//! axum's plain-text rejections.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::api::ErrorBody;
+
+/// `status` with the JSON body `{"error": message}`.
+pub fn error_response(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(ErrorBody { error: message })).into_response()
+}
+
+/// Input an extractor refused: a 400 (or 413) with the usual error body.
+#[derive(Debug)]
+pub struct Rejected {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Rejected {
+    fn bad_request(message: String) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }
+    }
+}
+
+impl IntoResponse for Rejected {
+    fn into_response(self) -> Response {
+        error_response(self.status, self.message)
+    }
+}
+
+/// A JSON body; malformed JSON, a missing field or a wrong content type is
+/// a 400, a body over the size limit a 413.
+pub struct AppJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
+    type Rejection = Rejected;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Rejected> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(e @ JsonRejection::BytesRejection(_))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(Rejected {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: e.body_text(),
+                })
+            }
+            Err(e) => Err(Rejected::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// Query parameters; unparsable ones are a 400.
+pub struct AppQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = Rejected;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejected> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|e: QueryRejection| Rejected::bad_request(e.body_text()))
+    }
+}
+
+/// Path parameters; unparsable ones (a bad percent-encoding, a
+/// non-numeric index) are a 400.
+pub struct AppPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AppPath<T> {
+    type Rejection = Rejected;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejected> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|e: PathRejection| Rejected::bad_request(e.body_text()))
+    }
+}
