@@ -2,19 +2,20 @@
 //! metadata and storage-node registrations in Redis. Any number of replicas
 //! can run side by side on one Redis (or Redis Cluster).
 //!
-//! # Layout
+//! # Layout, top to bottom (each layer calls only the ones below it)
 //!
-//! - [`config`]: flags and their environment variables.
-//! - [`routes`]: one module per resource (`files`, `chunks`, `nodes`,
-//!   `system`); handlers validate input and call the store.
-//! - [`store`]: the [`store::MetadataStore`] trait and its Redis
-//!   implementation; `store/keys.rs` documents the key layout,
-//!   `store/scripts.rs` holds the Lua scripts that make commits atomic.
-//! - [`reaper`]: the background loop expiring unfinished uploads.
-//! - [`error`]: [`error::ApiError`], mapped once to statuses and JSON, and
-//!   the extractors that reject bad input in the same shape.
-//! - [`auth`], [`metrics`]: bearer-token check and Prometheus counters.
-//! - [`openapi`]: the generated OpenAPI document (committed under `openapi/`).
+//! - this file: [`naming`] builds the domain from the [`config::Config`],
+//!   [`app`] the HTTP service, [`run`] serves it with the background tasks.
+//! - [`http`]: the handlers, one module per resource, the bearer-token
+//!   check, request spans and metrics; [`http::spec`] is the OpenAPI
+//!   document (committed under `openapi/`). Errors become statuses once,
+//!   in `http/error.rs`.
+//! - [`tasks`]: the background loops (expiring uploads, repair scans).
+//! - [`domain`]: the rules: files, chunks, nodes and liveness, distribution
+//!   planning and job views, repair. Its own error type, no HTTP.
+//! - [`store`]: the metadata store traits and their Redis implementation;
+//!   storage nodes are called through `dfs_client::StorageClient`.
+//! - [`metrics`], [`config`]: counters and settings, used from above.
 //!
 //! # Invariants
 //!
@@ -27,133 +28,75 @@
 //!   nothing alive.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::middleware::from_fn_with_state;
+use dfs_client::StorageClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
-use utoipa_swagger_ui::SwaggerUi;
 
-pub mod auth;
-pub mod chain;
 pub mod config;
-pub mod error;
+pub mod domain;
+pub mod http;
 pub mod metrics;
-pub mod openapi;
-pub mod reaper;
-pub mod repair;
-pub mod routes;
 pub mod store;
+pub mod tasks;
 
 use config::Config;
+use domain::{Naming, Settings};
 use metrics::Metrics;
-use store::jobs::JobStore;
-use store::{MetadataStore, StoreResult, redis::RedisStore};
+use store::StoreError;
+use store::redis::RedisStore;
 
-/// Largest request body: a finalize of a very large file lists every chunk.
-const MAX_BODY_BYTES: usize = 64 << 20;
-
-/// The server-wide settings handlers need.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub replication: u32,
-    pub chunk_size: u64,
-    pub heartbeat_timeout: Duration,
-    pub pending_ttl: Duration,
-    /// Silence after which a node's chunks are re-replicated; `None`: never
-    /// in the background.
-    pub repair_after: Option<Duration>,
-    pub token: Option<String>,
+/// Why the server could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Client(#[from] dfs_client::Error),
 }
 
-/// Shared by every handler and the reaper.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn MetadataStore>,
-    pub jobs: Arc<dyn JobStore>,
-    /// Calls to storage nodes (assignments, GCS lookups).
-    pub http: reqwest::Client,
-    pub settings: Arc<Settings>,
-    pub metrics: Arc<Metrics>,
+/// The domain on the Redis at `config.redis_url` (connected lazily, so the
+/// server starts while Redis is down and says so on `/health`).
+pub fn naming(config: &Config) -> Result<Naming, SetupError> {
+    Ok(Naming {
+        store: Arc::new(RedisStore::new(&config.redis_url)?),
+        storage: StorageClient::new()?,
+        settings: Arc::new(Settings {
+            replication: config.replication_factor,
+            chunk_size: config.chunk_size,
+            heartbeat_timeout: config.heartbeat_timeout,
+            pending_ttl: config.pending_ttl,
+            repair_after: config.repair_after.0,
+        }),
+        metrics: Arc::new(Metrics::default()),
+    })
 }
 
-impl AppState {
-    /// State backed by the Redis at `config.redis_url` (connected lazily).
-    pub fn new(config: &Config) -> StoreResult<Self> {
-        let store = Arc::new(RedisStore::new(&config.redis_url)?);
-        Ok(Self {
-            store: store.clone(),
-            jobs: store,
-            http: reqwest::Client::new(),
-            settings: Arc::new(Settings {
-                replication: config.replication_factor,
-                chunk_size: config.chunk_size,
-                heartbeat_timeout: config.heartbeat_timeout,
-                pending_ttl: config.pending_ttl,
-                repair_after: config.repair_after.0,
-                token: config.dfs_token.clone().filter(|t| !t.is_empty()),
-            }),
-            metrics: Arc::new(Metrics::default()),
-        })
-    }
+/// The whole HTTP service; `token` guards every route but health, metrics
+/// and the docs.
+pub fn app(naming: Naming, token: Option<String>) -> Router {
+    http::router(naming, token)
 }
 
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The whole HTTP service.
-pub fn app(state: AppState) -> Router {
-    let (protected, public) = routes::routers();
-    let protected = protected.route_layer(from_fn_with_state(state.clone(), auth::require_token));
-    let (router, spec) = protected.merge(public).split_for_parts();
-    router
-        .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
-        .fallback(routes::system::no_route)
-        .layer(from_fn_with_state(state.clone(), metrics::track))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let path = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or(request.uri().path(), MatchedPath::as_str);
-                tracing::info_span!(
-                    "http",
-                    method = %request.method(),
-                    path,
-                    file_id = tracing::field::Empty,
-                    node_id = tracing::field::Empty,
-                )
-            }),
-        )
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
-}
-
-/// Serves `listener` and runs the reaper until `shutdown` is cancelled,
-/// then drains in-flight requests.
+/// Serves `listener` and runs the background tasks until `shutdown` is
+/// cancelled, then drains in-flight requests.
 pub async fn run(
     listener: TcpListener,
-    state: AppState,
+    naming: Naming,
+    token: Option<String>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let reaper = tokio::spawn(reaper::run(state.clone(), shutdown.clone()));
-    let repairs = tokio::spawn(repair::run(state.clone(), shutdown.clone()));
-    let served = axum::serve(listener, app(state))
+    let reaper = tokio::spawn(tasks::reaper::run(naming.clone(), shutdown.clone()));
+    let repairs = tokio::spawn(tasks::repair::run(naming.clone(), shutdown.clone()));
+    let served = axum::serve(listener, app(naming, token))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     shutdown.cancel();
-    if let Err(e) = reaper.await {
-        tracing::error!(error = %e, "reaper task failed");
-    }
-    if let Err(e) = repairs.await {
-        tracing::error!(error = %e, "repair task failed");
+    for (name, task) in [("reaper", reaper), ("repair", repairs)] {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "{name} task failed");
+        }
     }
     served
 }

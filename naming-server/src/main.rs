@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::Parser;
 use naming_server::config::Config;
-use naming_server::{AppState, run};
+use naming_server::{naming, run};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Config::parse();
-    let state = AppState::new(&config).context("cannot set up the metadata store")?;
+    let naming = naming(&config).context("cannot set up the naming server")?;
     let listener = TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(dfs_common::shutdown::cancel_on_signal(shutdown.clone()));
-    run(listener, state, shutdown)
+    run(listener, naming, config.dfs_token.clone(), shutdown)
         .await
         .context("server failed")?;
     tracing::info!("naming-server stopped");

@@ -5,12 +5,6 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-
-use crate::AppState;
-
 /// Counters since this process started (each replica has its own).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -25,7 +19,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn record(&self, method: &str, route: &str, status: u16) {
+    /// Counts one response to `method` `route` with `status`.
+    pub fn record(&self, method: &str, route: &str, status: u16) {
         let mut requests = self
             .requests
             .lock()
@@ -101,18 +96,4 @@ impl Metrics {
         }
         out
     }
-}
-
-/// Middleware counting every response by its route template.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
-    state
-        .metrics
-        .record(&method, &route, response.status().as_u16());
-    response
 }

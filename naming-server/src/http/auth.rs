@@ -1,29 +1,28 @@
 //! Bearer-token check for the API routes (health, metrics and docs stay open).
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::AppState;
-use crate::error::ApiError;
+use super::error::ApiError;
 
-/// Lets a request through when no token is configured or it carries
-/// `Authorization: Bearer <token>`; 401 otherwise.
+/// Lets a request through when it carries `Authorization: Bearer <token>`;
+/// 401 otherwise.
 pub async fn require_token(
-    State(state): State<AppState>,
+    State(token): State<Arc<str>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let Some(token) = &state.settings.token {
-        let given = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        if !given.is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes())) {
-            return Err(ApiError::Unauthorized);
-        }
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if !given.is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes())) {
+        return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)
 }

@@ -1,6 +1,6 @@
-//! The OpenAPI document, generated from the handlers' annotations and the
-//! shared wire types. `tests/openapi.rs` keeps `openapi/naming-server.json`
-//! equal to it.
+//! The base of the OpenAPI document: title, description, tags and the
+//! bearer scheme. The routes add their paths (see `http/mod.rs`); the
+//! tests keep `openapi/naming-server.json` equal to what is served.
 
 use utoipa::openapi::OpenApi as Spec;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -41,19 +41,4 @@ impl Modify for BearerAuth {
 /// Title, description, tags and the security scheme; routes add the paths.
 pub fn base() -> Spec {
     ApiDoc::openapi()
-}
-
-/// The complete document, as served on `/openapi.json`.
-pub fn spec() -> Spec {
-    let (protected, public) = crate::routes::routers();
-    protected.merge(public).into_openapi()
-}
-
-/// The document as committed: pretty JSON with a trailing newline.
-pub fn spec_json() -> String {
-    let mut json = spec()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-    json.push('\n');
-    json
 }

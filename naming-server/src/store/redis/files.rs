@@ -1,6 +1,5 @@
-//! [`MetadataStore`] on Redis (single server or Cluster: see [`super::keys`]
-//! for the layout). Multi-key changes of one file are Lua scripts on one
-//! slot; the cross-file indexes (names, expiry, trash) are updated right
+//! [`FileStore`] on Redis. Multi-key changes of one file are Lua scripts on
+//! one slot; the cross-file indexes (names, expiry, trash) are updated right
 //! after, in an order that a crash can only leave repairable:
 //!
 //! - commit: script (name + state + chunks), then `names` ZADD, then the
@@ -11,317 +10,23 @@
 //! - expiry: claim ids with a lease, mark the file `expired` (finalize and
 //!   allocate then fail), trash its chunks, delete its keys, drop the entry.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::HashMap;
 
-use deadpool_redis::{Connection, Manager, Pool, Runtime};
-use dfs_common::api::{FileInfo, FileState, NodeStats};
-use redis::{AsyncCommands, AsyncConnectionConfig, Script};
+use dfs_common::api::{FileInfo, FileState};
+use redis::AsyncCommands;
 
-use super::keys::{
-    self, CLUSTER_ID, EXPIRY, FileKeys, NAMES, NODES, REPAIR_LEASE, REPAIR_WANTED, REPAIRED,
-};
-use super::parse::{allocation_targets, file_info, file_keys, node_record, state_error};
-use super::{
-    Allocation, FilePage, MetadataStore, NodeRecord, StoreError, StoreFuture, StoreResult,
-    StoredChunk, scripts,
+use super::keys::{self, CLUSTER_ID, EXPIRY, FileKeys, NAMES};
+use super::parse::{allocation_targets, file_info, file_keys, state_error};
+use super::{RedisStore, trash};
+use crate::store::ids::chunk_owner;
+use crate::store::{
+    Allocation, FilePage, FileStore, StoreError, StoreFuture, StoreResult, StoredChunk,
 };
 
 /// How long a reaper owns a claimed expired id before another may retry it.
 const EXPIRY_LEASE_MS: u64 = 60_000;
 
-pub(super) struct Scripts {
-    create: Script,
-    allocate: Script,
-    commit: Script,
-    delete: Script,
-    claim_expired: Script,
-    expire: Script,
-    purge_expired: Script,
-    heartbeat: Script,
-    forget_node: Script,
-    claim_repair: Script,
-    finish_repair: Script,
-    add_chunk_replicas: Script,
-    pub(super) add_replicas: Script,
-}
-
-/// The Redis store: a deadpool of multiplexed connections plus the scripts.
-pub struct RedisStore {
-    pool: Pool,
-    pub(super) scripts: Scripts,
-}
-
-impl RedisStore {
-    /// Builds the pool; connects lazily, so a server starts while Redis is
-    /// down (and reports it on `/health`).
-    pub fn new(url: &str) -> StoreResult<Self> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(10)));
-        let manager =
-            Manager::new_with_config(url, config).map_err(|e| StoreError::BadUrl(e.to_string()))?;
-        let pool = Pool::builder(manager)
-            .max_size(32)
-            .wait_timeout(Some(Duration::from_secs(5)))
-            .create_timeout(Some(Duration::from_secs(3)))
-            .recycle_timeout(Some(Duration::from_secs(2)))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
-        let scripts = Scripts {
-            create: Script::new(scripts::CREATE),
-            allocate: Script::new(scripts::ALLOCATE),
-            commit: Script::new(scripts::COMMIT),
-            delete: Script::new(scripts::DELETE),
-            claim_expired: Script::new(scripts::CLAIM_EXPIRED),
-            expire: Script::new(scripts::EXPIRE),
-            purge_expired: Script::new(scripts::PURGE_EXPIRED),
-            heartbeat: Script::new(scripts::HEARTBEAT),
-            forget_node: Script::new(scripts::FORGET_NODE),
-            claim_repair: Script::new(scripts::CLAIM_REPAIR),
-            finish_repair: Script::new(scripts::FINISH_REPAIR),
-            add_chunk_replicas: Script::new(scripts::ADD_CHUNK_REPLICAS),
-            add_replicas: Script::new(scripts::ADD_REPLICAS),
-        };
-        Ok(Self { pool, scripts })
-    }
-
-    pub(super) async fn conn(&self) -> StoreResult<Connection> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
-    }
-}
-
-/// Adds each (node, chunk id) to the node's trash set.
-pub(super) async fn trash(conn: &mut Connection, items: Vec<(String, String)>) -> StoreResult<()> {
-    let mut by_node: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (node, chunk) in items {
-        by_node.entry(node).or_default().push(chunk);
-    }
-    if by_node.is_empty() {
-        return Ok(());
-    }
-    let mut pipe = redis::pipe();
-    for (node, chunks) in &by_node {
-        pipe.sadd(keys::trash_key(node), chunks).ignore();
-    }
-    pipe.query_async::<()>(conn).await?;
-    Ok(())
-}
-
-impl MetadataStore for RedisStore {
-    fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await?;
-            Ok(())
-        })
-    }
-
-    fn register_node(&self, node: NodeRecord) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let fields = [
-                ("url", node.url),
-                ("tcp_addr", node.tcp_addr),
-                ("last_heartbeat_ms", node.last_heartbeat_ms.to_string()),
-                ("capacity_bytes", node.stats.capacity_bytes.to_string()),
-                ("free_bytes", node.stats.free_bytes.to_string()),
-                ("chunk_count", node.stats.chunk_count.to_string()),
-            ];
-            redis::pipe()
-                .atomic()
-                .hset_multiple(keys::node_key(&node.node_id), &fields)
-                .ignore()
-                .sadd(NODES, &node.node_id)
-                .ignore()
-                .query_async::<()>(&mut conn)
-                .await?;
-            Ok(())
-        })
-    }
-
-    fn heartbeat<'a>(
-        &'a self,
-        node_id: &'a str,
-        stats: NodeStats,
-        deleted: &'a [String],
-        now_ms: u64,
-        max: usize,
-    ) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let mut call = self.scripts.heartbeat.key(keys::node_key(node_id));
-            call.key(keys::trash_key(node_id))
-                .arg(now_ms)
-                .arg(stats.capacity_bytes)
-                .arg(stats.free_bytes)
-                .arg(stats.chunk_count)
-                .arg(max)
-                .arg(deleted);
-            let delete: Option<Vec<String>> = call.invoke_async(&mut conn).await?;
-            delete.ok_or_else(|| {
-                StoreError::NotFound(format!("storage node {node_id} is not registered"))
-            })
-        })
-    }
-
-    fn cluster_id(&self) -> StoreFuture<'_, String> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let fresh = format!("{:032x}", rand::random::<u128>());
-            // SET NX GET: the id already there, or nil when ours was set.
-            let existing: Option<String> = redis::cmd("SET")
-                .arg(CLUSTER_ID)
-                .arg(&fresh)
-                .arg("NX")
-                .arg("GET")
-                .query_async(&mut conn)
-                .await?;
-            Ok(existing.unwrap_or(fresh))
-        })
-    }
-
-    fn orphans<'a>(
-        &'a self,
-        cluster_id: &'a str,
-        chunk_ids: &'a [String],
-    ) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(async move {
-            let owned: Vec<(&String, &str, u64, FileKeys)> = chunk_ids
-                .iter()
-                .filter_map(|id| {
-                    let (file_id, index) = keys::chunk_owner(id)?;
-                    Some((id, file_id, index, FileKeys::of(file_id)?))
-                })
-                .collect();
-            // The cluster id before and after the lookups: equal and ours
-            // means no wipe came in between (a new id is random).
-            let mut pipe = redis::pipe();
-            pipe.get(CLUSTER_ID);
-            for (_, _, index, keys) in &owned {
-                pipe.hget(&keys.file, "state").hget(&keys.chunks, index);
-            }
-            pipe.get(CLUSTER_ID);
-            let mut conn = self.conn().await?;
-            let replies: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
-            let (before, after) = (replies.first(), replies.last());
-            if before != after || before.and_then(Option::as_deref) != Some(cluster_id) {
-                let current = after.and_then(Option::as_deref).unwrap_or("(none)");
-                return Err(StoreError::Conflict(format!(
-                    "the node joined cluster {cluster_id} but this metadata store is cluster \
-                     {current}: it was wiped or replaced, so no chunk is called an orphan"
-                )));
-            }
-            let lookups = &replies[1..replies.len() - 1];
-            let mut orphans = Vec::new();
-            for ((id, file_id, _, _), reply) in owned.iter().zip(lookups.chunks_exact(2)) {
-                let orphan = match (reply[0].as_deref(), &reply[1]) {
-                    (Some("pending"), _) => false,
-                    (Some("committed"), Some(json)) => {
-                        let chunk: StoredChunk = serde_json::from_str(json)?;
-                        chunk.chunk_id != **id
-                    }
-                    (Some("committed"), None) | (None | Some("expired"), _) => true,
-                    (Some(other), _) => {
-                        return Err(StoreError::Internal(format!(
-                            "file {file_id}: unexpected state {other:?}"
-                        )));
-                    }
-                };
-                if orphan {
-                    orphans.push((*id).clone());
-                }
-            }
-            Ok(orphans)
-        })
-    }
-
-    fn forget_node<'a>(&'a self, node_id: &'a str, alive_since_ms: u64) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let mut call = self.scripts.forget_node.key(keys::node_key(node_id));
-            call.key(keys::trash_key(node_id))
-                .key(NODES)
-                .key(REPAIR_WANTED)
-                .arg(node_id)
-                .arg(alive_since_ms);
-            let outcome: String = call.invoke_async(&mut conn).await?;
-            match outcome.as_str() {
-                "forgotten" => Ok(()),
-                "missing" => Err(StoreError::NotFound(format!(
-                    "storage node {node_id} is not registered"
-                ))),
-                "alive" => Err(StoreError::Conflict(format!(
-                    "storage node {node_id} is alive; stop it before forgetting it"
-                ))),
-                other => Err(StoreError::Internal(format!(
-                    "forgetting node {node_id}: unexpected {other:?}"
-                ))),
-            }
-        })
-    }
-
-    fn claim_repair_scan<'a>(
-        &'a self,
-        lost: &'a [String],
-        alive: &'a [String],
-        lease_ms: u64,
-    ) -> StoreFuture<'a, Option<Vec<String>>> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let mut call = self.scripts.claim_repair.key(REPAIRED);
-            call.key(REPAIR_WANTED)
-                .key(REPAIR_LEASE)
-                .arg(lease_ms)
-                .arg(lost.len())
-                .arg(lost)
-                .arg(alive);
-            Ok(call.invoke_async(&mut conn).await?)
-        })
-    }
-
-    fn finish_repair_scan<'a>(
-        &'a self,
-        lost: &'a [String],
-        completed: bool,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let mut call = self.scripts.finish_repair.key(REPAIRED);
-            call.key(REPAIR_WANTED)
-                .key(REPAIR_LEASE)
-                .arg(if completed { "done" } else { "retry" })
-                .arg(lost);
-            call.invoke_async::<()>(&mut conn).await?;
-            Ok(())
-        })
-    }
-
-    fn nodes(&self) -> StoreFuture<'_, Vec<NodeRecord>> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let mut ids: Vec<String> = conn.smembers(NODES).await?;
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            ids.sort();
-            let mut pipe = redis::pipe();
-            for id in &ids {
-                pipe.hgetall(keys::node_key(id));
-            }
-            let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-            ids.into_iter()
-                .zip(rows)
-                .filter(|(_, fields)| !fields.is_empty())
-                .map(|(id, fields)| node_record(id, &fields))
-                .collect()
-        })
-    }
-
+impl FileStore for RedisStore {
     fn create_file(&self, info: FileInfo, expires_at_ms: u64) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let keys = file_keys(&info.file_id)?;
@@ -453,6 +158,22 @@ impl MetadataStore for RedisStore {
         })
     }
 
+    fn keep_pending<'a>(&'a self, file_id: &'a str, expires_at_ms: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            // XX: only while still pending; GT: never shorten it.
+            redis::cmd("ZADD")
+                .arg(EXPIRY)
+                .arg("XX")
+                .arg("GT")
+                .arg(expires_at_ms)
+                .arg(file_id)
+                .query_async::<()>(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
     fn chunks<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, Vec<StoredChunk>> {
         Box::pin(async move {
             let keys = file_keys(file_id)?;
@@ -500,6 +221,24 @@ impl MetadataStore for RedisStore {
                 .arg(node_ids);
             let added: i64 = call.invoke_async(&mut conn).await?;
             Ok(added == 1)
+        })
+    }
+
+    fn add_file_replicas<'a>(
+        &'a self,
+        file_id: &'a str,
+        node_ids: &'a [String],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if node_ids.is_empty() {
+                return Ok(());
+            }
+            let keys = file_keys(file_id)?;
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.add_file_replicas.key(&keys.file);
+            call.key(&keys.chunks).arg(node_ids);
+            call.invoke_async::<()>(&mut conn).await?;
+            Ok(())
         })
     }
 
@@ -634,6 +373,61 @@ impl MetadataStore for RedisStore {
                 conn.zrem::<_, _, ()>(EXPIRY, &id).await?;
             }
             Ok(reaped)
+        })
+    }
+
+    fn orphans<'a>(
+        &'a self,
+        cluster_id: &'a str,
+        chunk_ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let owned: Vec<(&String, &str, u64, FileKeys)> = chunk_ids
+                .iter()
+                .filter_map(|id| {
+                    let (file_id, index) = chunk_owner(id)?;
+                    Some((id, file_id, index, FileKeys::of(file_id)?))
+                })
+                .collect();
+            // The cluster id before and after the lookups: equal and ours
+            // means no wipe came in between (a new id is random).
+            let mut pipe = redis::pipe();
+            pipe.get(CLUSTER_ID);
+            for (_, _, index, keys) in &owned {
+                pipe.hget(&keys.file, "state").hget(&keys.chunks, index);
+            }
+            pipe.get(CLUSTER_ID);
+            let mut conn = self.conn().await?;
+            let replies: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+            let (before, after) = (replies.first(), replies.last());
+            if before != after || before.and_then(Option::as_deref) != Some(cluster_id) {
+                let current = after.and_then(Option::as_deref).unwrap_or("(none)");
+                return Err(StoreError::Conflict(format!(
+                    "the node joined cluster {cluster_id} but this metadata store is cluster \
+                     {current}: it was wiped or replaced, so no chunk is called an orphan"
+                )));
+            }
+            let lookups = &replies[1..replies.len() - 1];
+            let mut orphans = Vec::new();
+            for ((id, file_id, _, _), reply) in owned.iter().zip(lookups.chunks_exact(2)) {
+                let orphan = match (reply[0].as_deref(), &reply[1]) {
+                    (Some("pending"), _) => false,
+                    (Some("committed"), Some(json)) => {
+                        let chunk: StoredChunk = serde_json::from_str(json)?;
+                        chunk.chunk_id != **id
+                    }
+                    (Some("committed"), None) | (None | Some("expired"), _) => true,
+                    (Some(other), _) => {
+                        return Err(StoreError::Internal(format!(
+                            "file {file_id}: unexpected state {other:?}"
+                        )));
+                    }
+                };
+                if orphan {
+                    orphans.push((*id).clone());
+                }
+            }
+            Ok(orphans)
         })
     }
 }

@@ -1,30 +1,17 @@
-//! Storage-node registration, heartbeats and the node list.
+//! Storage-node registration, heartbeats, orphan reports and the node list.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use dfs_common::api::{
-    ChunkReport, ChunkReportReply, ErrorBody, HeartbeatRequest, HeartbeatResponse,
-    MAX_CHUNK_REPORT, NodeInfo, NodeList, RegisterRequest, RegisterResponse,
+    ChunkReport, ChunkReportReply, ErrorBody, HeartbeatRequest, HeartbeatResponse, NodeList,
+    RegisterRequest, RegisterResponse,
 };
-use dfs_common::validate;
+use dfs_common::http::{AppJson, AppPath};
 
-use super::{alive_since, is_alive, record_span};
-use crate::error::{ApiError, AppJson, AppPath};
-use crate::store::{NodeRecord, StoreError};
-use crate::{AppState, now_ms};
-
-/// Chunk ids handed to a node per heartbeat at most.
-const MAX_DELETES_PER_HEARTBEAT: usize = 1000;
-
-fn check_node_id(node_id: &str) -> Result<(), ApiError> {
-    validate::chunk_id(node_id).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "invalid node id: {}",
-            e.to_string().replace("chunk id ", "")
-        ))
-    })
-}
+use super::error::ApiError;
+use super::observe::record_span;
+use crate::domain::{Naming, nodes};
 
 /// Register a storage node, or update a known one (url, address, stats).
 #[utoipa::path(post, path = "/register_storage", tag = "nodes",
@@ -35,39 +22,12 @@ fn check_node_id(node_id: &str) -> Result<(), ApiError> {
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn register(
-    State(state): State<AppState>,
+pub async fn register_storage(
+    State(naming): State<Naming>,
     AppJson(request): AppJson<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, ApiError> {
     record_span("node_id", &request.node_id);
-    check_node_id(&request.node_id)?;
-    if !(request.url.starts_with("http://") || request.url.starts_with("https://")) {
-        return Err(ApiError::BadRequest(format!(
-            "url must start with http:// or https://, got {:?}",
-            request.url
-        )));
-    }
-    if request.tcp_addr.is_empty() {
-        return Err(ApiError::BadRequest("tcp_addr is empty".into()));
-    }
-    let node = NodeRecord {
-        node_id: request.node_id.clone(),
-        url: request.url.trim_end_matches('/').to_owned(),
-        tcp_addr: request.tcp_addr,
-        last_heartbeat_ms: now_ms(),
-        stats: request.stats,
-    };
-    state.store.register_node(node).await?;
-    let cluster_id = state.store.cluster_id().await?;
-    tracing::info!(url = %request.url, "storage node registered");
-    let interval = state.settings.heartbeat_timeout / 3;
-    Ok(Json(RegisterResponse {
-        node_id: request.node_id,
-        heartbeat_interval_ms: u64::try_from(interval.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1),
-        cluster_id,
-    }))
+    Ok(Json(nodes::register(&naming, request).await?))
 }
 
 /// Heartbeat of a registered node: updates its stats, acknowledges deleted
@@ -83,23 +43,12 @@ pub async fn register(
     ),
     security(("bearer" = [])))]
 pub async fn heartbeat(
-    State(state): State<AppState>,
+    State(naming): State<Naming>,
     AppPath(node_id): AppPath<String>,
     AppJson(request): AppJson<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     record_span("node_id", &node_id);
-    check_node_id(&node_id)?;
-    let delete = state
-        .store
-        .heartbeat(
-            &node_id,
-            request.stats,
-            &request.deleted,
-            now_ms(),
-            MAX_DELETES_PER_HEARTBEAT,
-        )
-        .await?;
-    Ok(Json(HeartbeatResponse { delete }))
+    Ok(Json(nodes::heartbeat(&naming, &node_id, request).await?))
 }
 
 /// A node lists some chunk ids it holds; the reply names the ones no file
@@ -117,34 +66,13 @@ pub async fn heartbeat(
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn chunk_report(
-    State(state): State<AppState>,
+pub async fn report_chunks(
+    State(naming): State<Naming>,
     AppPath(node_id): AppPath<String>,
     AppJson(report): AppJson<ChunkReport>,
 ) -> Result<Json<ChunkReportReply>, ApiError> {
     record_span("node_id", &node_id);
-    check_node_id(&node_id)?;
-    if report.chunk_ids.len() > MAX_CHUNK_REPORT {
-        return Err(ApiError::TooLarge(format!(
-            "{} chunk ids in one report; at most {MAX_CHUNK_REPORT}",
-            report.chunk_ids.len()
-        )));
-    }
-    let orphans = match state
-        .store
-        .orphans(&report.cluster_id, &report.chunk_ids)
-        .await
-    {
-        Err(StoreError::Conflict(message)) => {
-            tracing::warn!(%message, "chunk report refused");
-            return Err(ApiError::Conflict(format!("node {node_id}: {message}")));
-        }
-        result => result?,
-    };
-    if !orphans.is_empty() {
-        tracing::info!(count = orphans.len(), "orphan chunks reported");
-    }
-    Ok(Json(ChunkReportReply { orphans }))
+    Ok(Json(nodes::chunk_report(&naming, &node_id, report).await?))
 }
 
 /// Forget a dead storage node (decommissioned, or gone for good): it leaves
@@ -161,15 +89,12 @@ pub async fn chunk_report(
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn forget(
-    State(state): State<AppState>,
+pub async fn forget_node(
+    State(naming): State<Naming>,
     AppPath(node_id): AppPath<String>,
 ) -> Result<StatusCode, ApiError> {
     record_span("node_id", &node_id);
-    check_node_id(&node_id)?;
-    let alive_since = alive_since(&state.settings, now_ms());
-    state.store.forget_node(&node_id, alive_since).await?;
-    tracing::info!("storage node forgotten");
+    nodes::forget(&naming, &node_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -180,19 +105,6 @@ pub async fn forget(
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
-    let now = now_ms();
-    let nodes = state.store.nodes().await?;
-    let nodes = nodes
-        .into_iter()
-        .map(|node| NodeInfo {
-            alive: is_alive(&node, &state.settings, now),
-            node_id: node.node_id,
-            url: node.url,
-            tcp_addr: node.tcp_addr,
-            last_heartbeat_ms: node.last_heartbeat_ms,
-            stats: node.stats,
-        })
-        .collect();
-    Ok(Json(NodeList { nodes }))
+pub async fn list_nodes(State(naming): State<Naming>) -> Result<Json<NodeList>, ApiError> {
+    Ok(Json(nodes::list(&naming).await?))
 }

@@ -1,31 +1,32 @@
-//! Re-replication of a file whose chunks have fewer live replicas than its
-//! replication factor (nodes died or were forgotten). For each such chunk
-//! the naming server picks live nodes that lack it and asks the first to
-//! pull it from a live holder over the peer protocol and pass it down to
+//! Re-replication of chunks that have fewer live replicas than their
+//! file's replication factor (nodes died or were forgotten). For each such
+//! chunk the naming server picks live nodes that lack it and asks the first
+//! to pull it from a live holder over the peer protocol and pass it down to
 //! the others (`POST /chunks/{id}/replicate` on the storage server, the
 //! same chain as on write); the nodes that now hold it join its replicas.
 //! Dead replicas stay listed, so a node that returns still counts.
 //!
-//! [`run`] does it in the background: once a node has been silent for
-//! `REPAIR_AFTER` (or was forgotten), one naming-server replica (holding a
-//! lease in Redis) walks every committed file once. A lost node is covered
-//! by one scan; if it comes back and is lost again, it counts anew.
+//! [`scan_if_due`] does it for every committed file once a node has been
+//! silent for `REPAIR_AFTER` (or was forgotten): one naming-server replica,
+//! holding a lease in Redis, walks every committed file once. A lost node
+//! is covered by one scan; if it comes back and is lost again, it counts
+//! anew. The background loop that calls it lives in `tasks/repair.rs`.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use dfs_client::Error as ClientError;
 use dfs_common::api::{RepairProblem, RepairReport};
-use dfs_common::chain::{ChainErrorBody, DownstreamNode, FAILED_NODE_HEADER, ReplicateRequest};
+use dfs_common::chain::{DownstreamNode, ReplicateRequest};
+use dfs_common::now_ms;
 use rand::seq::SliceRandom;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiError;
-use crate::routes::{NodeDirectory, files, is_alive};
+use super::files;
+use super::nodes::{NodeDirectory, is_alive};
+use super::{DomainError, DomainResult, Naming, millis};
 use crate::store::{NodeRecord, StoredChunk};
-use crate::{AppState, now_ms};
 
-/// Longest one chunk's replicate call may take, the chain below included.
-const REPLICATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a background scan may hold its lease before another replica
 /// may start one.
 const SCAN_LEASE_MS: u64 = 3_600_000;
@@ -33,14 +34,20 @@ const SCAN_LEASE_MS: u64 = 3_600_000;
 const SCAN_PAGE: usize = 100;
 
 /// Brings every chunk of committed file `file_id` back to its replication
-/// factor in live replicas, as far as the live nodes in `directory` allow.
-pub async fn repair_file(
-    state: &AppState,
+/// factor in live replicas, as far as the live nodes allow.
+pub async fn repair(naming: &Naming, file_id: &str) -> DomainResult<RepairReport> {
+    let directory = NodeDirectory::load(naming).await?;
+    repair_file(naming, file_id, &directory).await
+}
+
+/// [`repair`] with the nodes as `directory` has them.
+async fn repair_file(
+    naming: &Naming,
     file_id: &str,
     directory: &NodeDirectory,
-) -> Result<RepairReport, ApiError> {
-    let info = files::committed(state, file_id).await?;
-    let chunks = state.store.chunks(file_id).await?;
+) -> DomainResult<RepairReport> {
+    let info = files::committed(naming, file_id).await?;
+    let chunks = naming.store.chunks(file_id).await?;
     let live = directory.live();
     let want = info.replication as usize;
     let mut report = RepairReport {
@@ -91,14 +98,13 @@ pub async fn repair_file(
             ));
             continue;
         }
-        let stored = copy_down_chain(state, &chunk, holders[0], &targets).await;
-        let (added, error) = match stored {
+        let (added, error) = match copy_down_chain(naming, &chunk, holders[0], &targets).await {
             Ok(()) => (targets.len(), None),
             Err((held, error)) => (held, Some(error)),
         };
         let new_nodes: Vec<String> = targets[..added].iter().map(|n| n.node_id.clone()).collect();
         if !new_nodes.is_empty()
-            && !state
+            && !naming
                 .store
                 .add_chunk_replicas(file_id, index, &chunk.chunk_id, &new_nodes)
                 .await?
@@ -108,12 +114,12 @@ pub async fn repair_file(
                 .iter()
                 .map(|node| (node.clone(), chunk.chunk_id.clone()))
                 .collect();
-            state.jobs.trash_chunks(trash).await?;
+            naming.store.trash_chunks(trash).await?;
             problem("the file was deleted or replaced during the repair".to_owned());
             continue;
         }
         report.copies += new_nodes.len() as u64;
-        state
+        naming
             .metrics
             .repair_copies
             .fetch_add(new_nodes.len() as u64, Ordering::Relaxed);
@@ -143,7 +149,7 @@ pub async fn repair_file(
 /// rest of `targets`. On failure: how many leading targets hold it durably
 /// (those above the node the chain names as failed), and why.
 async fn copy_down_chain(
-    state: &AppState,
+    naming: &Naming,
     chunk: &StoredChunk,
     source: &NodeRecord,
     targets: &[&NodeRecord],
@@ -161,83 +167,48 @@ async fn copy_down_chain(
             })
             .collect(),
     };
-    let url = format!("{}/chunks/{}/replicate", first.url, chunk.chunk_id);
-    let response = state
-        .http
-        .post(&url)
-        .json(&request)
-        .timeout(REPLICATE_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| (0, format!("node {} did not answer: {e}", first.node_id)))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let failed = response
-        .headers()
-        .get(FAILED_NODE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let text = response.text().await.unwrap_or_default();
-    let reason = serde_json::from_str::<ChainErrorBody>(&text)
-        .map(|body| body.error)
-        .unwrap_or_else(|_| format!("node {} answered {status}", first.node_id));
-    // Every node above the failed one stored the chunk before passing it on.
-    let held = failed
-        .and_then(|id| targets.iter().position(|node| node.node_id == id))
-        .unwrap_or(0);
-    Err((held, format!("copying from {}: {reason}", source.node_id)))
-}
-
-/// Runs background repair scans until `shutdown` (not at all when
-/// `REPAIR_AFTER` is off).
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let Some(after) = state.settings.repair_after else {
-        return;
+    let copied = naming
+        .storage
+        .replicate(&first.url, &chunk.chunk_id, &request)
+        .await;
+    let error = match copied {
+        Ok(_) => return Ok(()),
+        Err(error) => error,
     };
-    let lost_after = after.max(state.settings.heartbeat_timeout);
-    // Often enough that a forgotten node's chunks are copied within seconds.
-    let every = (lost_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        // Not raced against shutdown: the scan stops between files and
-        // releases its lease, so another replica can take over at once.
-        if let Err(error) = scan_if_due(&state, lost_after, &shutdown).await {
-            tracing::warn!(%error, "background repair failed; retrying later");
-        }
-    }
+    // Every node above the failed one stored the chunk before passing it on.
+    let held = match &error {
+        ClientError::ChainFailed { failed_node, .. } => targets
+            .iter()
+            .position(|node| &node.node_id == failed_node)
+            .unwrap_or(0),
+        _ => 0,
+    };
+    Err((held, format!("copying from {}: {error}", source.node_id)))
 }
 
-/// One tick: claims a scan when a node is newly lost (or one was asked
-/// for) and runs it over every committed file.
-async fn scan_if_due(
-    state: &AppState,
+/// One tick of background repair: claims a scan when a node has been
+/// silent for `lost_after` and no scan covered it yet (or a scan was asked
+/// for), and runs it over every committed file. Stops early, releasing
+/// the lease for another replica, when `shutdown` is cancelled.
+pub async fn scan_if_due(
+    naming: &Naming,
     lost_after: Duration,
     shutdown: &CancellationToken,
-) -> Result<(), ApiError> {
+) -> DomainResult<()> {
     let now = now_ms();
-    let lost_ms = u64::try_from(lost_after.as_millis()).unwrap_or(u64::MAX);
-    let nodes = state.store.nodes().await?;
-    let (lost, alive): (Vec<String>, Vec<String>) = {
-        let lost = nodes
-            .iter()
-            .filter(|n| now.saturating_sub(n.last_heartbeat_ms) > lost_ms)
-            .map(|n| n.node_id.clone())
-            .collect();
-        let alive = nodes
-            .iter()
-            .filter(|n| is_alive(n, &state.settings, now))
-            .map(|n| n.node_id.clone())
-            .collect();
-        (lost, alive)
-    };
-    let Some(fresh) = state
+    let lost_ms = millis(lost_after);
+    let nodes = naming.store.nodes().await?;
+    let lost: Vec<String> = nodes
+        .iter()
+        .filter(|n| now.saturating_sub(n.last_heartbeat_ms) > lost_ms)
+        .map(|n| n.node_id.clone())
+        .collect();
+    let alive: Vec<String> = nodes
+        .iter()
+        .filter(|n| is_alive(n, &naming.settings, now))
+        .map(|n| n.node_id.clone())
+        .collect();
+    let Some(fresh) = naming
         .store
         .claim_repair_scan(&lost, &alive, SCAN_LEASE_MS)
         .await?
@@ -245,31 +216,31 @@ async fn scan_if_due(
         return Ok(());
     };
     tracing::info!(lost = ?fresh, "re-replicating the chunks of lost storage nodes");
-    let scanned = scan(state, shutdown).await;
-    state
+    let scanned = scan(naming, shutdown).await;
+    naming
         .store
         .finish_repair_scan(&fresh, scanned.is_ok())
         .await?;
-    state.metrics.repair_scans.fetch_add(1, Ordering::Relaxed);
+    naming.metrics.repair_scans.fetch_add(1, Ordering::Relaxed);
     scanned
 }
 
 /// Repairs every committed file, page by page; stops early (as failed) on
 /// shutdown.
-async fn scan(state: &AppState, shutdown: &CancellationToken) -> Result<(), ApiError> {
+async fn scan(naming: &Naming, shutdown: &CancellationToken) -> DomainResult<()> {
     let mut after: Option<String> = None;
     loop {
-        let page = state.store.list("", after.as_deref(), SCAN_PAGE).await?;
-        let directory = NodeDirectory::load(state).await?;
+        let page = naming.store.list("", after.as_deref(), SCAN_PAGE).await?;
+        let directory = NodeDirectory::load(naming).await?;
         for file in &page.files {
             if shutdown.is_cancelled() {
-                return Err(ApiError::Unavailable(
+                return Err(DomainError::Unavailable(
                     "shutting down; the scan resumes on another replica or at restart".into(),
                 ));
             }
-            match repair_file(state, &file.file_id, &directory).await {
+            match repair_file(naming, &file.file_id, &directory).await {
                 // Deleted since it was listed.
-                Ok(_) | Err(ApiError::NotFound(_)) => {}
+                Ok(_) | Err(DomainError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -7,10 +7,8 @@ use std::str::FromStr;
 use dfs_common::api::{FileInfo, FileState, NodeStats};
 use dfs_common::chunk_count;
 
-use redis::RedisError;
-
 use super::keys::FileKeys;
-use super::{Allocation, NodeRecord, StoreError, StoreResult};
+use crate::store::{Allocation, NodeRecord, StoreError, StoreResult};
 
 fn field<T: FromStr>(fields: &HashMap<String, String>, key: &str, owner: &str) -> StoreResult<T> {
     fields
@@ -20,7 +18,7 @@ fn field<T: FromStr>(fields: &HashMap<String, String>, key: &str, owner: &str) -
 }
 
 /// The error for a file whose state forbids the operation.
-pub fn state_error(file_id: &str, state: &str) -> StoreError {
+pub(super) fn state_error(file_id: &str, state: &str) -> StoreError {
     match state {
         "missing" => StoreError::NotFound(format!("file {file_id} not found")),
         "expired" => StoreError::NotFound(format!(
@@ -32,7 +30,7 @@ pub fn state_error(file_id: &str, state: &str) -> StoreError {
 }
 
 /// A file hash as [`FileInfo`]; `NotFound` when empty or expired.
-pub fn file_info(file_id: &str, fields: &HashMap<String, String>) -> StoreResult<FileInfo> {
+pub(super) fn file_info(file_id: &str, fields: &HashMap<String, String>) -> StoreResult<FileInfo> {
     let owner = format!("file {file_id}");
     let state = match fields.get("state").map(String::as_str) {
         None => return Err(state_error(file_id, "missing")),
@@ -58,7 +56,10 @@ pub fn file_info(file_id: &str, fields: &HashMap<String, String>) -> StoreResult
 }
 
 /// A node hash as [`NodeRecord`].
-pub fn node_record(node_id: String, fields: &HashMap<String, String>) -> StoreResult<NodeRecord> {
+pub(super) fn node_record(
+    node_id: String,
+    fields: &HashMap<String, String>,
+) -> StoreResult<NodeRecord> {
     let owner = format!("node {node_id}");
     Ok(NodeRecord {
         url: field(fields, "url", &owner)?,
@@ -73,33 +74,12 @@ pub fn node_record(node_id: String, fields: &HashMap<String, String>) -> StoreRe
     })
 }
 
-impl From<RedisError> for StoreError {
-    fn from(e: RedisError) -> Self {
-        if e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || e.is_unrecoverable_error()
-        {
-            Self::Unavailable(e.to_string())
-        } else {
-            Self::Internal(e.to_string())
-        }
-    }
-}
-
-impl From<serde_json::Error> for StoreError {
-    fn from(e: serde_json::Error) -> Self {
-        Self::Internal(format!("bad JSON in metadata: {e}"))
-    }
-}
-
-pub fn file_keys(file_id: &str) -> StoreResult<FileKeys> {
+pub(super) fn file_keys(file_id: &str) -> StoreResult<FileKeys> {
     FileKeys::of(file_id).ok_or_else(|| StoreError::NotFound(format!("file {file_id} not found")))
 }
 
 /// (node, chunk id) for every target of allocations given as id/JSON pairs.
-pub fn allocation_targets(pairs: &[String]) -> StoreResult<Vec<(String, String)>> {
+pub(super) fn allocation_targets(pairs: &[String]) -> StoreResult<Vec<(String, String)>> {
     let mut items = Vec::new();
     for pair in pairs.chunks_exact(2) {
         let allocation: Allocation = serde_json::from_str(&pair[1])?;

@@ -1,6 +1,7 @@
 //! Redis key names. Every key of one file, and its name key, share the hash
-//! tag `{H}` (16 hex digits of the FNV-1a 64 hash of the file name), so the
-//! scripts that touch them run in one Redis Cluster slot:
+//! tag `{H}` (16 hex digits of the FNV-1a 64 hash of the file name, see
+//! [`crate::store::ids`]), so the scripts that touch them run in one Redis
+//! Cluster slot:
 //!
 //! | key | type | content |
 //! |-----|------|---------|
@@ -17,6 +18,9 @@
 //! | `dfs:{nodes}:repaired` | set | lost nodes whose chunks a repair scan covered |
 //! | `dfs:{nodes}:repair_wanted` | string | set when a scan is due (a node was forgotten) |
 //! | `dfs:{nodes}:repair_lease` | string | held (with a TTL) by the replica scanning |
+//! | `dfs:{jobs}:job:<job_id>`, `dfs:{jobs}:recent` | hash, zset | distribution jobs (see `jobs.rs`) |
+
+use crate::store::ids::{file_hash, name_hash};
 
 /// Sorted set of committed names.
 pub const NAMES: &str = "dfs:{files}:names";
@@ -32,50 +36,6 @@ pub const REPAIR_WANTED: &str = "dfs:{nodes}:repair_wanted";
 pub const REPAIR_LEASE: &str = "dfs:{nodes}:repair_lease";
 /// Id of this metadata store, made on first use.
 pub const CLUSTER_ID: &str = "dfs:{meta}:cluster_id";
-
-/// Stable 64-bit FNV-1a hash of a name as 16 hex digits (never std's
-/// randomly seeded hasher: every naming server must agree).
-pub fn name_hash(name: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
-}
-
-/// A fresh file id for `name`: its name hash, `-`, 16 random hex digits.
-pub fn new_file_id(name: &str) -> String {
-    format!("{}-{:016x}", name_hash(name), rand::random::<u64>())
-}
-
-/// The name hash a well-formed file id starts with.
-pub fn file_hash(file_id: &str) -> Option<&str> {
-    let (hash, random) = file_id.split_once('-')?;
-    let hex16 = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex16(hash) && hex16(random)).then_some(hash)
-}
-
-/// A fresh chunk id for chunk `index` of `file_id`; never reused, even when
-/// the same index is written again.
-pub fn new_chunk_id(file_id: &str, index: u64) -> String {
-    format!("{file_id}-{index}-{:08x}", rand::random::<u32>())
-}
-
-/// The file id and index a chunk id was made for by [`new_chunk_id`];
-/// `None` for any other id.
-pub fn chunk_owner(chunk_id: &str) -> Option<(&str, u64)> {
-    let mut parts = chunk_id.rsplitn(3, '-');
-    let random = parts.next()?;
-    let index = parts.next()?;
-    let file_id = parts.next()?;
-    let hex8 = random.len() == 8 && random.bytes().all(|b| b.is_ascii_hexdigit());
-    let index = index
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| index.parse().ok())??;
-    (hex8 && file_hash(file_id).is_some()).then_some((file_id, index))
-}
 
 pub fn name_key(name: &str) -> String {
     format!("dfs:{{{}}}:name:{name}", name_hash(name))
@@ -111,12 +71,10 @@ pub fn trash_key(node_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ids::new_file_id;
 
     #[test]
     fn name_and_file_keys_share_a_slot() {
-        // FNV-1a 64 test vectors.
-        assert_eq!(name_hash(""), "cbf29ce484222325");
-        assert_eq!(name_hash("a"), "af63dc4c8601ec8c");
         let id = new_file_id("dir/file.txt");
         let keys = FileKeys::of(&id).expect("well-formed id");
         let tag = format!("{{{}}}", name_hash("dir/file.txt"));
@@ -125,30 +83,5 @@ mod tests {
         }
         assert!(FileKeys::of("nope").is_none());
         assert!(FileKeys::of("0123456789abcdef-xyz").is_none());
-        assert!(FileKeys::of("0123456789abcdef-0123456789abcdeg").is_none());
-    }
-
-    #[test]
-    fn chunk_ids_name_their_file_and_index() {
-        let file_id = new_file_id("a/b");
-        let chunk_id = new_chunk_id(&file_id, 42);
-        assert_eq!(chunk_owner(&chunk_id), Some((file_id.as_str(), 42)));
-        let f = "0123456789abcdef-0123456789abcdef";
-        assert_eq!(chunk_owner(&format!("{f}-0-deadbeef")), Some((f, 0)));
-        for other in [
-            "",
-            "chunk",
-            "deadbeef",
-            "0-deadbeef",
-            &format!("{f}-x-deadbeef"),
-            &format!("{f}-+1-deadbeef"),
-            &format!("{f}-1-deadbee"),
-            &format!("{f}-1-deadbeefa"),
-            &format!("{f}-99999999999999999999-deadbeef"),
-            "0123456789abcdef-0123456789abcdeg-1-deadbeef",
-            "0123456789abcdef-1-deadbeef",
-        ] {
-            assert_eq!(chunk_owner(other), None, "{other}");
-        }
     }
 }

@@ -1,41 +1,18 @@
-//! Files: create (pending), look up, list, size and delete.
-
-use std::sync::atomic::Ordering;
+//! `/files`: create (pending), look up, list, size, delete and repair.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use dfs_common::api::{
-    ErrorBody, FileInfo, FileList, FileRecord, FileSize, FileState, InitFileRequest, RepairReport,
+    ErrorBody, FileInfo, FileList, FileRecord, FileSize, InitFileRequest, RepairReport,
 };
-use dfs_common::{
-    MAX_CHUNK_SIZE, MAX_FILE_SIZE, MAX_REPLICATION, MIN_CHUNK_SIZE, chunk_count, validate,
-};
+use dfs_common::http::{AppJson, AppPath, AppQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{file_record, live_nodes, record_span, require_nodes};
-use crate::error::{ApiError, AppJson, AppPath, AppQuery};
-use crate::store::keys::new_file_id;
-use crate::{AppState, now_ms};
-
-const DEFAULT_LIST_LIMIT: usize = 100;
-const MAX_LIST_LIMIT: usize = 1000;
-
-/// A committed file's info; pending and unknown files are 404.
-pub async fn committed(state: &AppState, file_id: &str) -> Result<FileInfo, ApiError> {
-    let info = state.store.file(file_id).await?;
-    match info.state {
-        FileState::Committed => Ok(info),
-        FileState::Pending => Err(ApiError::NotFound(format!(
-            "file {file_id} is not finalized yet"
-        ))),
-    }
-}
-
-pub fn check_name(name: &str) -> Result<(), ApiError> {
-    validate::file_name(name).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
+use super::error::ApiError;
+use super::observe::record_span;
+use crate::domain::{Naming, files, repair};
 
 /// Create a pending file; chunks are then allocated, written and finalized.
 #[utoipa::path(post, path = "/files/init", tag = "files",
@@ -49,47 +26,12 @@ pub fn check_name(name: &str) -> Result<(), ApiError> {
         (status = 503, body = ErrorBody, description = "Too few live storage nodes, or Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn init(
-    State(state): State<AppState>,
+pub async fn init_file(
+    State(naming): State<Naming>,
     AppJson(request): AppJson<InitFileRequest>,
 ) -> Result<(StatusCode, Json<FileInfo>), ApiError> {
-    check_name(&request.name)?;
-    let chunk_size = request.chunk_size.unwrap_or(state.settings.chunk_size);
-    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
-        return Err(ApiError::BadRequest(format!(
-            "chunk_size {chunk_size} is out of range: {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}"
-        )));
-    }
-    let replication = request.replication.unwrap_or(state.settings.replication);
-    if !(1..=MAX_REPLICATION).contains(&replication) {
-        return Err(ApiError::BadRequest(format!(
-            "replication {replication} is out of range: 1..={MAX_REPLICATION}"
-        )));
-    }
-    if request.size > MAX_FILE_SIZE {
-        return Err(ApiError::TooLarge(format!(
-            "size {} is over the limit of {MAX_FILE_SIZE} bytes",
-            request.size
-        )));
-    }
-    require_nodes(replication, live_nodes(&state).await?.len())?;
-    let now = now_ms();
-    let info = FileInfo {
-        file_id: new_file_id(&request.name),
-        name: request.name,
-        size: request.size,
-        chunk_size,
-        chunk_count: chunk_count(request.size, chunk_size),
-        replication,
-        state: FileState::Pending,
-        created_at_ms: now,
-    };
+    let info = files::init(&naming, request).await?;
     record_span("file_id", &info.file_id);
-    let ttl_ms = u64::try_from(state.settings.pending_ttl.as_millis()).unwrap_or(u64::MAX);
-    state
-        .store
-        .create_file(info.clone(), now.saturating_add(ttl_ms))
-        .await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -125,33 +67,19 @@ pub enum FilesResponse {
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn find(
-    State(state): State<AppState>,
+pub async fn find_files(
+    State(naming): State<Naming>,
     AppQuery(query): AppQuery<FilesQuery>,
 ) -> Result<Json<FilesResponse>, ApiError> {
     if let Some(name) = query.name {
-        check_name(&name)?;
-        let file_id = state.store.file_id_by_name(&name).await?;
+        let file_id = files::id_by_name(&naming, &name).await?;
         record_span("file_id", &file_id);
-        return Ok(Json(FilesResponse::Record(
-            file_record(&state, &file_id).await?,
-        )));
-    }
-    let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit {limit} is out of range: 1..={MAX_LIST_LIMIT}"
-        )));
+        let record = files::record(&naming, &file_id).await?;
+        return Ok(Json(FilesResponse::Record(record)));
     }
     let prefix = query.prefix.unwrap_or_default();
-    let page = state
-        .store
-        .list(&prefix, query.after.as_deref(), limit)
-        .await?;
-    Ok(Json(FilesResponse::List(FileList {
-        files: page.files,
-        next: page.next,
-    })))
+    let page = files::list(&naming, &prefix, query.after.as_deref(), query.limit).await?;
+    Ok(Json(FilesResponse::List(page)))
 }
 
 /// A committed file with every chunk and its replicas.
@@ -164,12 +92,12 @@ pub async fn find(
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn get(
-    State(state): State<AppState>,
+pub async fn get_file(
+    State(naming): State<Naming>,
     AppPath(file_id): AppPath<String>,
 ) -> Result<Json<FileRecord>, ApiError> {
     record_span("file_id", &file_id);
-    Ok(Json(file_record(&state, &file_id).await?))
+    Ok(Json(files::record(&naming, &file_id).await?))
 }
 
 /// Size of a committed file.
@@ -182,13 +110,12 @@ pub async fn get(
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn size(
-    State(state): State<AppState>,
+pub async fn get_file_size(
+    State(naming): State<Naming>,
     AppPath(file_id): AppPath<String>,
 ) -> Result<Json<FileSize>, ApiError> {
     record_span("file_id", &file_id);
-    let info = committed(&state, &file_id).await?;
-    Ok(Json(FileSize { size: info.size }))
+    Ok(Json(files::size(&naming, &file_id).await?))
 }
 
 /// Delete a file (committed, or a pending upload to abandon): its metadata
@@ -202,14 +129,12 @@ pub async fn size(
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn delete(
-    State(state): State<AppState>,
+pub async fn delete_file(
+    State(naming): State<Naming>,
     AppPath(file_id): AppPath<String>,
 ) -> Result<StatusCode, ApiError> {
     record_span("file_id", &file_id);
-    state.store.delete_file(&file_id).await?;
-    state.metrics.files_deleted.fetch_add(1, Ordering::Relaxed);
-    tracing::info!("file deleted");
+    files::delete(&naming, &file_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -227,13 +152,10 @@ pub async fn delete(
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
-pub async fn repair(
-    State(state): State<AppState>,
+pub async fn repair_file(
+    State(naming): State<Naming>,
     AppPath(file_id): AppPath<String>,
 ) -> Result<Json<RepairReport>, ApiError> {
     record_span("file_id", &file_id);
-    let directory = super::NodeDirectory::load(&state).await?;
-    Ok(Json(
-        crate::repair::repair_file(&state, &file_id, &directory).await?,
-    ))
+    Ok(Json(repair::repair(&naming, &file_id).await?))
 }

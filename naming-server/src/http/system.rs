@@ -6,9 +6,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use dfs_common::api::{ErrorBody, Health};
 
-use super::live_nodes;
-use crate::AppState;
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::domain::{Naming, nodes};
 
 /// `ok` when Redis answers a PING.
 #[utoipa::path(get, path = "/health", tag = "system",
@@ -16,8 +15,8 @@ use crate::error::ApiError;
         (status = 200, body = Health),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ))]
-pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.store.ping().await?;
+pub async fn get_health(State(naming): State<Naming>) -> Result<Json<Health>, ApiError> {
+    naming.check_store().await?;
     Ok(Json(Health {
         status: "ok".into(),
     }))
@@ -27,15 +26,15 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
 /// live storage nodes.
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let live = live_nodes(&state).await.ok().map(|nodes| nodes.len());
+pub async fn get_metrics(State(naming): State<Naming>) -> impl IntoResponse {
+    let live = nodes::live(&naming).await.ok().map(|nodes| nodes.len());
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(live),
+        naming.metrics.render(live),
     )
 }
 
 /// Fallback for paths no route matches.
 pub async fn no_route() -> ApiError {
-    ApiError::NotFound("no such route".into())
+    ApiError::NoRoute
 }

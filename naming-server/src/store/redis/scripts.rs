@@ -137,7 +137,7 @@ return 1
 
 /// KEYS: file, chunks. ARGV: node ids. Adds the nodes to every chunk's
 /// `nodes` of a committed file, each once.
-pub const ADD_REPLICAS: &str = r"
+pub const ADD_FILE_REPLICAS: &str = r"
 if redis.call('HGET', KEYS[1], 'state') ~= 'committed' then return 0 end
 local all = redis.call('HGETALL', KEYS[2])
 for i = 1, #all, 2 do

@@ -3,12 +3,12 @@
 //! naming-server replica runs one; the store makes sure each expired file is
 //! handled by one of them.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{AppState, now_ms};
+use crate::domain::Naming;
+use crate::domain::files::expire_pending;
 
 /// Files handled per store call.
 const BATCH: usize = 100;
@@ -21,8 +21,8 @@ pub fn interval(pending_ttl: Duration) -> Duration {
 }
 
 /// Runs until `shutdown` is cancelled.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(interval(state.settings.pending_ttl));
+pub async fn run(naming: Naming, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval(naming.settings.pending_ttl));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -33,18 +33,11 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             // Stopping mid-batch is safe: claimed ids are retried after their lease.
             let reaped = tokio::select! {
                 () = shutdown.cancelled() => return,
-                reaped = state.store.reap_expired(now_ms(), BATCH) => reaped,
+                reaped = expire_pending(&naming, BATCH) => reaped,
             };
             match reaped {
-                Ok(reaped) => {
-                    state
-                        .metrics
-                        .uploads_expired
-                        .fetch_add(reaped as u64, Ordering::Relaxed);
-                    if reaped < BATCH {
-                        break;
-                    }
-                }
+                Ok(reaped) if reaped < BATCH => break,
+                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "expiring pending uploads failed; retrying later");
                     break;

@@ -1,0 +1,173 @@
+//! Files: names, pending uploads, look-ups, listings, deletes, and the
+//! expiry of uploads never finalized.
+//!
+//! A name is either absent or maps to a committed file; a file is pending
+//! from `init` until its finalize (`chunks.rs`) commits it, and a pending
+//! file not finalized within `PENDING_TTL` expires.
+
+use std::sync::atomic::Ordering;
+
+use dfs_common::api::{FileInfo, FileList, FileRecord, FileSize, FileState, InitFileRequest};
+use dfs_common::{
+    MAX_CHUNK_SIZE, MAX_FILE_SIZE, MAX_REPLICATION, MIN_CHUNK_SIZE, chunk_count, now_ms, validate,
+};
+
+use super::nodes::{self, NodeDirectory};
+use super::{DomainError, DomainResult, Naming, millis};
+use crate::store::ids::new_file_id;
+
+const DEFAULT_LIST_LIMIT: usize = 100;
+const MAX_LIST_LIMIT: usize = 1000;
+
+/// `Invalid` unless `name` is a valid file name.
+pub fn check_name(name: &str) -> DomainResult<()> {
+    validate::file_name(name).map_err(|e| DomainError::Invalid(e.to_string()))
+}
+
+/// `Invalid` unless `chunk_size` is within the allowed range.
+pub fn check_chunk_size(chunk_size: u64) -> DomainResult<()> {
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+        return Err(DomainError::Invalid(format!(
+            "chunk_size {chunk_size} is out of range: {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}"
+        )));
+    }
+    Ok(())
+}
+
+/// `TooLarge` for a file over the size limit.
+pub fn check_size(what: &str, size: u64) -> DomainResult<()> {
+    if size > MAX_FILE_SIZE {
+        return Err(DomainError::TooLarge(format!(
+            "{what} has {size} bytes, over the limit of {MAX_FILE_SIZE}"
+        )));
+    }
+    Ok(())
+}
+
+/// A committed file's info; pending and unknown files are `NotFound`.
+pub async fn committed(naming: &Naming, file_id: &str) -> DomainResult<FileInfo> {
+    let info = naming.store.file(file_id).await?;
+    match info.state {
+        FileState::Committed => Ok(info),
+        FileState::Pending => Err(DomainError::NotFound(format!(
+            "file {file_id} is not finalized yet"
+        ))),
+    }
+}
+
+/// A pending file; `Conflict` when it is already committed.
+pub async fn pending(naming: &Naming, file_id: &str) -> DomainResult<FileInfo> {
+    let info = naming.store.file(file_id).await?;
+    match info.state {
+        FileState::Pending => Ok(info),
+        FileState::Committed => Err(DomainError::Conflict(format!(
+            "file {file_id} is already committed"
+        ))),
+    }
+}
+
+/// Creates a pending file: its chunks are then allocated, written and
+/// finalized. Needs as many live nodes as the file's replication factor.
+pub async fn init(naming: &Naming, request: InitFileRequest) -> DomainResult<FileInfo> {
+    check_name(&request.name)?;
+    let settings = &naming.settings;
+    let chunk_size = request.chunk_size.unwrap_or(settings.chunk_size);
+    check_chunk_size(chunk_size)?;
+    let replication = request.replication.unwrap_or(settings.replication);
+    if !(1..=MAX_REPLICATION).contains(&replication) {
+        return Err(DomainError::Invalid(format!(
+            "replication {replication} is out of range: 1..={MAX_REPLICATION}"
+        )));
+    }
+    check_size("the file", request.size)?;
+    nodes::require(replication, nodes::live(naming).await?.len())?;
+    let now = now_ms();
+    let info = FileInfo {
+        file_id: new_file_id(&request.name),
+        name: request.name,
+        size: request.size,
+        chunk_size,
+        chunk_count: chunk_count(request.size, chunk_size),
+        replication,
+        state: FileState::Pending,
+        created_at_ms: now,
+    };
+    let expires = now.saturating_add(millis(settings.pending_ttl));
+    naming.store.create_file(info.clone(), expires).await?;
+    Ok(info)
+}
+
+/// A committed file with all its chunks located.
+pub async fn record(naming: &Naming, file_id: &str) -> DomainResult<FileRecord> {
+    let info = committed(naming, file_id).await?;
+    let chunks = naming.store.chunks(file_id).await?;
+    let directory = NodeDirectory::load(naming).await?;
+    Ok(FileRecord {
+        info,
+        chunks: chunks.into_iter().map(|c| directory.locate(c)).collect(),
+    })
+}
+
+/// The id of the committed file called `name`.
+pub async fn id_by_name(naming: &Naming, name: &str) -> DomainResult<String> {
+    check_name(name)?;
+    Ok(naming.store.file_id_by_name(name).await?)
+}
+
+/// `Conflict` when a committed file is called `name`.
+pub async fn check_name_free(naming: &Naming, name: &str) -> DomainResult<()> {
+    match naming.store.file_id_by_name(name).await {
+        Ok(_) => Err(DomainError::Conflict(format!(
+            "a file named {name:?} already exists"
+        ))),
+        Err(crate::store::StoreError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A page of committed files whose names start with `prefix`, after the
+/// cursor `after`, at most `limit` (1-1000, default 100) of them.
+pub async fn list(
+    naming: &Naming,
+    prefix: &str,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> DomainResult<FileList> {
+    let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(DomainError::Invalid(format!(
+            "limit {limit} is out of range: 1..={MAX_LIST_LIMIT}"
+        )));
+    }
+    let page = naming.store.list(prefix, after, limit).await?;
+    Ok(FileList {
+        files: page.files,
+        next: page.next,
+    })
+}
+
+/// The size of a committed file.
+pub async fn size(naming: &Naming, file_id: &str) -> DomainResult<FileSize> {
+    let info = committed(naming, file_id).await?;
+    Ok(FileSize { size: info.size })
+}
+
+/// Deletes a file (committed, or a pending upload to abandon): its
+/// metadata goes at once, its chunks from the nodes after their next
+/// heartbeat.
+pub async fn delete(naming: &Naming, file_id: &str) -> DomainResult<()> {
+    naming.store.delete_file(file_id).await?;
+    naming.metrics.files_deleted.fetch_add(1, Ordering::Relaxed);
+    tracing::info!("file deleted");
+    Ok(())
+}
+
+/// Expires up to `batch` pending uploads whose time is up; how many.
+pub async fn expire_pending(naming: &Naming, batch: usize) -> DomainResult<usize> {
+    let reaped = naming.store.reap_expired(now_ms(), batch).await?;
+    naming
+        .metrics
+        .uploads_expired
+        .fetch_add(reaped as u64, Ordering::Relaxed);
+    Ok(reaped)
+}

@@ -1,0 +1,70 @@
+//! The naming server's rules. HTTP handlers (`http`) and background tasks
+//! (`tasks`) call down into it; it calls down into the metadata store
+//! (`store`) and, through [`dfs_client::StorageClient`], the storage nodes.
+//! It knows nothing of HTTP: its functions take and return the wire types
+//! of `dfs_common::api` and fail with a [`DomainError`].
+//!
+//! - [`nodes`]: registration, heartbeats and liveness; which nodes hold
+//!   what ([`nodes::NodeDirectory`]); orphan reports; forgetting a node.
+//! - [`files`]: names, pending uploads, look-ups, listings, deletes, expiry.
+//! - [`chunks`]: chunk targets, finalize, chunk locations.
+//! - [`distribution`]: plan a job, hand it out, take the nodes' reports,
+//!   and derive a job's state from them.
+//! - [`repair`]: bring chunks back to their replication factor, on demand
+//!   and in background scans after a node is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dfs_client::StorageClient;
+
+use crate::metrics::Metrics;
+use crate::store::MetadataStore;
+
+pub mod chunks;
+pub mod distribution;
+mod error;
+pub mod files;
+pub mod nodes;
+pub mod repair;
+
+pub use error::{DomainError, DomainResult};
+
+/// The server-wide settings the rules depend on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Replicas per chunk when a file does not ask for a number.
+    pub replication: u32,
+    /// Chunk size when a file does not ask for one.
+    pub chunk_size: u64,
+    /// A node silent this long is dead.
+    pub heartbeat_timeout: Duration,
+    /// A pending upload not finalized within this time expires.
+    pub pending_ttl: Duration,
+    /// Silence after which a node's chunks are re-replicated; `None`: never
+    /// in the background.
+    pub repair_after: Option<Duration>,
+}
+
+/// What the rules work with. Cheap to clone; every naming-server replica
+/// has its own, and keeps nothing another replica would need.
+#[derive(Clone)]
+pub struct Naming {
+    pub store: Arc<dyn MetadataStore>,
+    /// Calls to storage nodes (assignments, GCS look-ups, repair copies).
+    pub storage: StorageClient,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Naming {
+    /// Fails when the metadata store does not answer.
+    pub async fn check_store(&self) -> DomainResult<()> {
+        Ok(self.store.ping().await?)
+    }
+}
+
+/// `d` in milliseconds, saturating.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,127 @@
+//! [`FileStore`]: files, their chunks and the chunk ids handed out while
+//! they are written.
+
+use std::collections::HashMap;
+
+use dfs_common::api::FileInfo;
+use serde::{Deserialize, Serialize};
+
+use super::error::StoreFuture;
+
+/// One chunk id handed out for a pending file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub index: u64,
+    /// Node ids the chunk may be written to.
+    pub targets: Vec<String>,
+}
+
+/// One chunk of a committed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredChunk {
+    #[serde(skip)]
+    pub index: u64,
+    pub chunk_id: String,
+    pub size: u64,
+    pub crc32c: u32,
+    /// Node ids holding a copy.
+    pub nodes: Vec<String>,
+}
+
+/// A page of committed files ordered by name, and the cursor of the next one.
+pub struct FilePage {
+    pub files: Vec<FileInfo>,
+    pub next: Option<String>,
+}
+
+/// File metadata. Every method is safe to call from many naming servers
+/// at once; the ones that must be atomic say so.
+pub trait FileStore: Send + Sync {
+    /// Creates a pending file that expires at `expires_at_ms` unless
+    /// committed. `Conflict` when a committed file already has the name.
+    fn create_file(&self, info: FileInfo, expires_at_ms: u64) -> StoreFuture<'_, ()>;
+
+    /// A pending or committed file. `NotFound` when unknown or expired.
+    fn file<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, FileInfo>;
+
+    /// Id of the committed file called `name`.
+    fn file_id_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, String>;
+
+    /// Records a chunk id handed out for a pending file, atomically with the
+    /// check that it is still pending (`NotFound` if gone or expired,
+    /// `Conflict` if committed).
+    fn add_allocation<'a>(
+        &'a self,
+        file_id: &'a str,
+        chunk_id: &'a str,
+        allocation: &'a Allocation,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Every chunk id handed out for a pending file, by chunk id.
+    fn allocations<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, HashMap<String, Allocation>>;
+
+    /// Commits a pending file with its validated chunks, atomically: the name
+    /// is claimed, the state set and the chunks stored at once, or nothing
+    /// changes (`Conflict` when the name is taken or the file committed,
+    /// `NotFound` when it expired). Allocations that were not used are then
+    /// sent to their nodes' trash.
+    fn commit<'a>(&'a self, info: &'a FileInfo, chunks: &'a [StoredChunk]) -> StoreFuture<'a, ()>;
+
+    /// Pushes a pending file's expiry out to `expires_at_ms` (never earlier),
+    /// so a seed that takes longer than the pending TTL is not reaped while
+    /// its chain still works on it.
+    fn keep_pending<'a>(&'a self, file_id: &'a str, expires_at_ms: u64) -> StoreFuture<'a, ()>;
+
+    /// The chunks of a committed file, ordered by index.
+    fn chunks<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, Vec<StoredChunk>>;
+
+    /// One chunk of a committed file.
+    fn chunk<'a>(&'a self, file_id: &'a str, index: u64) -> StoreFuture<'a, Option<StoredChunk>>;
+
+    /// Adds `node_ids` to the replicas of chunk `index` of a committed file,
+    /// atomically with the check that the chunk is still `chunk_id`. False
+    /// (nothing changed) when the file or chunk is gone.
+    fn add_chunk_replicas<'a>(
+        &'a self,
+        file_id: &'a str,
+        index: u64,
+        chunk_id: &'a str,
+        node_ids: &'a [String],
+    ) -> StoreFuture<'a, bool>;
+
+    /// Adds the nodes to every chunk's replicas of a committed file, at once
+    /// (no-op for other files).
+    fn add_file_replicas<'a>(
+        &'a self,
+        file_id: &'a str,
+        node_ids: &'a [String],
+    ) -> StoreFuture<'a, ()>;
+
+    /// Committed files whose names start with `prefix`, after `after`.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, FilePage>;
+
+    /// Purges a file's metadata (its name is free at once), then sends every
+    /// copy of its chunks to the nodes' trash. `NotFound` when unknown.
+    fn delete_file<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Expires up to `batch` pending files whose time is up: their chunks go
+    /// to the trash and their metadata is removed. Returns how many.
+    fn reap_expired(&self, now_ms: u64, batch: usize) -> StoreFuture<'_, usize>;
+
+    /// Of `chunk_ids`, the ones no file refers to any more: their file is
+    /// gone or expired, or it is committed with another chunk at that index.
+    /// Chunks of pending files and ids not made by this naming server are
+    /// never orphans. `Conflict` unless the store's cluster id is
+    /// `cluster_id` both before and after the lookups, so a store wiped
+    /// meanwhile never makes every chunk look orphaned.
+    fn orphans<'a>(
+        &'a self,
+        cluster_id: &'a str,
+        chunk_ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<String>>;
+}

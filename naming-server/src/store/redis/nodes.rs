@@ -1,0 +1,167 @@
+//! [`NodeStore`] on Redis: node hashes, the node set, trash sets and the
+//! repair-scan keys, all under the hash tag `{nodes}`.
+
+use std::collections::HashMap;
+
+use dfs_common::api::NodeStats;
+use redis::AsyncCommands;
+
+use super::keys::{self, CLUSTER_ID, NODES, REPAIR_LEASE, REPAIR_WANTED, REPAIRED};
+use super::parse::node_record;
+use super::{RedisStore, trash};
+use crate::store::{NodeRecord, NodeStore, StoreError, StoreFuture};
+
+impl NodeStore for RedisStore {
+    fn register_node(&self, node: NodeRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let fields = [
+                ("url", node.url),
+                ("tcp_addr", node.tcp_addr),
+                ("last_heartbeat_ms", node.last_heartbeat_ms.to_string()),
+                ("capacity_bytes", node.stats.capacity_bytes.to_string()),
+                ("free_bytes", node.stats.free_bytes.to_string()),
+                ("chunk_count", node.stats.chunk_count.to_string()),
+            ];
+            redis::pipe()
+                .atomic()
+                .hset_multiple(keys::node_key(&node.node_id), &fields)
+                .ignore()
+                .sadd(NODES, &node.node_id)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        node_id: &'a str,
+        stats: NodeStats,
+        deleted: &'a [String],
+        now_ms: u64,
+        max: usize,
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.heartbeat.key(keys::node_key(node_id));
+            call.key(keys::trash_key(node_id))
+                .arg(now_ms)
+                .arg(stats.capacity_bytes)
+                .arg(stats.free_bytes)
+                .arg(stats.chunk_count)
+                .arg(max)
+                .arg(deleted);
+            let delete: Option<Vec<String>> = call.invoke_async(&mut conn).await?;
+            delete.ok_or_else(|| {
+                StoreError::NotFound(format!("storage node {node_id} is not registered"))
+            })
+        })
+    }
+
+    fn nodes(&self) -> StoreFuture<'_, Vec<NodeRecord>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut ids: Vec<String> = conn.smembers(NODES).await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            ids.sort();
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(keys::node_key(id));
+            }
+            let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            ids.into_iter()
+                .zip(rows)
+                .filter(|(_, fields)| !fields.is_empty())
+                .map(|(id, fields)| node_record(id, &fields))
+                .collect()
+        })
+    }
+
+    fn trash_chunks(&self, items: Vec<(String, String)>) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            trash(&mut conn, items).await
+        })
+    }
+
+    fn cluster_id(&self) -> StoreFuture<'_, String> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let fresh = format!("{:032x}", rand::random::<u128>());
+            // SET NX GET: the id already there, or nil when ours was set.
+            let existing: Option<String> = redis::cmd("SET")
+                .arg(CLUSTER_ID)
+                .arg(&fresh)
+                .arg("NX")
+                .arg("GET")
+                .query_async(&mut conn)
+                .await?;
+            Ok(existing.unwrap_or(fresh))
+        })
+    }
+
+    fn forget_node<'a>(&'a self, node_id: &'a str, alive_since_ms: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.forget_node.key(keys::node_key(node_id));
+            call.key(keys::trash_key(node_id))
+                .key(NODES)
+                .key(REPAIR_WANTED)
+                .arg(node_id)
+                .arg(alive_since_ms);
+            let outcome: String = call.invoke_async(&mut conn).await?;
+            match outcome.as_str() {
+                "forgotten" => Ok(()),
+                "missing" => Err(StoreError::NotFound(format!(
+                    "storage node {node_id} is not registered"
+                ))),
+                "alive" => Err(StoreError::Conflict(format!(
+                    "storage node {node_id} is alive; stop it before forgetting it"
+                ))),
+                other => Err(StoreError::Internal(format!(
+                    "forgetting node {node_id}: unexpected {other:?}"
+                ))),
+            }
+        })
+    }
+
+    fn claim_repair_scan<'a>(
+        &'a self,
+        lost: &'a [String],
+        alive: &'a [String],
+        lease_ms: u64,
+    ) -> StoreFuture<'a, Option<Vec<String>>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.claim_repair.key(REPAIRED);
+            call.key(REPAIR_WANTED)
+                .key(REPAIR_LEASE)
+                .arg(lease_ms)
+                .arg(lost.len())
+                .arg(lost)
+                .arg(alive);
+            Ok(call.invoke_async(&mut conn).await?)
+        })
+    }
+
+    fn finish_repair_scan<'a>(
+        &'a self,
+        lost: &'a [String],
+        completed: bool,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut call = self.scripts.finish_repair.key(REPAIRED);
+            call.key(REPAIR_WANTED)
+                .key(REPAIR_LEASE)
+                .arg(if completed { "done" } else { "retry" })
+                .arg(lost);
+            call.invoke_async::<()>(&mut conn).await?;
+            Ok(())
+        })
+    }
+}
