@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{Context, Result, ensure};
 use dfs_tests::wait_until;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{Api, KIB64, WAIT, cluster, error_text, id, rejected};
 
 #[tokio::test]
@@ -286,16 +286,6 @@ async fn metrics_and_docs_are_served() -> Result<()> {
         );
     }
 
-    let served: Value = reqwest::get(format!("{}/openapi.json", cluster.naming_url()))
-        .await?
-        .json()
-        .await?;
-    let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/naming-server.json");
-    let committed: Value = serde_json::from_str(&std::fs::read_to_string(committed_path)?)?;
-    assert_eq!(
-        served, committed,
-        "served spec differs from openapi/naming-server.json"
-    );
     let page = reqwest::get(format!("{}/swagger-ui/", cluster.naming_url())).await?;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await?.contains("swagger"), "no Swagger UI page");
