@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use dfs_client::NamingClient;
 use dfs_common::api::{Distribution, JobState, NodeState};
 use indicatif::ProgressBar;
 
-use crate::NamingClient;
 use crate::error::Error;
 
 /// How often a waiting command asks for progress.
@@ -23,6 +23,7 @@ pub async fn wait(
     progress: &ProgressBar,
 ) -> Result<Distribution, Error> {
     let mut failures = 0;
+    let job_id = job.job_id.clone();
     loop {
         progress.set_length(job.size * job.nodes.len() as u64);
         progress.set_position(job.bytes_done);
@@ -30,21 +31,20 @@ pub async fn wait(
             break;
         }
         tokio::time::sleep(POLL_EVERY).await;
-        match naming.distribution(&job.job_id).await {
+        match naming.distribution(&job_id).await {
             Ok(next) => {
                 job = next;
                 failures = 0;
             }
             Err(e) if failures < MAX_POLL_FAILURES && e.status().is_none() => failures += 1,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     match job.state {
-        JobState::Failed => Err(Error::Invalid(format!(
-            "distribution {} failed: {}",
-            job.job_id,
-            job.error.as_deref().unwrap_or("unknown reason")
-        ))),
+        JobState::Failed => Err(Error::JobFailed {
+            reason: job.error.unwrap_or_else(|| "unknown reason".to_owned()),
+            job_id,
+        }),
         _ => Ok(job),
     }
 }
