@@ -137,7 +137,7 @@ make_rust() {
         fi
     done
     [[ -n "$toolchain" ]] || die "no Rust $version toolchain under $rustup_home/toolchains"
-    make_root "$root" ca-certificates,gcc,libc6-dev,wget
+    make_root "$root" ca-certificates,gcc,libc6-dev
     local name="$full-x86_64-unknown-linux-gnu"
     mkdir -p "$root/usr/local/rustup/toolchains/$name" "$root/usr/local/cargo/bin"
     # --dereference: the toolchain dir may be a symlink (e.g. 1.95.0 -> stable); docs skipped.
