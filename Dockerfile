@@ -9,7 +9,7 @@
 # own layers, keyed on vendor/, the manifests and Cargo.lock only: a source
 # change recompiles just the dfs crates. When the build context holds a
 # `vendor/` directory (from `cargo vendor`), cargo builds offline from it;
-# without one it fetches the locked crates from crates.io.
+# without one it fetches the locked crates from the crate registry.
 
 # ---- planner: split the context into what decides the dependency build ----
 FROM rust:1.95-slim-bookworm AS planner

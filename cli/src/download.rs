@@ -8,13 +8,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dfs_client::{NamingClient, StorageClient};
 use dfs_common::api::{ChunkLocation, FileRecord};
 use futures::{StreamExt, TryStreamExt, future, stream};
 use indicatif::ProgressBar;
 use tokio::io::AsyncWriteExt;
 
 use crate::CONCURRENCY;
-use crate::client::{NamingClient, get_chunk};
 use crate::error::Error;
 
 /// Where `read` puts the bytes.
@@ -29,20 +29,22 @@ pub enum Destination<'a> {
 /// Downloads `name` to `destination`; returns the file's record.
 pub async fn read(
     naming: &NamingClient,
+    storage: &StorageClient,
     name: &str,
     destination: Destination<'_>,
     progress: &ProgressBar,
 ) -> Result<FileRecord, Error> {
     let record = naming.file_by_name(name).await?;
-    check_layout(&record).map_err(|reason| Error::BadResponse {
-        url: naming.base_url().to_owned(),
-        reason: format!("file record of {name:?}: {reason}"),
+    check_layout(&record).map_err(|reason| {
+        Error::bad_response(
+            naming.base_url(),
+            format!("file record of {name:?}: {reason}"),
+        )
     })?;
     progress.set_length(record.info.size);
-    let http = naming.http();
     match destination {
-        Destination::Stdout => to_stdout(http, &record, progress).await?,
-        Destination::File(path) => to_file(http, &record, path, progress).await?,
+        Destination::Stdout => to_stdout(storage, &record, progress).await?,
+        Destination::File(path) => to_file(storage, &record, path, progress).await?,
     }
     Ok(record)
 }
@@ -83,14 +85,14 @@ pub fn check_layout(record: &FileRecord) -> Result<(), String> {
 }
 
 async fn to_stdout(
-    http: &reqwest::Client,
+    storage: &StorageClient,
     record: &FileRecord,
     progress: &ProgressBar,
 ) -> Result<(), Error> {
     let mut out = tokio::io::stdout();
     // `buffered` keeps order while up to CONCURRENCY chunks are fetched ahead.
     let mut chunks = stream::iter(&record.chunks)
-        .map(|chunk| fetch(http, chunk))
+        .map(|chunk| fetch(storage, chunk))
         .buffered(CONCURRENCY);
     while let Some(data) = chunks.try_next().await? {
         match out.write_all(&data).await {
@@ -109,7 +111,7 @@ async fn to_stdout(
 }
 
 async fn to_file(
-    http: &reqwest::Client,
+    storage: &StorageClient,
     record: &FileRecord,
     path: &Path,
     progress: &ProgressBar,
@@ -144,7 +146,7 @@ async fn to_file(
         .map(|chunk| {
             let file = Arc::clone(&file);
             async move {
-                let data = fetch(http, chunk).await?;
+                let data = fetch(storage, chunk).await?;
                 let offset = chunk.index * record.info.chunk_size;
                 let len = data.len() as u64;
                 tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
@@ -174,12 +176,15 @@ async fn to_file(
 
 /// One chunk from the first replica (live ones first) that serves the right
 /// bytes; fails only when every replica failed, naming each reason.
-async fn fetch(http: &reqwest::Client, chunk: &ChunkLocation) -> Result<Bytes, Error> {
+async fn fetch(storage: &StorageClient, chunk: &ChunkLocation) -> Result<Bytes, Error> {
     let mut replicas: Vec<_> = chunk.replicas.iter().collect();
     replicas.sort_by_key(|r| !r.alive);
     let mut reasons = Vec::new();
     for replica in replicas {
-        let reason = match get_chunk(http, &replica.url, &chunk.chunk_id, chunk.size).await {
+        let fetched = storage
+            .get_chunk(&replica.url, &chunk.chunk_id, chunk.size)
+            .await;
+        let reason = match fetched {
             Err(e) => e.to_string(),
             Ok(data) if data.len() as u64 != chunk.size => {
                 format!("got {} bytes, expected {}", data.len(), chunk.size)

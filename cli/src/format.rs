@@ -1,23 +1,10 @@
-//! Plain-text output of `ls`, `stat` and `nodes`: aligned columns for humans.
+//! Plain-text output of `ls`, `stat`, `nodes`, `repair` and `jobs`:
+//! aligned columns for humans.
 
 use dfs_common::api::{
     Distribution, FileInfo, FileRecord, FileState, NodeInfo, NodeState, RepairReport,
 };
-
-/// `1536` → `1.5 KiB`; exact below 1 KiB.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
+use indicatif::HumanBytes;
 
 /// Column alignment.
 #[derive(Clone, Copy)]
@@ -90,9 +77,9 @@ pub fn stat(record: &FileRecord) -> String {
         info.name,
         info.file_id,
         info.size,
-        human_bytes(info.size),
+        HumanBytes(info.size),
         info.chunk_size,
-        human_bytes(info.chunk_size),
+        HumanBytes(info.chunk_size),
         info.chunk_count,
         info.replication,
         info.created_at_ms,
@@ -134,7 +121,6 @@ pub fn stat(record: &FileRecord) -> String {
     out
 }
 
-/// `dfs nodes`: id, URL, alive/dead, free and total space, chunk count.
 /// The summary line of `dfs repair`.
 pub fn repair(report: &RepairReport) -> String {
     if report.under_replicated == 0 {
@@ -165,6 +151,7 @@ pub fn repair_problems(report: &RepairReport) -> String {
     )
 }
 
+/// `dfs nodes`: id, URL, alive/dead, free and total space, chunk count.
 pub fn nodes(nodes: &[NodeInfo]) -> String {
     let rows: Vec<Vec<String>> = nodes
         .iter()
@@ -173,8 +160,8 @@ pub fn nodes(nodes: &[NodeInfo]) -> String {
                 n.node_id.clone(),
                 n.url.clone(),
                 if n.alive { "alive" } else { "dead" }.to_owned(),
-                human_bytes(n.stats.free_bytes),
-                human_bytes(n.stats.capacity_bytes),
+                HumanBytes(n.stats.free_bytes).to_string(),
+                HumanBytes(n.stats.capacity_bytes).to_string(),
                 n.stats.chunk_count.to_string(),
             ]
         })
@@ -215,7 +202,7 @@ pub fn jobs(jobs: &[Distribution]) -> String {
                 job.job_id.clone(),
                 lowercase(&job.state),
                 format!("{done}/{}", job.nodes.len()),
-                human_bytes(job.size),
+                HumanBytes(job.size).to_string(),
                 job.name.clone(),
                 job.source.clone(),
             ]
@@ -244,9 +231,9 @@ pub fn job(job: &Distribution) -> String {
         job.source,
         job.size,
         job.chunk_count,
-        human_bytes(job.chunk_size),
+        HumanBytes(job.chunk_size),
         lowercase(&job.state),
-        human_bytes(job.throughput_bytes_per_sec),
+        HumanBytes(job.throughput_bytes_per_sec),
     );
     if let Some(error) = &job.error {
         out.push_str(&format!("error:       {error}\n"));
@@ -260,8 +247,8 @@ pub fn job(job: &Distribution) -> String {
                 n.node_id.clone(),
                 lowercase(&n.state),
                 format!("{}/{}", n.chunks_done, job.chunk_count),
-                human_bytes(n.bytes_done),
-                format!("{}/s", human_bytes(n.throughput_bytes_per_sec)),
+                HumanBytes(n.bytes_done).to_string(),
+                format!("{}/s", HumanBytes(n.throughput_bytes_per_sec)),
                 n.error.clone().unwrap_or_default(),
             ]
         })
@@ -300,16 +287,6 @@ mod tests {
     }
 
     #[test]
-    fn human_sizes() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(8 << 20), "8.0 MiB");
-        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
-        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
-    }
-
-    #[test]
     fn ls_columns_align() {
         let out = files(&[info("a", 5, 1), info("longer/name", 123456, 2)]);
         let expected = [
@@ -345,7 +322,7 @@ mod tests {
             }],
         };
         let out = stat(&record);
-        assert!(out.contains("size:         70000 (68.4 KiB)"), "{out}");
+        assert!(out.contains("size:         70000 (68.36 KiB)"), "{out}");
         assert!(
             out.contains("INDEX  CHUNK_ID   SIZE  CRC32C    REPLICAS\n"),
             "{out}"
@@ -374,7 +351,7 @@ mod tests {
         let line = out.lines().nth(1).unwrap_or_default();
         assert_eq!(
             line,
-            "n1       http://127.0.0.1:5001  dead   3.0 GiB  10.0 GiB      42"
+            "n1       http://127.0.0.1:5001  dead   3.00 GiB  10.00 GiB      42"
         );
     }
 }

@@ -3,16 +3,19 @@
 
 use std::time::Duration;
 
+use dfs_client::{NamingClient, RetryPolicy};
 use dfs_common::api::{Distribution, JobState, NodeState};
 use indicatif::ProgressBar;
 
-use crate::NamingClient;
 use crate::error::Error;
 
 /// How often a waiting command asks for progress.
 const POLL_EVERY: Duration = Duration::from_millis(250);
-/// Consecutive failed progress polls before giving up (the job goes on).
-const MAX_POLL_FAILURES: u32 = 40;
+/// How one progress poll is retried when the naming server is briefly
+/// unreachable or busy; when it stays so, the command gives up (the job
+/// goes on without it).
+const POLL_RETRY: RetryPolicy =
+    RetryPolicy::new(10, Duration::from_millis(250), Duration::from_secs(2));
 
 /// Polls the job until it is no longer running, moving `progress` along
 /// the bytes verified on every node. Returns the final state; a failed job
@@ -22,7 +25,7 @@ pub async fn wait(
     mut job: Distribution,
     progress: &ProgressBar,
 ) -> Result<Distribution, Error> {
-    let mut failures = 0;
+    let job_id = job.job_id.clone();
     loop {
         progress.set_length(job.size * job.nodes.len() as u64);
         progress.set_position(job.bytes_done);
@@ -30,21 +33,19 @@ pub async fn wait(
             break;
         }
         tokio::time::sleep(POLL_EVERY).await;
-        match naming.distribution(&job.job_id).await {
-            Ok(next) => {
-                job = next;
-                failures = 0;
-            }
-            Err(e) if failures < MAX_POLL_FAILURES && e.status().is_none() => failures += 1,
-            Err(e) => return Err(e),
-        }
+        job = POLL_RETRY
+            .retry(
+                "polling the distribution",
+                dfs_client::Error::is_transient,
+                || naming.distribution(&job_id),
+            )
+            .await?;
     }
     match job.state {
-        JobState::Failed => Err(Error::Invalid(format!(
-            "distribution {} failed: {}",
-            job.job_id,
-            job.error.as_deref().unwrap_or("unknown reason")
-        ))),
+        JobState::Failed => Err(Error::JobFailed {
+            reason: job.error.unwrap_or_else(|| "unknown reason".to_owned()),
+            job_id,
+        }),
         _ => Ok(job),
     }
 }

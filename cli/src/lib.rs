@@ -2,25 +2,24 @@
 //! binary stays thin and tests (and later commands) reuse it.
 //!
 //! Layout:
-//! - [`client`]: HTTP calls — [`client::NamingClient`] (one method per
-//!   naming-server route) and the storage-server chunk calls.
+//! - HTTP calls go through the `dfs-client` crate, shared with the servers:
+//!   [`dfs_client::NamingClient`] (one method per naming-server route) and
+//!   [`dfs_client::StorageClient`] (chunk reads and writes on the nodes).
 //! - [`upload`]: `dfs create` (chunked, concurrent, retried with exclusions).
 //! - [`download`]: `dfs read` (replica fallback, CRC32C checks, atomic write).
 //! - [`jobs`]: `seed`, `distribute` and `jobs` (distribution jobs).
 //! - [`format`]: text output of `ls`, `stat`, `nodes` and `jobs`.
-//! - [`error`]: the single error type; each value displays as one line.
+//! - [`error`]: the CLI's error type (a client error, or the CLI's own:
+//!   local I/O, bad input, a chunk that failed everywhere, a failed job);
+//!   each value displays as one line.
 //!
 //! Memory stays bounded by [`CONCURRENCY`] × chunk size whatever the file size.
 
-pub mod client;
 pub mod download;
 pub mod error;
 pub mod format;
 pub mod jobs;
 pub mod upload;
-
-pub use client::NamingClient;
-pub use error::Error;
 
 /// Chunks in flight at once during `create` and `read`.
 pub const CONCURRENCY: usize = 4;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use dfs_cli::download::{self, Destination};
 use dfs_cli::upload::{self, CreateOptions};
-use dfs_cli::{NamingClient, format, jobs};
+use dfs_cli::{format, jobs};
+use dfs_client::{NamingClient, StorageClient};
 use dfs_common::api::StartDistribution;
 use dfs_common::units::parse_size;
 
@@ -149,13 +150,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             chunk_size,
             replication,
         } => {
+            let storage = StorageClient::new()?;
             let progress = dfs_cli::progress_bar();
             let options = CreateOptions {
                 chunk_size,
                 replication,
             };
-            let record =
-                upload::create(&naming, &local_path, &remote_name, options, &progress).await;
+            let record = upload::create(
+                &naming,
+                &storage,
+                &local_path,
+                &remote_name,
+                options,
+                &progress,
+            )
+            .await;
             progress.finish_and_clear();
             let info = record?.info;
             emit(&format!(
@@ -172,8 +181,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Destination::File(&local_path)
             };
+            let storage = StorageClient::new()?;
             let progress = dfs_cli::progress_bar();
-            let result = download::read(&naming, &remote_name, destination, &progress).await;
+            let result =
+                download::read(&naming, &storage, &remote_name, destination, &progress).await;
             progress.finish_and_clear();
             result?;
         }

@@ -17,14 +17,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dfs_client::{NamingClient, StorageClient};
 use dfs_common::api::{
     AllocateChunkRequest, FileRecord, FinalizeRequest, FinalizedChunk, InitFileRequest,
 };
+use dfs_common::chain::DownstreamNode;
 use futures::{StreamExt, TryStreamExt, stream};
 use indicatif::ProgressBar;
 
 use crate::CONCURRENCY;
-use crate::client::{NamingClient, put_chunk};
 use crate::error::Error;
 
 /// Allocations tried per chunk before the upload fails.
@@ -42,6 +43,7 @@ pub struct CreateOptions {
 /// Uploads `local` as `name` and returns the committed record.
 pub async fn create(
     naming: &NamingClient,
+    storage: &StorageClient,
     local: &Path,
     name: &str,
     options: CreateOptions,
@@ -66,17 +68,18 @@ pub async fn create(
         })
         .await?;
     if info.size != size || info.chunk_size == 0 {
-        return Err(Error::BadResponse {
-            url: naming.base_url().to_owned(),
-            reason: format!(
+        return Err(Error::bad_response(
+            naming.base_url(),
+            format!(
                 "init returned size {} / chunk size {}",
                 info.size, info.chunk_size
             ),
-        });
+        ));
     }
     progress.set_length(size);
     let upload = Upload {
         naming,
+        storage,
         file: Arc::new(file),
         path: shown,
         file_id: &info.file_id,
@@ -88,9 +91,10 @@ pub async fn create(
         .try_collect()
         .await?;
     chunks.sort_by_key(|c| c.index);
-    naming
+    let record = naming
         .finalize(&info.file_id, &FinalizeRequest { size, chunks })
-        .await
+        .await?;
+    Ok(record)
 }
 
 /// One chunk's place in the file.
@@ -115,6 +119,7 @@ pub fn chunk_spans(size: u64, chunk_size: u64) -> impl Iterator<Item = ChunkSpan
 
 struct Upload<'a> {
     naming: &'a NamingClient,
+    storage: &'a StorageClient,
     file: Arc<File>,
     path: String,
     file_id: &'a str,
@@ -133,7 +138,7 @@ impl Upload<'_> {
             };
             let allocation = match self.naming.allocate_chunk(self.file_id, &request).await {
                 Ok(allocation) => allocation,
-                Err(e) if failures.is_empty() => return Err(e),
+                Err(e) if failures.is_empty() => return Err(e.into()),
                 Err(e) => {
                     failures.push(format!("no other targets: {e}"));
                     break;
@@ -154,17 +159,25 @@ impl Upload<'_> {
                     ),
                 });
             };
-            let written = put_chunk(
-                self.naming.http(),
-                &first.url,
-                &allocation.chunk_id,
-                data.clone(),
-                crc32c,
-                rest,
-            )
-            .await;
+            let chain: Vec<DownstreamNode> = rest
+                .iter()
+                .map(|t| DownstreamNode {
+                    node_id: t.node_id.clone(),
+                    url: t.url.clone(),
+                })
+                .collect();
+            let written = self
+                .storage
+                .put_chunk(
+                    &first.url,
+                    &allocation.chunk_id,
+                    data.clone(),
+                    crc32c,
+                    &chain,
+                )
+                .await;
             match written {
-                Ok(()) => {
+                Ok(_) => {
                     self.progress.inc(span.len);
                     return Ok(FinalizedChunk {
                         index: span.index,
@@ -174,7 +187,7 @@ impl Upload<'_> {
                         replicas: allocation.targets.into_iter().map(|t| t.node_id).collect(),
                     });
                 }
-                Err(Error::ChainFailed {
+                Err(dfs_client::Error::ChainFailed {
                     failed_node,
                     message,
                 }) => {

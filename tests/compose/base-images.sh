@@ -29,14 +29,18 @@ readonly SUITE=bookworm
 log() { printf 'base-images: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# The Debian mirror apt uses on this machine (deb822 or one-line format).
+# The Debian mirror apt uses on this machine, from its sources (one-line
+# `deb` entries or deb822 `URIs:` fields); nothing when apt names none.
 debian_mirror() {
-    local mirror
-    mirror=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
-        awk '$1 == "URIs:" && $2 ~ /\/debian\/?$/ { print $2; exit }
-             $1 == "deb" && $2 ~ /\/debian\/?$/ { print $2; exit }
-             $1 == "deb" && $2 ~ /^\[/ && $3 ~ /\/debian\/?$/ { print $3; exit }')
-    echo "${mirror:-http://deb.debian.org/debian}"
+    local files=() f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [[ -r "$f" ]] && files+=("$f")
+    done
+    [[ ${#files[@]} -gt 0 ]] || return 0
+    awk '$1 ~ /^#/ { next }
+         $1 == "URIs:" || $1 == "deb" {
+             for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\/.*\/debian\/?$/) { print $i; exit }
+         }' "${files[@]}"
 }
 
 # Image tags named by the Dockerfile's FROM lines and compose's image: lines.
@@ -58,11 +62,13 @@ ensure_debootstrap() {
 
 # debootstrap ROOT [PACKAGES]: a minbase Debian root with extra packages.
 make_root() {
-    local root=$1 include=${2:-}
+    local root=$1 include=${2:-} mirror
+    mirror=$(debian_mirror)
+    [[ -n "$mirror" ]] || die "apt's sources (/etc/apt/sources.list, /etc/apt/sources.list.d/) name no Debian mirror; debootstrap needs the one this machine uses: add it there"
     local args=(--variant=minbase)
     [[ -z "$include" ]] || args+=("--include=$include")
-    log "debootstrap $SUITE${include:+ +$include} into $root"
-    debootstrap "${args[@]}" "$SUITE" "$root" "$(debian_mirror)" >"$root.log" 2>&1 ||
+    log "debootstrap $SUITE${include:+ +$include} from $mirror into $root"
+    debootstrap "${args[@]}" "$SUITE" "$root" "$mirror" >"$root.log" 2>&1 ||
         { tail -20 "$root.log" >&2; die "debootstrap failed"; }
     # Slim like the official images: no package cache, lists, docs or man pages.
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
@@ -131,7 +137,7 @@ make_rust() {
         fi
     done
     [[ -n "$toolchain" ]] || die "no Rust $version toolchain under $rustup_home/toolchains"
-    make_root "$root" ca-certificates,gcc,libc6-dev,wget
+    make_root "$root" ca-certificates,gcc,libc6-dev
     local name="$full-x86_64-unknown-linux-gnu"
     mkdir -p "$root/usr/local/rustup/toolchains/$name" "$root/usr/local/cargo/bin"
     # --dereference: the toolchain dir may be a symlink (e.g. 1.95.0 -> stable); docs skipped.

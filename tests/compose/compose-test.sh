@@ -4,8 +4,9 @@
 #
 #  1. base images: local stand-ins for the tags the two files name when the
 #     engine does not have them (base-images.sh; nothing is pulled)
-#  2. crates: when containers cannot reach crates.io, a `cargo vendor`
-#     directory made now (gitignored, removed on exit) that the Dockerfile uses
+#  2. crates: when a container of the build's rust image cannot fetch from
+#     the crate registry with cargo, a `cargo vendor` directory made now
+#     (gitignored, removed on exit) that the Dockerfile uses
 #  3. build, `up -d`, wait for every service to be healthy and 3 nodes alive
 #  4. `run --rm cli`: create/size/read/ls/stat/nodes of a 20 MiB file (3 chunks
 #     of the default 8 MiB), bytes compared, files owned by the caller
@@ -180,16 +181,26 @@ same_bytes() { cmp -s "$1" "$2" || fail "$2 differs from $1"; }
 
 prepare_images() { tests/compose/base-images.sh; }
 
+# registry_reachable IMAGE: whether cargo in a throwaway container of IMAGE
+# fetches a small crate from the crate registry (index and download), as the
+# build's RUN steps would; the probe's output goes to $WORK/.probe.log.
+registry_reachable() {
+    docker run --rm "$1" timeout 90 sh -c '
+        cd /tmp && cargo new -q --vcs none probe && cd probe &&
+        echo "itoa = \"1\"" >>Cargo.toml && cargo fetch -q' >"$WORK/.probe.log" 2>&1
+}
+
 prepare_crates() {
     [[ ! -e vendor ]] || { log "vendor/ exists: the build uses it"; return; }
     local rust_image
     rust_image=$(awk 'toupper($1) == "FROM" && $2 ~ /^rust:/ { print $2; exit }' Dockerfile)
-    if docker run --rm "$rust_image" timeout 20 wget -q -O /dev/null https://index.crates.io/config.json \
-        >/dev/null 2>&1; then
-        log "containers reach crates.io: the build fetches crates itself"
+    if registry_reachable "$rust_image"; then
+        log "containers fetch from the crate registry: the build fetches crates itself"
         return
     fi
-    log "containers cannot reach crates.io: cargo vendor (removed on exit)"
+    local reason
+    reason=$(tail -1 "$WORK/.probe.log" | sed 's/^[[:space:]]*//')
+    log "containers cannot fetch from the crate registry ($reason): cargo vendor (removed on exit)"
     MADE_VENDOR=1
     cargo vendor --locked --quiet vendor >/dev/null
 }

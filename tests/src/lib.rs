@@ -1,5 +1,6 @@
-//! End-to-end test harness: real `redis-server`, real `naming-server` and
-//! `storage-server` processes on loopback ports, and the real `dfs` binary.
+//! End-to-end test harness: real `redis-server` (on a Unix socket), real
+//! `naming-server` and `storage-server` processes on loopback ports, and the
+//! real `dfs` binary.
 //!
 //! The binaries come from the cargo target directory (`target/debug` for
 //! `cargo nextest run`); build them first with `cargo build --workspace --bins`
@@ -239,7 +240,7 @@ impl ClusterBuilder {
             naming_env.push(("DFS_TOKEN".into(), token.clone()));
             storage_env.push(("DFS_TOKEN".into(), token.clone()));
         }
-        let (naming, naming_url) = spawn_naming(&redis.url(), &naming_env).await?;
+        let (naming, naming_url) = spawn_naming(redis.url(), &naming_env).await?;
         let mut cluster = TestCluster {
             redis,
             naming,
@@ -285,11 +286,7 @@ impl TestCluster {
     /// Starts another naming server on the same Redis (the storage nodes
     /// keep talking to the first); returns it and its base URL.
     pub async fn naming_replica(&self) -> Result<(Child, String)> {
-        spawn_naming(&self.redis.url(), &self.naming_env).await
-    }
-
-    pub fn redis_url(&self) -> String {
-        self.redis.url()
+        spawn_naming(self.redis.url(), &self.naming_env).await
     }
 
     /// A folder owned by this test for local files.

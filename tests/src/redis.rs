@@ -1,66 +1,83 @@
 //! A throwaway `redis-server` for one test.
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use reqwest::Url;
 use tokio::process::{Child, Command};
 
-use crate::{free_port, wait_until};
+use crate::wait_until;
 
-/// A real `redis-server` on a free loopback port, without persistence.
+/// Longest Unix socket path the kernel takes (`sun_path` holds 108 bytes).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A real `redis-server` listening only on a Unix socket in its own temp
+/// dir (no TCP port, so no test can reach another test's server), without
+/// persistence.
 pub struct Redis {
     child: Child,
-    port: u16,
+    socket: PathBuf,
+    url: String,
     _dir: tempfile::TempDir,
 }
 
 impl Redis {
+    /// Starts the server and waits until its socket accepts a connection.
     pub async fn start() -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        // A port picked free can be taken before redis binds it: retry.
-        for _ in 0..5 {
-            let port = free_port()?;
-            let mut child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                ])
-                .args(["--appendonly", "no", "--dir"])
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .context("cannot run redis-server (install it: apt-get install redis-server)")?;
-            let up = wait_until(Duration::from_secs(10), || async {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            })
-            .await;
-            if up.is_ok() && child.try_wait()?.is_none() {
-                return Ok(Self {
-                    child,
-                    port,
-                    _dir: dir,
-                });
-            }
-            let _ = child.kill().await;
+        let socket = dir.path().join("redis.sock");
+        let url = socket_url(&socket)?;
+        let mut child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot run redis-server (install it: apt-get install redis-server)")?;
+        let up = wait_until(Duration::from_secs(10), || async {
+            tokio::net::UnixStream::connect(&socket).await.is_ok()
+        })
+        .await;
+        if let Some(status) = child.try_wait()? {
+            bail!("redis-server exited at start: {status}");
         }
-        bail!("redis-server did not start")
+        if up.is_err() {
+            let _ = child.kill().await;
+            bail!(
+                "redis-server did not accept connections on {}",
+                socket.display()
+            );
+        }
+        Ok(Self {
+            child,
+            socket,
+            url,
+            _dir: dir,
+        })
     }
 
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+    /// The server's URL for the `redis` crate (`REDIS_URL`):
+    /// `redis+unix:///…/redis.sock?db=0`.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
+    /// The server's Unix socket, for `redis-cli -s`.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// Kills the server; its data is gone.
@@ -68,4 +85,22 @@ impl Redis {
         self.child.kill().await?;
         Ok(())
     }
+}
+
+/// `redis+unix://SOCKET?db=0`, the form the `redis` crate reads a Unix
+/// socket and a database number from.
+fn socket_url(socket: &Path) -> Result<String> {
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        bail!(
+            "{} is too long for a Unix socket: set TMPDIR to a shorter directory",
+            socket.display()
+        );
+    }
+    let path = socket
+        .to_str()
+        .with_context(|| format!("{} is not UTF-8", socket.display()))?;
+    let mut url = Url::parse("redis+unix:///")?;
+    url.set_path(path);
+    url.query_pairs_mut().append_pair("db", "0");
+    Ok(url.into())
 }

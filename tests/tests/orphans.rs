@@ -116,7 +116,9 @@ async fn sweeps_delete_orphans_and_nothing_else() -> Result<()> {
     // A wiped metadata store calls every chunk unknown: the nodes must
     // refuse to sweep rather than delete them.
     let flushed = tokio::process::Command::new("redis-cli")
-        .args(["-p", &cluster.redis.port().to_string(), "FLUSHALL"])
+        .arg("-s")
+        .arg(cluster.redis.socket())
+        .arg("FLUSHALL")
         .output()
         .await
         .context("redis-cli")?;
