@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use dfs_common::api::{ChunkReport, ChunkReportReply, MAX_CHUNK_REPORT};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
+use crate::metrics::METRICS;
 use crate::naming::{CallError, NamingClient};
 use crate::store::{ChunkStore, StoreError};
 
@@ -56,13 +56,13 @@ impl Sweeper {
             };
             match swept {
                 Ok(deleted) => {
-                    metrics::ORPHAN_SWEEPS.inc();
+                    METRICS.orphan_sweeps.inc();
                     if deleted > 0 {
                         tracing::info!(deleted, "orphan sweep deleted chunks no file refers to");
                     }
                 }
                 Err(err) => {
-                    metrics::ORPHAN_SWEEPS_FAILED.inc();
+                    METRICS.orphan_sweeps_failed.inc();
                     tracing::warn!(error = %err, "orphan sweep given up; trying again later");
                 }
             }
@@ -97,7 +97,7 @@ impl Sweeper {
                     match self.store.delete(&id).await {
                         Ok(()) => {
                             tracing::info!(chunk_id = %id, "orphan chunk deleted");
-                            metrics::ORPHAN_CHUNKS_DELETED.inc();
+                            METRICS.orphan_chunks_deleted.inc();
                             deleted += 1;
                         }
                         Err(StoreError::NotFound) => {}

@@ -20,8 +20,9 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::metrics::METRICS;
 use crate::store::{ChunkMeta, WriteOutcome};
-use crate::{AppState, chain, metrics};
+use crate::{AppState, chain};
 
 /// Size of the reads that feed a GET response body.
 const READ_BUF: usize = 256 * 1024;
@@ -121,7 +122,7 @@ pub async fn put_chunk(
         }
         WriteOutcome::AlreadyPresent => StatusCode::OK,
     };
-    metrics::HTTP_PUT_BYTES.add(meta.size);
+    METRICS.http_put_bytes.add(meta.size);
     chain::forward(&state, &id, meta, &downstream).await?;
     let mut response = (
         status,
@@ -282,6 +283,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(state.store.chunk_count()),
+        METRICS.render(state.store.chunk_count()),
     )
 }

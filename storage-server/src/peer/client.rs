@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::wire::{self, Request, Status};
 use super::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_WAIT, PeerError};
-use crate::metrics;
+use crate::metrics::METRICS;
 use crate::store::{ChunkMeta, ChunkStore, StoreError};
 
 /// What the caller knows about the chunk; a transfer that disagrees stores
@@ -111,7 +111,7 @@ pub async fn fetch(
         return Err(mismatch_size(MAX_CHUNK_SIZE, header.length));
     }
     let crc_mismatch = |expected: u32, actual: u32| {
-        metrics::PEER_CRC_MISMATCHES.inc();
+        METRICS.peer_crc_mismatches.inc();
         PeerError::CrcMismatch {
             addr: addr.to_owned(),
             chunk_id: chunk_id.to_owned(),
@@ -204,7 +204,7 @@ impl AsyncRead for Payload<'_> {
                 }
                 buf.advance(n);
                 this.remaining -= n as u64;
-                metrics::PEER_RECEIVED_BYTES.add(n as u64);
+                METRICS.peer_received_bytes.add(n as u64);
                 this.idle.as_mut().reset(Instant::now() + IO_TIMEOUT);
                 Poll::Ready(Ok(()))
             }
