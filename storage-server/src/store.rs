@@ -213,11 +213,12 @@ impl ChunkStore {
 
     /// Size and free space of the filesystem holding the data directory.
     pub fn disk_stats(&self) -> Result<(u64, u64), StoreError> {
-        let stat = rustix::fs::statvfs(&self.root)
+        let stat = nix::sys::statvfs::statvfs(self.root.as_path())
             .map_err(std::io::Error::from)
             .context(|| format!("statvfs {}", self.root.display()))?;
-        let capacity = stat.f_blocks.saturating_mul(stat.f_frsize);
-        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        let fragment = stat.fragment_size();
+        let capacity = stat.blocks().saturating_mul(fragment);
+        let free = stat.blocks_available().saturating_mul(fragment);
         Ok((capacity, free))
     }
 
