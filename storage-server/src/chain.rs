@@ -11,21 +11,20 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use dfs_common::MAX_CHUNK_SIZE;
-use dfs_common::api::ErrorBody;
+use dfs_common::api::{ErrorBody, StoredChunk};
 use dfs_common::chain::{
     ChainErrorBody, DownstreamNode, FAILED_NODE_HEADER, REPLICATE_TO_HEADER, ReplicateRequest,
     parse_replicate_to, validate_chain,
 };
+use dfs_common::http::{AppJson, AppPath};
 use reqwest::Url;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::peer::{self, Expected};
-use crate::routes::{StoredChunk, chunk_id};
 use crate::store::ChunkMeta;
 
 /// Longest a replicate call may take, including every node below it.
@@ -166,12 +165,10 @@ pub(crate) async fn forward(
 )]
 pub async fn replicate(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    body: Result<Json<ReplicateRequest>, JsonRejection>,
+    AppPath(id): AppPath<String>,
+    AppJson(request): AppJson<ReplicateRequest>,
 ) -> Result<Json<StoredChunk>, ApiError> {
-    let id = chunk_id(path)?;
     dfs_common::validate::chunk_id(&id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let Json(request) = body.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     if request.size > MAX_CHUNK_SIZE {
         return Err(ApiError::TooLarge(format!(
             "chunk is larger than the limit of {MAX_CHUNK_SIZE} bytes"

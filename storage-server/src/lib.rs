@@ -53,7 +53,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::Config;
 use distribution::Distributor;
-pub use routes::StoredChunk;
 use store::{ChunkStore, StoreError};
 use throttle::Throttle;
 

@@ -6,18 +6,16 @@ use std::ops::RangeInclusive;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dfs_common::MAX_CHUNK_SIZE;
-use dfs_common::api::{CRC32C_HEADER, ErrorBody, Health, chunk_etag, parse_crc32c};
+use dfs_common::api::{CRC32C_HEADER, ErrorBody, Health, StoredChunk, chunk_etag, parse_crc32c};
 use dfs_common::chain::ChainErrorBody;
+use dfs_common::http::AppPath;
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader};
-use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::metrics::METRICS;
@@ -26,22 +24,6 @@ use crate::{AppState, chain};
 
 /// Size of the reads that feed a GET response body.
 const READ_BUF: usize = 256 * 1024;
-
-/// Reply to a successful `PUT /chunks/{chunk_id}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct StoredChunk {
-    pub chunk_id: String,
-    /// Length in bytes.
-    pub size: u64,
-    /// CRC32C (Castagnoli) of the stored bytes.
-    pub crc32c: u32,
-}
-
-/// Maps axum's path rejections (e.g. invalid percent-encoding) to a JSON 400.
-pub(crate) fn chunk_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(id)| id)
-        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
-}
 
 /// Headers every chunk response carries.
 fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
@@ -86,11 +68,10 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
 )]
 pub async fn put_chunk(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = chunk_id(path)?;
     dfs_common::validate::chunk_id(&id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let crc = headers
         .get(CRC32C_HEADER)
@@ -181,10 +162,9 @@ fn requested_range(headers: &HeaderMap, len: u64) -> Result<Option<RangeInclusiv
 )]
 pub async fn get_chunk(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = chunk_id(path)?;
     let (mut file, meta) = state.store.open_chunk(&id).await?;
     let Some(range) = requested_range(&headers, meta.size)? else {
         let body = Body::from_stream(ReaderStream::with_capacity(file, READ_BUF));
@@ -220,9 +200,8 @@ pub async fn get_chunk(
 )]
 pub async fn head_chunk(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    AppPath(id): AppPath<String>,
 ) -> Result<Response, ApiError> {
-    let id = chunk_id(path)?;
     let meta = state.store.meta(&id).await?;
     Ok((chunk_headers(meta, meta.size), Body::empty()).into_response())
 }
@@ -241,9 +220,8 @@ pub async fn head_chunk(
 )]
 pub async fn delete_chunk(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    AppPath(id): AppPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = chunk_id(path)?;
     state.store.delete(&id).await?;
     tracing::info!(chunk_id = %id, "chunk deleted");
     Ok(StatusCode::NO_CONTENT)

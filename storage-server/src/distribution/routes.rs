@@ -3,11 +3,11 @@
 //! plan a seed).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use dfs_common::api::{AssignmentAck, ChainAssignment, ErrorBody, GcsObjectInfo};
 use dfs_common::gcs::GcsUrl;
+use dfs_common::http::{AppJson, AppQuery};
 use dfs_common::{MAX_CHUNK_SIZE, validate};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -70,9 +70,8 @@ fn check(state: &AppState, assignment: &ChainAssignment) -> Result<(), ApiError>
     ))]
 pub async fn assign(
     State(state): State<AppState>,
-    body: Result<Json<ChainAssignment>, JsonRejection>,
+    AppJson(assignment): AppJson<ChainAssignment>,
 ) -> Result<(StatusCode, Json<AssignmentAck>), ApiError> {
-    let Json(assignment) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     check(&state, &assignment)?;
     let job_id = assignment.job_id.clone();
     let started = state.distributor.start(assignment);
@@ -107,9 +106,8 @@ pub struct ObjectQuery {
     ))]
 pub async fn gcs_object(
     State(state): State<AppState>,
-    query: Result<Query<ObjectQuery>, QueryRejection>,
+    AppQuery(query): AppQuery<ObjectQuery>,
 ) -> Result<Json<GcsObjectInfo>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let url: GcsUrl = query
         .url
         .parse()
