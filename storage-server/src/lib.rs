@@ -12,8 +12,9 @@
 //!   every failure to a status and a JSON body.
 //! - [`metrics`]: process-wide counters behind `GET /metrics`.
 //! - [`membership`]: registration and heartbeats with the naming server,
-//!   including deletions the naming server asks for; [`naming`] is the
-//!   client both it and [`orphans`] (sweeps of chunks no file refers to) use.
+//!   including deletions the naming server asks for; [`orphans`]: sweeps of
+//!   chunks no file refers to. They and the distribution reports share one
+//!   [`NamingClient`](dfs_client::NamingClient), built in [`run`].
 //! - [`gcs`]: reading Cloud Storage objects into the store chunk by chunk
 //!   (the head of a `dfs seed` chain).
 //! - [`distribution`]: this node's part of distribution jobs (pull each
@@ -31,7 +32,6 @@ pub mod error;
 pub mod gcs;
 pub mod membership;
 pub mod metrics;
-pub mod naming;
 pub mod openapi;
 pub mod orphans;
 pub mod peer;
@@ -58,6 +58,8 @@ use throttle::Throttle;
 
 /// How long a connection to another storage node may take to open.
 const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one call to the naming server may take.
+const NAMING_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shared state of the HTTP handlers.
 #[derive(Debug, Clone)]
@@ -114,6 +116,8 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     #[error("setting up the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error("setting up the naming-server client: {0}")]
+    Naming(#[from] dfs_client::Error),
 }
 
 /// Runs a storage server on `listeners` until `shutdown` is cancelled:
@@ -134,7 +138,8 @@ pub async fn run(
         node_id: node_id.clone(),
         peer_addr: config.worker_addr(peer_bound),
     });
-    let naming = naming::NamingClient::new(config.naming_url(), config.dfs_token.clone())?;
+    let naming = dfs_client::NamingClient::new(&config.naming_url(), config.dfs_token.clone())?
+        .with_timeout(NAMING_CALL_TIMEOUT);
     let membership = membership::Membership {
         naming: naming.clone(),
         node_id: node_id.clone(),
@@ -163,7 +168,7 @@ pub async fn run(
     );
     let heartbeats = tokio::spawn(membership.run(store.clone(), shutdown.clone()));
     let sweeper = orphans::Sweeper {
-        naming,
+        naming: naming.clone(),
         node_id: node_id.clone(),
         store: store.clone(),
         interval: config.orphan_sweep_interval,
@@ -187,7 +192,7 @@ pub async fn run(
         store.clone(),
         gcs,
         gcs::DownloadOptions::from_config(&config),
-        distribution::Reporter::new(http.clone(), config.naming_url(), config.dfs_token.clone()),
+        distribution::Reporter::new(naming),
         shutdown.clone(),
     ));
     let app = app(AppState {

@@ -14,19 +14,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dfs_common::api::{ChunkReport, ChunkReportReply, MAX_CHUNK_REPORT};
+use dfs_client::NamingClient;
+use dfs_common::api::{ChunkReport, MAX_CHUNK_REPORT};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::METRICS;
-use crate::naming::{CallError, NamingClient};
 use crate::store::{ChunkStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 enum SweepError {
     #[error("not registered with the naming server yet")]
     NoClusterId,
-    #[error(transparent)]
-    Call(#[from] CallError),
+    #[error("naming server: {0}")]
+    Naming(#[from] dfs_client::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -79,7 +79,6 @@ impl Sweeper {
         let before = SystemTime::now()
             .checked_sub(self.grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let path = format!("/nodes/{}/chunk_report", self.node_id);
         let mut deleted = 0;
         for shard in 0..=u8::MAX {
             let ids = self.store.chunk_ids_in_shard(shard, before).await?;
@@ -88,7 +87,7 @@ impl Sweeper {
                     cluster_id: cluster_id.clone(),
                     chunk_ids: batch.to_vec(),
                 };
-                let reply: ChunkReportReply = self.naming.post(&path, &report).await?;
+                let reply = self.naming.chunk_report(&self.node_id, &report).await?;
                 for id in reply.orphans {
                     // Never delete what this sweep did not list.
                     if !batch.contains(&id) {
