@@ -52,10 +52,16 @@ impl ApiError {
                 }
                 GcsError::PermissionDenied { .. } => StatusCode::FORBIDDEN,
                 GcsError::Rejected { .. } | GcsError::Layout { .. } => StatusCode::BAD_REQUEST,
+                // This node cannot talk to GCS at all.
                 GcsError::Credentials(_)
                 | GcsError::EmulatorHost { .. }
                 | GcsError::HttpClient(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_GATEWAY,
+                // GCS failed, or served what it should not have.
+                GcsError::BadResponse { .. }
+                | GcsError::RetriesExhausted { .. }
+                | GcsError::CrcMismatch { .. } => StatusCode::BAD_GATEWAY,
+                // This node's own disk failed.
+                GcsError::Store { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
