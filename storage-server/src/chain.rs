@@ -16,8 +16,8 @@ use axum::http::HeaderMap;
 use dfs_common::MAX_CHUNK_SIZE;
 use dfs_common::api::{ErrorBody, StoredChunk};
 use dfs_common::chain::{
-    ChainErrorBody, DownstreamNode, FAILED_NODE_HEADER, REPLICATE_TO_HEADER, ReplicateRequest,
-    parse_replicate_to, validate_chain,
+    ChainErrorBody, DownstreamNode, REPLICATE_TO_HEADER, ReplicateRequest, parse_replicate_to,
+    validate_chain,
 };
 use dfs_common::http::{AppJson, AppPath};
 use reqwest::Url;
@@ -27,8 +27,6 @@ use crate::error::ApiError;
 use crate::peer::{self, Expected};
 use crate::store::ChunkMeta;
 
-/// Longest a replicate call may take, including every node below it.
-const REPLICATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longest `source` address accepted.
 const MAX_SOURCE_LEN: usize = 512;
 
@@ -60,25 +58,14 @@ fn check_chain(state: &AppState, nodes: &[DownstreamNode]) -> Result<(), ApiErro
                 node.node_id
             )));
         }
-        replicate_url(node, "x")?;
+        if Url::parse(&node.url).map_or(true, |url| url.cannot_be_a_base()) {
+            return Err(ApiError::BadRequest(format!(
+                "invalid URL {:?} for node {}",
+                node.url, node.node_id
+            )));
+        }
     }
     Ok(())
-}
-
-/// `{url}/chunks/{chunk_id}/replicate` on `node`.
-fn replicate_url(node: &DownstreamNode, chunk_id: &str) -> Result<Url, ApiError> {
-    let bad = || {
-        ApiError::BadRequest(format!(
-            "invalid URL {:?} for node {}",
-            node.url, node.node_id
-        ))
-    };
-    let mut url = Url::parse(&node.url).map_err(|_| bad())?;
-    url.path_segments_mut()
-        .map_err(|()| bad())?
-        .pop_if_empty()
-        .extend(["chunks", chunk_id, "replicate"]);
-    Ok(url)
 }
 
 /// Passes chunk `chunk_id` (stored here as `meta`) down `downstream`:
@@ -92,59 +79,34 @@ pub(crate) async fn forward(
     let Some((next, rest)) = downstream.split_first() else {
         return Ok(());
     };
-    let failed = |message: String| ApiError::ChainFailed {
-        failed_node: next.node_id.clone(),
-        message,
-    };
-    let url = replicate_url(next, chunk_id)?;
-    let body = ReplicateRequest {
+    let request = ReplicateRequest {
         source: state.node.peer_addr.clone(),
         size: meta.size,
         crc32c: meta.crc32c,
         downstream: rest.to_vec(),
     };
-    let response = state
-        .http
-        .post(url)
-        .json(&body)
-        .timeout(REPLICATE_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| {
-            failed(format!(
-                "node {} ({}) did not answer the replicate call: {}",
-                next.node_id,
-                next.url,
-                root_cause(&e)
-            ))
-        })?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let named = response
-        .headers()
-        .get(FAILED_NODE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| dfs_common::validate::chunk_id(id).is_ok())
-        .map(str::to_owned);
-    let text = response.text().await.unwrap_or_default();
-    match (named, serde_json::from_str::<ChainErrorBody>(&text)) {
+    let message = match state.storage.replicate(&next.url, chunk_id, &request).await {
+        Ok(_) => return Ok(()),
         // A node further down failed: pass its verdict up unchanged.
-        (Some(failed_node), Ok(body)) => Err(ApiError::ChainFailed {
+        Err(dfs_client::Error::ChainFailed {
             failed_node,
-            message: body.error,
-        }),
-        _ => {
-            let reason = serde_json::from_str::<ErrorBody>(&text)
-                .map(|b| b.error)
-                .unwrap_or_else(|_| text.chars().take(200).collect());
-            Err(failed(format!(
-                "node {} answered {status} to the replicate call: {reason}",
-                next.node_id
-            )))
+            message,
+        }) => {
+            return Err(ApiError::ChainFailed {
+                failed_node,
+                message,
+            });
         }
-    }
+        Err(dfs_client::Error::Api { status, message }) => format!(
+            "node {} answered {status} to the replicate call: {message}",
+            next.node_id
+        ),
+        Err(err) => format!("node {} failed the replicate call: {err}", next.node_id),
+    };
+    Err(ApiError::ChainFailed {
+        failed_node: next.node_id.clone(),
+        message,
+    })
 }
 
 /// Pull a chunk from an upstream node over the peer protocol, store it,
@@ -200,21 +162,4 @@ pub async fn replicate(
         size: meta.size,
         crc32c: meta.crc32c,
     }))
-}
-
-/// The most specific line of a reqwest error ("Connection refused (os error
-/// 111)" rather than "error sending request").
-fn root_cause(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut cause: &dyn std::error::Error = err;
-    // Bounded: error chains are short, but never trust a cycle.
-    for _ in 0..16 {
-        match cause.source() {
-            Some(next) => cause = next,
-            None => break,
-        }
-    }
-    cause.to_string()
 }

@@ -56,8 +56,6 @@ use distribution::Distributor;
 use store::{ChunkStore, StoreError};
 use throttle::Throttle;
 
-/// How long a connection to another storage node may take to open.
-const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one call to the naming server may take.
 const NAMING_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -67,7 +65,7 @@ pub struct AppState {
     pub store: Arc<ChunkStore>,
     pub node: Arc<LocalNode>,
     /// Client for calls to other storage nodes (chain replication).
-    pub http: reqwest::Client,
+    pub storage: dfs_client::StorageClient,
     /// Runs this node's part of distribution jobs.
     pub distributor: Arc<Distributor>,
 }
@@ -114,10 +112,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
-    #[error("setting up the HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
-    #[error("setting up the naming-server client: {0}")]
-    Naming(#[from] dfs_client::Error),
+    #[error("setting up an HTTP client: {0}")]
+    Client(#[from] dfs_client::Error),
 }
 
 /// Runs a storage server on `listeners` until `shutdown` is cancelled:
@@ -146,9 +142,7 @@ pub async fn run(
         url: config.advertise_url(http_bound),
         tcp_addr: node.peer_addr.clone(),
     };
-    let http = reqwest::Client::builder()
-        .connect_timeout(NODE_CONNECT_TIMEOUT)
-        .build()?;
+    let storage = dfs_client::StorageClient::new()?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(
@@ -198,7 +192,7 @@ pub async fn run(
     let app = app(AppState {
         store,
         node,
-        http,
+        storage,
         distributor,
     });
     let served = axum::serve(listeners.http, app)
