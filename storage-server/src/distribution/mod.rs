@@ -6,7 +6,6 @@
 //! - [`Distributor`]: accepts assignments and runs one worker per job.
 //! - `worker`: the pulling itself, with fallback to further sources.
 //! - `report`: the progress reports and the naming server's replies.
-//! - `routes`: `POST /distributions` and `GET /gcs/object`.
 //!
 //! Invariants: a chunk is only stored after its CRC32C checked out (the
 //! peer protocol and the GCS download both write through
@@ -15,7 +14,6 @@
 //! reconnected transfer resumes where it stopped.
 
 mod report;
-pub(crate) mod routes;
 mod worker;
 
 use std::collections::HashSet;

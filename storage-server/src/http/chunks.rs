@@ -1,5 +1,4 @@
-//! HTTP handlers: `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`, `GET /health`
-//! and `GET /metrics`.
+//! `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`: chunk bytes, addressed by id.
 
 use std::io::SeekFrom;
 use std::ops::RangeInclusive;
@@ -10,20 +9,29 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dfs_common::MAX_CHUNK_SIZE;
-use dfs_common::api::{CRC32C_HEADER, ErrorBody, Health, StoredChunk, chunk_etag, parse_crc32c};
+use dfs_common::api::{CRC32C_HEADER, ErrorBody, StoredChunk, chunk_etag, parse_crc32c};
 use dfs_common::chain::ChainErrorBody;
 use dfs_common::http::AppPath;
 use futures::TryStreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use crate::error::ApiError;
+use super::error::ApiError;
+use super::state::AppState;
 use crate::metrics::METRICS;
-use crate::store::{ChunkMeta, WriteOutcome};
-use crate::{AppState, chain};
+use crate::store::{ChunkMeta, StoreError, WriteOutcome};
 
 /// Size of the reads that feed a GET response body.
 const READ_BUF: usize = 256 * 1024;
+
+/// The reply to a write of chunk `chunk_id`, stored here as `meta`.
+pub(super) fn stored_chunk(chunk_id: String, meta: ChunkMeta) -> StoredChunk {
+    StoredChunk {
+        chunk_id,
+        size: meta.size,
+        crc32c: meta.crc32c,
+    }
+}
 
 /// Headers every chunk response carries.
 fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
@@ -81,7 +89,7 @@ pub async fn put_chunk(
         .ok()
         .and_then(parse_crc32c)
         .ok_or_else(|| ApiError::BadRequest(format!("invalid {CRC32C_HEADER} header")))?;
-    let downstream = chain::downstream(&state, &headers)?;
+    let downstream = state.replicator.downstream(&headers)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -104,16 +112,8 @@ pub async fn put_chunk(
         WriteOutcome::AlreadyPresent => StatusCode::OK,
     };
     METRICS.http_put_bytes.add(meta.size);
-    chain::forward(&state, &id, meta, &downstream).await?;
-    let mut response = (
-        status,
-        Json(StoredChunk {
-            chunk_id: id,
-            size: meta.size,
-            crc32c: meta.crc32c,
-        }),
-    )
-        .into_response();
+    state.replicator.forward(&id, meta, &downstream).await?;
+    let mut response = (status, Json(stored_chunk(id, meta))).into_response();
     if let Ok(etag) = HeaderValue::from_str(&chunk_etag(meta.crc32c)) {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -173,7 +173,7 @@ pub async fn get_chunk(
     let (start, end) = (*range.start(), *range.end());
     let len = end - start + 1;
     file.seek(SeekFrom::Start(start)).await.map_err(|source| {
-        ApiError::Internal(crate::store::StoreError::Io {
+        ApiError::Internal(StoreError::Io {
             context: format!("seeking in chunk {id}"),
             source,
         })
@@ -225,42 +225,4 @@ pub async fn delete_chunk(
     state.store.delete(&id).await?;
     tracing::info!(chunk_id = %id, "chunk deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `ok` while the data directory is reachable.
-#[utoipa::path(
-    get,
-    path = "/health",
-    tag = "health",
-    responses(
-        (status = 200, description = "Healthy", body = Health),
-        (status = 503, description = "The data directory is unreachable", body = ErrorBody),
-    )
-)]
-pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.store.check().await.map_err(|err| {
-        tracing::error!(error = %err, "health check failed");
-        ApiError::Unavailable("data directory unreachable".into())
-    })?;
-    Ok(Json(Health {
-        status: "ok".into(),
-    }))
-}
-
-/// Prometheus text: peer transfer counters (sendfile calls and bytes, bytes
-/// received, CRC mismatches), bytes stored from PUT bodies, chunks held.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "health",
-    responses((status = 200, content_type = "text/plain", body = String))
-)]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        METRICS.render(state.store.chunk_count()),
-    )
 }

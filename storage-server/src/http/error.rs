@@ -7,6 +7,7 @@ use dfs_common::api::ErrorBody;
 use dfs_common::chain::{ChainErrorBody, FAILED_NODE_HEADER};
 
 use crate::gcs::GcsError;
+use crate::replication::ReplicationError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,22 @@ impl From<StoreError> for ApiError {
             e @ StoreError::Conflict { .. } => Self::Conflict(e.to_string()),
             e @ StoreError::Upload(_) => Self::BadRequest(e.to_string()),
             e @ StoreError::Io { .. } => Self::Internal(e),
+        }
+    }
+}
+
+impl From<ReplicationError> for ApiError {
+    fn from(err: ReplicationError) -> Self {
+        match err {
+            ReplicationError::Invalid(message) => Self::BadRequest(message),
+            e @ ReplicationError::TooLarge => Self::TooLarge(e.to_string()),
+            ReplicationError::ChainFailed {
+                failed_node,
+                message,
+            } => Self::ChainFailed {
+                failed_node,
+                message,
+            },
         }
     }
 }
