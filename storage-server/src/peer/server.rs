@@ -14,12 +14,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::wire::{self, Request, ResponseHeader, Status, TO_END, WireError};
-use super::{IO_TIMEOUT, MAX_PIECE, MAX_WAIT};
+use super::wire::{self, IO_TIMEOUT, MAX_WAIT, Request, ResponseHeader, Status, TO_END, WireError};
 use crate::metrics::METRICS;
 use crate::store::{ChunkMeta, ChunkStore, StoreError};
 use crate::throttle::Throttle;
 
+/// Largest piece handed to one `sendfile()` loop between throttle checks.
+const MAX_PIECE: u64 = 1024 * 1024;
 /// Smallest piece between throttle checks when a rate is set.
 const MIN_PIECE: u64 = 16 * 1024;
 /// Pause after a failed `accept` (e.g. out of file descriptors).
