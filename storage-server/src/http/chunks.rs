@@ -1,11 +1,12 @@
 //! `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`: chunk bytes, addressed by id.
 
+use std::convert::Infallible;
 use std::io::SeekFrom;
 use std::ops::RangeInclusive;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dfs_common::MAX_CHUNK_SIZE;
@@ -15,6 +16,7 @@ use dfs_common::http::AppPath;
 use futures::TryStreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -30,6 +32,20 @@ pub(super) fn stored_chunk(chunk_id: String, meta: ChunkMeta) -> StoredChunk {
         chunk_id,
         size: meta.size,
         crc32c: meta.crc32c,
+    }
+}
+
+/// The body of `PUT /chunks/{chunk_id}`: the chunk's raw bytes.
+// Streamed as it comes, never buffered; the spec shows a binary string.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ChunkBody(Body);
+
+impl<S: Send + Sync> FromRequest<S> for ChunkBody {
+    type Rejection = Infallible;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Infallible> {
+        Ok(Self(request.into_body()))
     }
 }
 
@@ -62,7 +78,7 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
         ("x-dfs-replicate-to" = Option<String>, Header,
             description = "Nodes to replicate to after this one, in order: node_id=http_url pairs joined by commas"),
     ),
-    request_body(content(("application/octet-stream")),
+    request_body(content = ChunkBody, content_type = "application/octet-stream",
         description = "The chunk's bytes, at most 64 MiB"),
     responses(
         (status = 201, description = "Stored", body = StoredChunk),
@@ -78,7 +94,7 @@ pub async fn put_chunk(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
     headers: HeaderMap,
-    body: Body,
+    ChunkBody(body): ChunkBody,
 ) -> Result<Response, ApiError> {
     dfs_common::validate::chunk_id(&id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let crc = headers
