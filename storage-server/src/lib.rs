@@ -68,6 +68,7 @@ pub struct Listeners {
     pub peer: TcpListener,
 }
 
+/// Why [`run`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("opening the data directory: {0}")]

@@ -57,6 +57,8 @@ pub struct Replicator {
 }
 
 impl Replicator {
+    /// Node `node_id`, whose peers pull from `peer_addr`, holding its
+    /// chunks in `store` and calling the next node with `storage`.
     pub fn new(
         node_id: String,
         peer_addr: String,

@@ -71,6 +71,7 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// Reports through `naming`.
     pub fn new(naming: NamingClient) -> Self {
         Self { naming }
     }

@@ -11,6 +11,7 @@ use crate::store::ChunkStore;
 pub struct AppState {
     /// This node's id, as registered with the naming server.
     pub node_id: Arc<str>,
+    /// The chunks on this node's disk.
     pub store: Arc<ChunkStore>,
     /// Passes written chunks down their replication chain.
     pub replicator: Arc<Replicator>,
