@@ -28,19 +28,25 @@ const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone)]
 pub struct StorageClient {
     http: reqwest::Client,
+    /// For replicate calls, without [`READ_TIMEOUT`]: reqwest counts it
+    /// from the request to the reply's headers too, and a replicate call
+    /// only answers once the chain below holds the chunk.
+    chain_http: reqwest::Client,
 }
 
 impl StorageClient {
     pub fn new() -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .build()
-            .map_err(|e| Error::InvalidUrl {
+        let builder = || reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+        let built = |result: reqwest::Result<reqwest::Client>| {
+            result.map_err(|e| Error::InvalidUrl {
                 url: String::new(),
                 reason: format!("cannot set up HTTP: {}", crate::error_chain(&e)),
-            })?;
-        Ok(Self { http })
+            })
+        };
+        Ok(Self {
+            http: built(builder().read_timeout(READ_TIMEOUT).build())?,
+            chain_http: built(builder().build())?,
+        })
     }
 
     /// `PUT {node}/chunks/{chunk_id}` with the chunk's CRC32C. With
@@ -109,7 +115,8 @@ impl StorageClient {
         request: &ReplicateRequest,
     ) -> Result<StoredChunk, Error> {
         let url = chunk_url(node_url, &[chunk_id, "replicate"])?;
-        send_json(self.http.post(url).json(request).timeout(REPLICATE_TIMEOUT)).await
+        let request = self.chain_http.post(url).json(request);
+        send_json(request.timeout(REPLICATE_TIMEOUT)).await
     }
 
     /// `POST {node}/distributions`: the node's part of a distribution job.

@@ -1,41 +1,43 @@
 //! dfs storage server: chunks on local disk, served over HTTP.
 //!
-//! Layout:
-//! - [`config`]: flags and environment variables ([`Config`]).
+//! Layout, from the top down (a module only uses the ones below it):
+//! - [`http`]: the HTTP API, one module per resource (chunks, replicate,
+//!   distributions, health and metrics), their shared state and `ApiError`
+//!   (every failure mapped once to a status and a JSON body), the router and
+//!   the OpenAPI spec generated from the handlers.
+//! - [`replication`]: chain replication on write (`x-dfs-replicate-to`,
+//!   `POST /chunks/{id}/replicate`): forward a stored chunk to the next node,
+//!   pull one from the upstream node with [`peer::fetch`].
+//! - [`distribution`]: this node's part of distribution jobs (pull each
+//!   chunk from the nearest live node above it in the chain, or GCS; report
+//!   progress to the naming server).
+//! - [`membership`]: registration and heartbeats with the naming server,
+//!   including deletions the naming server asks for; [`orphans`]: sweeps of
+//!   chunks no file refers to. They and the distribution reports share one
+//!   [`NamingClient`](dfs_client::NamingClient), built in [`run`].
+//! - [`gcs`]: reading Cloud Storage objects into the store chunk by chunk
+//!   (the head of a `dfs seed` chain).
+//! - [`peer`]: the peer transfer protocol on `TCP_PORT` (sendfile on the
+//!   sending side, [`peer::fetch`] on the receiving side).
 //! - [`store`]: the chunk store on disk (layout, atomic durable writes,
 //!   CRC32C checks, the node id, waiting for a chunk to arrive). The only
 //!   module that touches `DATA_DIR`; peer transfers go through it too.
-//! - [`peer`]: the peer transfer protocol on `TCP_PORT` (sendfile on the
-//!   sending side, [`peer::fetch`] on the receiving side).
-//! - `routes`: the chunk HTTP handlers; `chain`: chain replication on write
-//!   (`x-dfs-replicate-to`, `POST /chunks/{id}/replicate`); [`error`] maps
-//!   every failure to a status and a JSON body.
-//! - [`metrics`]: process-wide counters behind `GET /metrics`.
-//! - [`membership`]: registration and heartbeats with the naming server,
-//!   including deletions the naming server asks for; [`naming`] is the
-//!   client both it and [`orphans`] (sweeps of chunks no file refers to) use.
-//! - [`gcs`]: reading Cloud Storage objects into the store chunk by chunk
-//!   (the head of a `dfs seed` chain).
-//! - [`distribution`]: this node's part of distribution jobs (pull each
-//!   chunk from the nearest live node above it in the chain, or GCS; report).
-//! - [`throttle`]: the token bucket behind the test-only bandwidth caps.
-//! - [`openapi`]: the OpenAPI spec generated from the handlers.
+//! - [`config`]: flags and environment variables ([`Config`]);
+//!   [`metrics`]: the node's counters behind `GET /metrics`; [`throttle`]:
+//!   the token bucket behind the test-only bandwidth caps.
 //!
 //! [`run`] ties them together; `main.rs` only parses the config, binds and
 //! wires signals to a [`CancellationToken`].
 
-mod chain;
 pub mod config;
 pub mod distribution;
-pub mod error;
 pub mod gcs;
+pub mod http;
 pub mod membership;
 pub mod metrics;
-pub mod naming;
-pub mod openapi;
 pub mod orphans;
 pub mod peer;
-mod routes;
+pub mod replication;
 pub mod store;
 pub mod throttle;
 
@@ -43,41 +45,19 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::Request;
+use dfs_client::{NamingClient, StorageClient};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
-use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::Config;
 use distribution::Distributor;
-pub use routes::StoredChunk;
+use http::AppState;
+use replication::Replicator;
 use store::{ChunkStore, StoreError};
 use throttle::Throttle;
 
-/// How long a connection to another storage node may take to open.
-const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Shared state of the HTTP handlers.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: Arc<ChunkStore>,
-    pub node: Arc<LocalNode>,
-    /// Client for calls to other storage nodes (chain replication).
-    pub http: reqwest::Client,
-    /// Runs this node's part of distribution jobs.
-    pub distributor: Arc<Distributor>,
-}
-
-/// Who this node is to its peers.
-#[derive(Debug, Clone)]
-pub struct LocalNode {
-    pub node_id: String,
-    /// The advertised peer-transfer `host:port` (`WORKER_ADDR`).
-    pub peer_addr: String,
-}
+/// How long one call to the naming server may take.
+const NAMING_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The two sockets a storage server listens on.
 #[derive(Debug)]
@@ -88,33 +68,15 @@ pub struct Listeners {
     pub peer: TcpListener,
 }
 
-/// The HTTP application: chunk routes, `/health`, `/openapi.json` and
-/// Swagger UI at `/swagger-ui`.
-pub fn app(state: AppState) -> Router {
-    let (api, spec) = openapi::router();
-    api.merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
-        // Chunk bodies are streamed and capped by the store, not buffered.
-        .layer(DefaultBodyLimit::disable())
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("-", MatchedPath::as_str);
-                tracing::info_span!("http", method = %request.method(), route, uri = %request.uri())
-            }),
-        )
-        .with_state(state)
-}
-
+/// Why [`run`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("opening the data directory: {0}")]
     Store(#[from] StoreError),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
-    #[error("setting up the HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    #[error("setting up an HTTP client: {0}")]
+    Client(#[from] dfs_client::Error),
 }
 
 /// Runs a storage server on `listeners` until `shutdown` is cancelled:
@@ -131,20 +93,21 @@ pub async fn run(
     let node_id = store.node_id().await?;
     let http_bound = listeners.http.local_addr()?;
     let peer_bound = listeners.peer.local_addr()?;
-    let node = Arc::new(LocalNode {
-        node_id: node_id.clone(),
-        peer_addr: config.worker_addr(peer_bound),
-    });
-    let naming = naming::NamingClient::new(config.naming_url(), config.dfs_token.clone())?;
+    let peer_addr = config.worker_addr(peer_bound);
+    let naming = NamingClient::new(&config.naming_url(), config.dfs_token.clone())?
+        .with_timeout(NAMING_CALL_TIMEOUT);
     let membership = membership::Membership {
         naming: naming.clone(),
         node_id: node_id.clone(),
         url: config.advertise_url(http_bound),
-        tcp_addr: node.peer_addr.clone(),
+        tcp_addr: peer_addr.clone(),
     };
-    let http = reqwest::Client::builder()
-        .connect_timeout(NODE_CONNECT_TIMEOUT)
-        .build()?;
+    let replicator = Arc::new(Replicator::new(
+        node_id.clone(),
+        peer_addr,
+        store.clone(),
+        StorageClient::new()?,
+    ));
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(
@@ -158,13 +121,13 @@ pub async fn run(
         data_dir = %store.root().display(),
         chunks = store.chunk_count(),
         advertise_url = %membership.url,
-        worker_addr = %node.peer_addr,
+        worker_addr = %membership.tcp_addr,
         p2p_limit_bytes_per_sec = config.test_only_limit_p2p_bandwidth,
         "storage server started"
     );
     let heartbeats = tokio::spawn(membership.run(store.clone(), shutdown.clone()));
     let sweeper = orphans::Sweeper {
-        naming,
+        naming: naming.clone(),
         node_id: node_id.clone(),
         store: store.clone(),
         interval: config.orphan_sweep_interval,
@@ -188,13 +151,13 @@ pub async fn run(
         store.clone(),
         gcs,
         gcs::DownloadOptions::from_config(&config),
-        distribution::Reporter::new(http.clone(), config.naming_url(), config.dfs_token.clone()),
+        distribution::Reporter::new(naming),
         shutdown.clone(),
     ));
-    let app = app(AppState {
+    let app = http::app(AppState {
+        node_id: node_id.into(),
         store,
-        node,
-        http,
+        replicator,
         distributor,
     });
     let served = axum::serve(listeners.http, app)

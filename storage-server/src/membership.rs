@@ -1,5 +1,5 @@
 //! Membership with the naming server: register (retrying with backoff until
-//! it answers), then heartbeat at the interval it asks for, carrying disk
+//! it answers or shutdown), then heartbeat at the interval it asks for, carrying disk
 //! stats and the chunks deleted since the last beat. A 404 on heartbeat means
 //! the naming server forgot this node: register again. Stops when the
 //! shutdown token is cancelled.
@@ -7,20 +7,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dfs_client::{NamingClient, RetryPolicy};
 use dfs_common::api::{
     HeartbeatRequest, HeartbeatResponse, NodeStats, RegisterRequest, RegisterResponse,
 };
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
-use crate::naming::{CallError, NamingClient};
 use crate::store::{ChunkStore, StoreError};
 
-/// First wait after a failed registration; doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Registration is retried until it succeeds or the node shuts down.
+const REGISTER_RETRY: RetryPolicy =
+    RetryPolicy::forever(Duration::from_millis(100), Duration::from_secs(5));
 /// Heartbeat interval floor, whatever the naming server says.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why a registration or a heartbeat failed.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("naming server: {0}")]
+    Naming(#[from] dfs_client::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// How this node presents itself to the naming server.
 #[derive(Debug, Clone)]
@@ -50,10 +59,7 @@ impl Membership {
                     Ok(reply) => {
                         deleted = node.delete_chunks(reply.delete).await;
                     }
-                    Err(CallError::Status {
-                        status: StatusCode::NOT_FOUND,
-                        ..
-                    }) => {
+                    Err(CallError::Naming(err)) if err.status() == Some(StatusCode::NOT_FOUND) => {
                         tracing::warn!("naming server does not know this node; registering again");
                         break;
                     }
@@ -73,34 +79,27 @@ impl Node {
     /// Registers, retrying with backoff; the heartbeat interval to use, or
     /// `None` once shutdown was requested.
     async fn register_until_done(&self, shutdown: &CancellationToken) -> Option<Duration> {
-        let mut backoff = MIN_BACKOFF;
-        let mut attempt: u64 = 0;
-        loop {
-            attempt += 1;
-            match self.register().await {
-                Ok(reply) => {
-                    let interval =
-                        Duration::from_millis(reply.heartbeat_interval_ms).max(MIN_INTERVAL);
-                    tracing::info!(
-                        node_id = %self.membership.node_id,
-                        naming_url = %self.membership.naming.base_url(),
-                        interval_ms = interval.as_millis() as u64,
-                        "registered with the naming server"
-                    );
-                    self.remember_cluster(&reply.cluster_id).await;
-                    return Some(interval);
-                }
-                Err(err) => {
-                    tracing::warn!(attempt, retry_in_ms = backoff.as_millis() as u64, error = %err,
-                        "registration failed");
-                }
+        let registered = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            registered = REGISTER_RETRY.retry("registration", |_| true, || self.register()) => registered,
+        };
+        let reply = match registered {
+            Ok(reply) => reply,
+            Err(err) => {
+                // Only after `u32::MAX` attempts: years of an absent naming server.
+                tracing::error!(error = %err, "registration given up; this node stays unregistered");
+                return None;
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return None,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        };
+        let interval = Duration::from_millis(reply.heartbeat_interval_ms).max(MIN_INTERVAL);
+        tracing::info!(
+            node_id = %self.membership.node_id,
+            naming_url = %self.membership.naming.base_url(),
+            interval_ms = interval.as_millis() as u64,
+            "registered with the naming server"
+        );
+        self.remember_cluster(&reply.cluster_id).await;
+        Some(interval)
     }
 
     /// Keeps the first cluster id this node registered with; says loudly
@@ -136,7 +135,7 @@ impl Node {
             tcp_addr: m.tcp_addr.clone(),
             stats: self.stats()?,
         };
-        m.naming.post("/register_storage", &body).await
+        Ok(m.naming.register(&body).await?)
     }
 
     async fn heartbeat(&self, deleted: &[String]) -> Result<HeartbeatResponse, CallError> {
@@ -145,8 +144,7 @@ impl Node {
             stats: self.stats()?,
             deleted: deleted.to_vec(),
         };
-        let path = format!("/nodes/{}/heartbeat", m.node_id);
-        m.naming.post(&path, &body).await
+        Ok(m.naming.heartbeat(&m.node_id, &body).await?)
     }
 
     /// Deletes the chunks the naming server listed; returns the ids to

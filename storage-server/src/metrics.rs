@@ -1,7 +1,8 @@
-//! Process-wide counters, rendered as Prometheus text on `GET /metrics`.
+//! The node's counters, rendered as Prometheus text on `GET /metrics`.
 //!
-//! Plain atomics: the peer server, the peer client and the HTTP handlers bump
-//! them without sharing any state. They count since the process started.
+//! Plain atomics in one [`Metrics`] value: the peer server, the peer client,
+//! the orphan sweeps and the HTTP handlers bump the process-wide [`METRICS`]
+//! without sharing any other state. They count since the process started.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,97 +16,130 @@ impl Counter {
         Self(AtomicU64::new(0))
     }
 
+    /// Adds `n`.
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Adds one.
     pub fn inc(&self) {
         self.add(1);
     }
 
+    /// The count so far.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
-/// Bytes this node sent with `sendfile()` on the peer protocol.
-pub static PEER_SENDFILE_BYTES: Counter = Counter::new();
-/// `sendfile()` calls that moved bytes.
-pub static PEER_SENDFILE_CALLS: Counter = Counter::new();
-/// Chunk bytes this node received from peers.
-pub static PEER_RECEIVED_BYTES: Counter = Counter::new();
-/// Peer transfers refused because the bytes did not match their CRC32C.
-pub static PEER_CRC_MISMATCHES: Counter = Counter::new();
-/// Requests the peer server answered (any status).
-pub static PEER_REQUESTS: Counter = Counter::new();
-/// Chunk bytes stored from `PUT /chunks/{chunk_id}` bodies.
-pub static HTTP_PUT_BYTES: Counter = Counter::new();
-/// Orphan sweeps that went through every chunk.
-pub static ORPHAN_SWEEPS: Counter = Counter::new();
-/// Orphan sweeps given up on (naming server unreachable or refusing).
-pub static ORPHAN_SWEEPS_FAILED: Counter = Counter::new();
-/// Chunks deleted because no file refers to them.
-pub static ORPHAN_CHUNKS_DELETED: Counter = Counter::new();
+/// Every counter of the node.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Bytes this node sent with `sendfile()` on the peer protocol.
+    pub peer_sendfile_bytes: Counter,
+    /// `sendfile()` calls that moved bytes.
+    pub peer_sendfile_calls: Counter,
+    /// Chunk bytes this node received from peers.
+    pub peer_received_bytes: Counter,
+    /// Peer transfers refused because the bytes did not match their CRC32C.
+    pub peer_crc_mismatches: Counter,
+    /// Requests the peer server answered (any status).
+    pub peer_requests: Counter,
+    /// Chunk bytes stored from `PUT /chunks/{chunk_id}` bodies.
+    pub http_put_bytes: Counter,
+    /// Orphan sweeps that went through every chunk.
+    pub orphan_sweeps: Counter,
+    /// Orphan sweeps given up on (naming server unreachable or refusing).
+    pub orphan_sweeps_failed: Counter,
+    /// Chunks deleted because no file refers to them.
+    pub orphan_chunks_deleted: Counter,
+}
 
-/// The text exposition format of every counter, plus `chunks` as a gauge.
-pub fn render(chunks: u64) -> String {
-    let counters: [(&str, &str, &Counter); 9] = [
-        (
-            "dfs_peer_sendfile_bytes_total",
-            "Bytes sent to peers with sendfile().",
-            &PEER_SENDFILE_BYTES,
-        ),
-        (
-            "dfs_peer_sendfile_calls_total",
-            "sendfile() calls that sent bytes to peers.",
-            &PEER_SENDFILE_CALLS,
-        ),
-        (
-            "dfs_peer_received_bytes_total",
-            "Chunk bytes received from peers.",
-            &PEER_RECEIVED_BYTES,
-        ),
-        (
-            "dfs_peer_crc_mismatches_total",
-            "Peer transfers refused for a CRC32C mismatch.",
-            &PEER_CRC_MISMATCHES,
-        ),
-        (
-            "dfs_peer_requests_total",
-            "Requests answered by the peer server.",
-            &PEER_REQUESTS,
-        ),
-        (
-            "dfs_http_put_bytes_total",
-            "Chunk bytes stored from HTTP PUT bodies.",
-            &HTTP_PUT_BYTES,
-        ),
-        (
-            "dfs_orphan_sweeps_total",
-            "Orphan sweeps that went through every chunk.",
-            &ORPHAN_SWEEPS,
-        ),
-        (
-            "dfs_orphan_sweeps_failed_total",
-            "Orphan sweeps given up on (naming server unreachable or refusing).",
-            &ORPHAN_SWEEPS_FAILED,
-        ),
-        (
-            "dfs_orphan_chunks_deleted_total",
-            "Chunks deleted because no file refers to them.",
-            &ORPHAN_CHUNKS_DELETED,
-        ),
-    ];
-    let mut out = String::new();
-    for (name, help, counter) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        let _ = writeln!(out, "{name} {}", counter.get());
+/// The counters the whole process bumps and `GET /metrics` shows.
+pub static METRICS: Metrics = Metrics::new();
+
+impl Metrics {
+    /// Every counter at zero.
+    pub const fn new() -> Self {
+        Self {
+            peer_sendfile_bytes: Counter::new(),
+            peer_sendfile_calls: Counter::new(),
+            peer_received_bytes: Counter::new(),
+            peer_crc_mismatches: Counter::new(),
+            peer_requests: Counter::new(),
+            http_put_bytes: Counter::new(),
+            orphan_sweeps: Counter::new(),
+            orphan_sweeps_failed: Counter::new(),
+            orphan_chunks_deleted: Counter::new(),
+        }
     }
-    out.push_str("# HELP dfs_chunks Chunks stored on this node.\n");
-    out.push_str("# TYPE dfs_chunks gauge\n");
-    let _ = writeln!(out, "dfs_chunks {chunks}");
-    out
+
+    /// The text exposition format of every counter, plus `chunks` as a gauge.
+    pub fn render(&self, chunks: u64) -> String {
+        let counters: [(&str, &str, &Counter); 9] = [
+            (
+                "dfs_peer_sendfile_bytes_total",
+                "Bytes sent to peers with sendfile().",
+                &self.peer_sendfile_bytes,
+            ),
+            (
+                "dfs_peer_sendfile_calls_total",
+                "sendfile() calls that sent bytes to peers.",
+                &self.peer_sendfile_calls,
+            ),
+            (
+                "dfs_peer_received_bytes_total",
+                "Chunk bytes received from peers.",
+                &self.peer_received_bytes,
+            ),
+            (
+                "dfs_peer_crc_mismatches_total",
+                "Peer transfers refused for a CRC32C mismatch.",
+                &self.peer_crc_mismatches,
+            ),
+            (
+                "dfs_peer_requests_total",
+                "Requests answered by the peer server.",
+                &self.peer_requests,
+            ),
+            (
+                "dfs_http_put_bytes_total",
+                "Chunk bytes stored from HTTP PUT bodies.",
+                &self.http_put_bytes,
+            ),
+            (
+                "dfs_orphan_sweeps_total",
+                "Orphan sweeps that went through every chunk.",
+                &self.orphan_sweeps,
+            ),
+            (
+                "dfs_orphan_sweeps_failed_total",
+                "Orphan sweeps given up on (naming server unreachable or refusing).",
+                &self.orphan_sweeps_failed,
+            ),
+            (
+                "dfs_orphan_chunks_deleted_total",
+                "Chunks deleted because no file refers to them.",
+                &self.orphan_chunks_deleted,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, counter) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", counter.get());
+        }
+        out.push_str("# HELP dfs_chunks Chunks stored on this node.\n");
+        out.push_str("# TYPE dfs_chunks gauge\n");
+        let _ = writeln!(out, "dfs_chunks {chunks}");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[cfg(test)]
@@ -113,26 +147,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_every_counter() {
-        PEER_CRC_MISMATCHES.inc();
-        let text = render(7);
-        for name in [
-            "dfs_peer_sendfile_bytes_total",
-            "dfs_peer_sendfile_calls_total",
-            "dfs_peer_received_bytes_total",
-            "dfs_peer_requests_total",
-            "dfs_http_put_bytes_total",
-            "dfs_orphan_sweeps_total",
-            "dfs_orphan_sweeps_failed_total",
-            "dfs_orphan_chunks_deleted_total",
-        ] {
+    fn renders_each_counter_with_its_own_value() {
+        let metrics = Metrics::new();
+        let counters = [
+            (
+                &metrics.peer_sendfile_bytes,
+                "dfs_peer_sendfile_bytes_total",
+            ),
+            (
+                &metrics.peer_sendfile_calls,
+                "dfs_peer_sendfile_calls_total",
+            ),
+            (
+                &metrics.peer_received_bytes,
+                "dfs_peer_received_bytes_total",
+            ),
+            (
+                &metrics.peer_crc_mismatches,
+                "dfs_peer_crc_mismatches_total",
+            ),
+            (&metrics.peer_requests, "dfs_peer_requests_total"),
+            (&metrics.http_put_bytes, "dfs_http_put_bytes_total"),
+            (&metrics.orphan_sweeps, "dfs_orphan_sweeps_total"),
+            (
+                &metrics.orphan_sweeps_failed,
+                "dfs_orphan_sweeps_failed_total",
+            ),
+            (
+                &metrics.orphan_chunks_deleted,
+                "dfs_orphan_chunks_deleted_total",
+            ),
+        ];
+        // Counter i gets 100 + i, through both `add` and `inc`.
+        for (i, (counter, _)) in counters.iter().enumerate() {
+            counter.add(99 + i as u64);
+            counter.inc();
+        }
+        let text = metrics.render(7);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3 * (counters.len() + 1), "{text}");
+        for (i, (_, name)) in counters.iter().enumerate() {
+            assert_eq!(lines[3 * i + 1], format!("# TYPE {name} counter"), "{text}");
+            assert_eq!(lines[3 * i + 2], format!("{name} {}", 100 + i), "{text}");
             assert!(
-                text.contains(&format!("\n{name} ")),
-                "{name} missing:\n{text}"
+                lines[3 * i].starts_with(&format!("# HELP {name} ")),
+                "{text}"
             );
         }
-        assert!(text.contains("dfs_peer_crc_mismatches_total "));
-        assert!(text.contains("\ndfs_chunks 7\n"), "{text}");
-        assert!(PEER_CRC_MISMATCHES.get() >= 1);
+        assert_eq!(
+            lines[3 * counters.len()..],
+            [
+                "# HELP dfs_chunks Chunks stored on this node.",
+                "# TYPE dfs_chunks gauge",
+                "dfs_chunks 7",
+            ],
+            "{text}"
+        );
     }
 }

@@ -14,19 +14,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dfs_common::api::{ChunkReport, ChunkReportReply, MAX_CHUNK_REPORT};
+use dfs_client::NamingClient;
+use dfs_common::api::{ChunkReport, MAX_CHUNK_REPORT};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
-use crate::naming::{CallError, NamingClient};
+use crate::metrics::METRICS;
 use crate::store::{ChunkStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 enum SweepError {
     #[error("not registered with the naming server yet")]
     NoClusterId,
-    #[error(transparent)]
-    Call(#[from] CallError),
+    #[error("naming server: {0}")]
+    Naming(#[from] dfs_client::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -56,13 +56,13 @@ impl Sweeper {
             };
             match swept {
                 Ok(deleted) => {
-                    metrics::ORPHAN_SWEEPS.inc();
+                    METRICS.orphan_sweeps.inc();
                     if deleted > 0 {
                         tracing::info!(deleted, "orphan sweep deleted chunks no file refers to");
                     }
                 }
                 Err(err) => {
-                    metrics::ORPHAN_SWEEPS_FAILED.inc();
+                    METRICS.orphan_sweeps_failed.inc();
                     tracing::warn!(error = %err, "orphan sweep given up; trying again later");
                 }
             }
@@ -79,7 +79,6 @@ impl Sweeper {
         let before = SystemTime::now()
             .checked_sub(self.grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let path = format!("/nodes/{}/chunk_report", self.node_id);
         let mut deleted = 0;
         for shard in 0..=u8::MAX {
             let ids = self.store.chunk_ids_in_shard(shard, before).await?;
@@ -88,7 +87,7 @@ impl Sweeper {
                     cluster_id: cluster_id.clone(),
                     chunk_ids: batch.to_vec(),
                 };
-                let reply: ChunkReportReply = self.naming.post(&path, &report).await?;
+                let reply = self.naming.chunk_report(&self.node_id, &report).await?;
                 for id in reply.orphans {
                     // Never delete what this sweep did not list.
                     if !batch.contains(&id) {
@@ -97,7 +96,7 @@ impl Sweeper {
                     match self.store.delete(&id).await {
                         Ok(()) => {
                             tracing::info!(chunk_id = %id, "orphan chunk deleted");
-                            metrics::ORPHAN_CHUNKS_DELETED.inc();
+                            METRICS.orphan_chunks_deleted.inc();
                             deleted += 1;
                         }
                         Err(StoreError::NotFound) => {}

@@ -26,6 +26,7 @@
 //!   for a chunk that is still on its way (pipelined peer transfers).
 
 mod dirs;
+mod error;
 mod temp;
 
 use std::io::ErrorKind;
@@ -33,14 +34,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use dfs_common::validate::{self, InvalidChunkId};
+use dfs_common::validate;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 use tokio::fs::{self, File};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::sync::{Mutex, watch};
 
 use dirs::{chunk_ids_modified_before, clean_dir, count_chunks, sync_dir};
+use error::IoContext;
+pub use error::StoreError;
 use temp::TempPath;
 
 /// Number of stripes in the per-id lock.
@@ -64,42 +66,6 @@ pub enum WriteOutcome {
     Created,
     /// The same chunk (same id, same CRC32C) was already stored.
     AlreadyPresent,
-}
-
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    InvalidId(#[from] InvalidChunkId),
-    #[error("chunk not found")]
-    NotFound,
-    #[error("chunk is larger than the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
-    #[error("CRC32C mismatch: header says {expected:08x}, body has {actual:08x}")]
-    CrcMismatch { expected: u32, actual: u32 },
-    #[error("chunk already stored with CRC32C {existing:08x}, not {new:08x}")]
-    Conflict { existing: u32, new: u32 },
-    #[error("reading the upload failed: {0}")]
-    Upload(#[source] std::io::Error),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Attaches a description of what was being done to an I/O error.
-pub(crate) trait IoContext<T> {
-    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Io {
-            context: what(),
-            source,
-        })
-    }
 }
 
 /// Chunks on local disk. Cheap to share behind an `Arc`.
@@ -213,11 +179,12 @@ impl ChunkStore {
 
     /// Size and free space of the filesystem holding the data directory.
     pub fn disk_stats(&self) -> Result<(u64, u64), StoreError> {
-        let stat = rustix::fs::statvfs(&self.root)
+        let stat = nix::sys::statvfs::statvfs(self.root.as_path())
             .map_err(std::io::Error::from)
             .context(|| format!("statvfs {}", self.root.display()))?;
-        let capacity = stat.f_blocks.saturating_mul(stat.f_frsize);
-        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        let fragment = stat.fragment_size();
+        let capacity = stat.blocks().saturating_mul(fragment);
+        let free = stat.blocks_available().saturating_mul(fragment);
         Ok((capacity, free))
     }
 

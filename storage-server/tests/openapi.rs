@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[test]
 fn committed_spec_matches_code() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi/storage-server.json");
-    let generated = storage_server::openapi::spec_json();
+    let generated = storage_server::http::spec_json();
     if std::env::var_os("UPDATE_OPENAPI").is_some_and(|v| v == "1") {
         std::fs::write(&path, &generated).expect("write openapi/storage-server.json");
         return;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use storage_server::metrics;
+use storage_server::metrics::METRICS;
 use storage_server::peer::wire::{self, Request, RequestKind, ResponseHeader, Status};
 use storage_server::peer::{self, Expected, PeerError};
 use storage_server::store::{ChunkStore, StoreError};
@@ -99,9 +99,9 @@ async fn fetches_a_whole_chunk_with_sendfile() {
     let chunk = data(3 * 1024 * 1024 + 17, 1);
     a.put("c1", &chunk).await;
     let (calls, sent, received) = (
-        metrics::PEER_SENDFILE_CALLS.get(),
-        metrics::PEER_SENDFILE_BYTES.get(),
-        metrics::PEER_RECEIVED_BYTES.get(),
+        METRICS.peer_sendfile_calls.get(),
+        METRICS.peer_sendfile_bytes.get(),
+        METRICS.peer_received_bytes.get(),
     );
     let meta = peer::fetch(&a.addr, "c1", expect(&chunk), Duration::ZERO, &b.store)
         .await
@@ -109,9 +109,9 @@ async fn fetches_a_whole_chunk_with_sendfile() {
     assert_eq!(meta.size, chunk.len() as u64);
     assert_eq!(meta.crc32c, crc32c::crc32c(&chunk));
     assert!(b.read("c1").await == chunk, "fetched bytes differ");
-    assert!(metrics::PEER_SENDFILE_CALLS.get() > calls);
-    assert!(metrics::PEER_SENDFILE_BYTES.get() - sent >= chunk.len() as u64);
-    assert!(metrics::PEER_RECEIVED_BYTES.get() - received >= chunk.len() as u64);
+    assert!(METRICS.peer_sendfile_calls.get() > calls);
+    assert!(METRICS.peer_sendfile_bytes.get() - sent >= chunk.len() as u64);
+    assert!(METRICS.peer_received_bytes.get() - received >= chunk.len() as u64);
 
     // Without expectations, the sender's CRC alone guards the transfer;
     // a chunk already here is returned as is.
@@ -185,7 +185,7 @@ async fn corrupted_sender_copy_is_refused_and_nothing_stored() {
     let mut on_disk = std::fs::read(&path).expect("chunk file");
     on_disk[50_000] ^= 0xff;
     std::fs::write(&path, &on_disk).expect("corrupt chunk file");
-    let mismatches = metrics::PEER_CRC_MISMATCHES.get();
+    let mismatches = METRICS.peer_crc_mismatches.get();
     for expected in [expect(&chunk), Expected::default()] {
         let result = peer::fetch(&a.addr, "rot", expected, Duration::ZERO, &b.store).await;
         assert!(
@@ -194,7 +194,7 @@ async fn corrupted_sender_copy_is_refused_and_nothing_stored() {
             "{result:?}"
         );
     }
-    assert!(metrics::PEER_CRC_MISMATCHES.get() - mismatches >= 2);
+    assert!(METRICS.peer_crc_mismatches.get() - mismatches >= 2);
     assert!(matches!(
         b.store.meta("rot").await,
         Err(StoreError::NotFound)
@@ -393,7 +393,7 @@ async fn throttled_sender_holds_its_rate() {
     a.put("slow", &chunk).await;
 
     // The send rate as the receiving socket sees it (no disk work counted).
-    let calls = metrics::PEER_SENDFILE_CALLS.get();
+    let calls = METRICS.peer_sendfile_calls.get();
     let mut stream = TcpStream::connect(&a.addr).await.expect("connect");
     let start = Instant::now();
     stream
@@ -413,7 +413,7 @@ async fn throttled_sender_holds_its_rate() {
     );
     assert!(payload == chunk);
     // Sent in paced pieces, not in one burst.
-    assert!(metrics::PEER_SENDFILE_CALLS.get() - calls >= 30);
+    assert!(METRICS.peer_sendfile_calls.get() - calls >= 30);
     eprintln!(
         "{} bytes at {rate} B/s: {secs:.3}s (ideal {expected:.3}s)",
         chunk.len()

@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use dfs_client::RetryPolicy;
 use dfs_common::gcs::GcsUrl;
 use dfs_tests::FakeGcs;
 use storage_server::gcs::{
-    ChunkDone, ChunkSpec, DownloadOptions, Downloaded, GcsClient, GcsError, RetryPolicy,
-    chunk_layout,
+    ChunkDone, ChunkSpec, DownloadOptions, Downloaded, GcsClient, GcsError, chunk_layout,
 };
 use storage_server::store::ChunkStore;
 use storage_server::throttle::Throttle;
@@ -20,11 +20,8 @@ const CHUNK: u64 = 256 * 1024;
 const BUCKET: &str = "dfs-test-bucket";
 
 /// Retries fast enough to keep failing tests short.
-const QUICK_RETRY: RetryPolicy = RetryPolicy {
-    attempts: 3,
-    first_backoff: Duration::from_millis(50),
-    max_backoff: Duration::from_millis(200),
-};
+const QUICK_RETRY: RetryPolicy =
+    RetryPolicy::new(3, Duration::from_millis(50), Duration::from_millis(200));
 
 /// Deterministic bytes that differ from chunk to chunk.
 fn test_data(len: u64, seed: u32) -> Vec<u8> {

@@ -6,7 +6,6 @@
 //! - [`Distributor`]: accepts assignments and runs one worker per job.
 //! - `worker`: the pulling itself, with fallback to further sources.
 //! - `report`: the progress reports and the naming server's replies.
-//! - `routes`: `POST /distributions` and `GET /gcs/object`.
 //!
 //! Invariants: a chunk is only stored after its CRC32C checked out (the
 //! peer protocol and the GCS download both write through
@@ -15,7 +14,6 @@
 //! reconnected transfer resumes where it stopped.
 
 mod report;
-pub(crate) mod routes;
 mod worker;
 
 use std::collections::HashSet;
@@ -27,16 +25,13 @@ use tokio_util::sync::CancellationToken;
 use crate::gcs::{DownloadOptions, GcsClient};
 use crate::store::ChunkStore;
 pub use report::Reporter;
+use worker::Resources;
 
 /// Runs the jobs handed to this node.
 pub struct Distributor {
-    store: Arc<ChunkStore>,
-    /// `None` when the GCS settings are unusable; seeding then fails with `gcs_error`.
-    gcs: Result<Arc<GcsClient>, String>,
-    gcs_options: DownloadOptions,
-    reporter: Reporter,
+    resources: Resources,
+    /// Ids of the jobs running here.
     running: Mutex<HashSet<String>>,
-    shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for Distributor {
@@ -56,18 +51,20 @@ impl Distributor {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
-            store,
-            gcs,
-            gcs_options,
-            reporter,
+            resources: Resources {
+                store,
+                gcs,
+                gcs_options,
+                reporter,
+                shutdown,
+            },
             running: Mutex::new(HashSet::new()),
-            shutdown,
         }
     }
 
     /// The GCS client, or why there is none.
     pub fn gcs(&self) -> Result<&GcsClient, String> {
-        self.gcs.as_deref().map_err(Clone::clone)
+        self.resources.gcs()
     }
 
     /// Starts working on `assignment` in the background; `false` when this
@@ -82,7 +79,7 @@ impl Distributor {
             let this = self.clone();
             tokio::spawn(async move {
                 let job_id = assignment.job_id.clone();
-                worker::run(&this, assignment).await;
+                worker::run(&this.resources, assignment).await;
                 this.running
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)

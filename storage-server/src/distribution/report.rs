@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dfs_common::api::{JobState, NodeReport, NodeState, ReportAck};
+use dfs_client::{NamingClient, RetryPolicy};
+use dfs_common::api::{JobState, NodeReport, NodeState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Interval between reports while working.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
-/// Attempts at delivering the final report.
-const FINAL_ATTEMPTS: u32 = 10;
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How the final report is retried: it is the one the job's outcome hangs on.
+const FINAL_REPORT_RETRY: RetryPolicy =
+    RetryPolicy::new(10, Duration::from_millis(250), Duration::from_secs(5));
 
 /// Chunks and bytes this node holds of the job's file, shared with the reporter.
 #[derive(Debug, Clone)]
@@ -63,59 +64,16 @@ impl Progress {
     }
 }
 
-/// Why a report did not reach the naming server.
-#[derive(Debug)]
-struct Undelivered {
-    reason: String,
-    /// Worth sending again (a transport error or a 5xx, not a refusal).
-    retry: bool,
-}
-
 /// Sends reports to the naming server.
 #[derive(Debug, Clone)]
 pub struct Reporter {
-    http: reqwest::Client,
-    naming_url: String,
-    token: Option<String>,
+    naming: NamingClient,
 }
 
 impl Reporter {
-    pub fn new(http: reqwest::Client, naming_url: String, token: Option<String>) -> Self {
-        Self {
-            http,
-            naming_url,
-            token,
-        }
-    }
-
-    async fn send(&self, job_id: &str, report: &NodeReport) -> Result<ReportAck, Undelivered> {
-        let mut request = self
-            .http
-            .post(format!(
-                "{}/distributions/{job_id}/progress",
-                self.naming_url
-            ))
-            .timeout(CALL_TIMEOUT)
-            .json(report);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let transient = |e: reqwest::Error| Undelivered {
-            reason: e.to_string(),
-            retry: true,
-        };
-        let response = request.send().await.map_err(transient)?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(Undelivered {
-                reason: format!("naming server answered {status}: {body}"),
-                // The naming server refused the report itself: sending it
-                // again changes nothing.
-                retry: !status.is_client_error(),
-            });
-        }
-        response.json().await.map_err(transient)
+    /// Reports through `naming`.
+    pub fn new(naming: NamingClient) -> Self {
+        Self { naming }
     }
 
     /// Reports `running` now and every [`REPORT_EVERY`] until `cancel`;
@@ -128,10 +86,8 @@ impl Reporter {
         cancel: CancellationToken,
     ) {
         loop {
-            match self
-                .send(&job_id, &progress.report(&node_id, NodeState::Running))
-                .await
-            {
+            let report = progress.report(&node_id, NodeState::Running);
+            match self.naming.report_progress(&job_id, &report).await {
                 Ok(ack) if ack.state == JobState::Failed => {
                     tracing::warn!(%job_id, "the job failed elsewhere; stopping");
                     cancel.cancel();
@@ -139,7 +95,7 @@ impl Reporter {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::warn!(%job_id, error = %error.reason, "progress report not delivered");
+                    tracing::warn!(%job_id, %error, "progress report not delivered");
                 }
             }
             tokio::select! {
@@ -149,21 +105,18 @@ impl Reporter {
         }
     }
 
-    /// Delivers the final report, retrying transient failures with backoff.
+    /// Delivers the final report, retrying transient failures (a refusal
+    /// by the naming server would only be repeated).
     pub async fn finish(&self, job_id: &str, report: &NodeReport) {
-        let mut backoff = Duration::from_millis(250);
-        for attempt in 1..=FINAL_ATTEMPTS {
-            match self.send(job_id, report).await {
-                Ok(_) => return,
-                Err(error) => {
-                    tracing::warn!(%job_id, attempt, error = %error.reason, "final report not delivered");
-                    if !error.retry {
-                        return;
-                    }
-                }
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+        let delivered = FINAL_REPORT_RETRY
+            .retry(
+                "final progress report",
+                dfs_client::Error::is_transient,
+                || self.naming.report_progress(job_id, report),
+            )
+            .await;
+        if let Err(error) = delivered {
+            tracing::warn!(%job_id, %error, "final progress report not delivered");
         }
     }
 }

@@ -17,12 +17,14 @@ use dfs_common::api::{ChainAssignment, ChainChunk, NodeReport, NodeState, PeerRe
 use dfs_common::gcs::GcsUrl;
 use thiserror::Error;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::Distributor;
-use super::report::Progress;
-use crate::gcs::{ChunkDone, ChunkSpec, GcsError, ObjectInfo, combine_crcs};
+use super::report::{Progress, Reporter};
+use crate::gcs::{
+    ChunkDone, ChunkSpec, DownloadOptions, GcsClient, GcsError, ObjectInfo, combine_crcs,
+};
 use crate::peer::{self, Expected, PeerError};
-use crate::store::StoreError;
+use crate::store::{ChunkStore, StoreError};
 
 /// How long the nearest upstream may wait for a chunk it has not received yet.
 const UPSTREAM_WAIT: Duration = Duration::from_secs(30);
@@ -30,6 +32,24 @@ const UPSTREAM_WAIT: Duration = Duration::from_secs(30);
 const STALL_LIMIT: Duration = Duration::from_secs(300);
 /// Pause between two rounds over the sources when none had the chunk.
 const ROUND_PAUSE: Duration = Duration::from_millis(200);
+
+/// What every job of this node works with.
+pub(super) struct Resources {
+    pub(super) store: Arc<ChunkStore>,
+    /// Why GCS is unusable, when it is; seeding then fails with that reason.
+    pub(super) gcs: Result<Arc<GcsClient>, String>,
+    pub(super) gcs_options: DownloadOptions,
+    pub(super) reporter: Reporter,
+    /// Cancelled when the node shuts down; every job stops then.
+    pub(super) shutdown: CancellationToken,
+}
+
+impl Resources {
+    /// The GCS client, or why there is none.
+    pub(super) fn gcs(&self) -> Result<&GcsClient, String> {
+        self.gcs.as_deref().map_err(Clone::clone)
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum JobError {
@@ -58,18 +78,18 @@ impl JobError {
 }
 
 /// Works on `assignment` until done, failed or cancelled, reporting all along.
-pub async fn run(distributor: &Arc<Distributor>, assignment: ChainAssignment) {
+pub async fn run(resources: &Resources, assignment: ChainAssignment) {
     let job_id = assignment.job_id.clone();
     let progress = Progress::new();
-    let cancel = distributor.shutdown.child_token();
-    let reports = tokio::spawn(distributor.reporter.clone().run(
+    let cancel = resources.shutdown.child_token();
+    let reports = tokio::spawn(resources.reporter.clone().run(
         job_id.clone(),
         assignment.node_id.clone(),
         progress.clone(),
         cancel.clone(),
     ));
     let outcome = tokio::select! {
-        outcome = work(distributor, &assignment, &progress) => outcome,
+        outcome = work(resources, &assignment, &progress) => outcome,
         () = cancel.cancelled() => Err(JobError::Cancelled),
     };
     cancel.cancel();
@@ -93,17 +113,17 @@ pub async fn run(distributor: &Arc<Distributor>, assignment: ChainAssignment) {
             ..progress.report(&assignment.node_id, NodeState::Failed)
         },
     };
-    distributor.reporter.finish(&job_id, &report).await;
+    resources.reporter.finish(&job_id, &report).await;
 }
 
 /// Gets every chunk; returns their CRC32Cs by index for a seed (which the
 /// naming server commits), nothing for an existing file.
 async fn work(
-    distributor: &Distributor,
+    resources: &Resources,
     assignment: &ChainAssignment,
     progress: &Progress,
 ) -> Result<Vec<u32>, JobError> {
-    let store = &distributor.store;
+    let store = &resources.store;
     let seed = match &assignment.gcs {
         Some(source) => {
             let url = source
@@ -123,7 +143,7 @@ async fn work(
     let mut from_gcs = seed.is_some() && assignment.upstream.is_empty();
     if !from_gcs {
         let mut puller = Puller {
-            distributor,
+            resources,
             assignment,
             dead: HashSet::new(),
         };
@@ -140,7 +160,7 @@ async fn work(
         }
     }
     if let (Some((url, info)), true) = (&seed, from_gcs) {
-        let gcs = distributor.gcs().map_err(JobError::GcsUnavailable)?;
+        let gcs = resources.gcs().map_err(JobError::GcsUnavailable)?;
         let specs = specs(&assignment.chunks);
         // The head counts chunks it had before; a fallback counted them already.
         let count_resumed = assignment.upstream.is_empty();
@@ -149,7 +169,7 @@ async fn work(
                 progress.add(done.meta.size);
             }
         };
-        gcs.download(url, info, &specs, store, distributor.gcs_options, &on_chunk)
+        gcs.download(url, info, &specs, store, resources.gcs_options, &on_chunk)
             .await?;
     }
     let mut metas = Vec::with_capacity(assignment.chunks.len());
@@ -183,7 +203,7 @@ fn specs(chunks: &[ChainChunk]) -> Vec<ChunkSpec> {
 }
 
 struct Puller<'a> {
-    distributor: &'a Distributor,
+    resources: &'a Resources,
     assignment: &'a ChainAssignment,
     /// Sources that could not be reached: skipped for the rest of the job.
     dead: HashSet<String>,
@@ -192,7 +212,7 @@ struct Puller<'a> {
 impl Puller<'_> {
     /// Gets one chunk into the store; returns its size.
     async fn pull(&mut self, chunk: &ChainChunk) -> Result<u64, JobError> {
-        let store = &self.distributor.store;
+        let store = &self.resources.store;
         let expected = Expected {
             size: Some(chunk.size),
             crc32c: chunk.crc32c,

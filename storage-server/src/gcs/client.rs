@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use dfs_client::{RetryPolicy, error_chain};
 use dfs_common::gcs::GcsUrl;
 use reqwest::{RequestBuilder, Url, header};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::error::{Failure, GcsError, check_status, describe};
+use super::error::{Failure, GcsError, check_status};
 use crate::config::Config;
 use crate::throttle::Throttle;
 
@@ -22,6 +23,11 @@ const READ_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_only";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest silence on a connection before the attempt counts as failed.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How a client retries transient failures (408, 429, 5xx, connection
+/// errors, bodies cut short) unless told otherwise: 6 attempts, waiting
+/// about 0.5 s, 1 s, 2 s, 4 s, 8 s in between, each stretched by jitter.
+const DEFAULT_RETRY: RetryPolicy =
+    RetryPolicy::new(6, Duration::from_millis(500), Duration::from_secs(8));
 
 /// What [`GcsClient::stat`] learns about an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,41 +39,6 @@ pub struct ObjectInfo {
     pub crc32c: Option<u32>,
     /// The object's generation; downloads read exactly this one.
     pub generation: u64,
-}
-
-/// How often and how patiently a request is retried after transient
-/// failures (408, 429, 5xx, connection errors, bodies cut short).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Consecutive failed attempts without progress before giving up. A
-    /// download that stored at least one chunk since its last failure
-    /// starts counting afresh, so the total stays bounded by chunks × attempts.
-    pub attempts: u32,
-    /// Wait after the first failure; doubled after each further one.
-    pub first_backoff: Duration,
-    /// Longest wait between two attempts.
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 6 attempts, waiting 0.5 s, 1 s, 2 s, 4 s, 8 s in between (15.5 s).
-    fn default() -> Self {
-        Self {
-            attempts: 6,
-            first_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(8),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait after the `failures`-th consecutive failure (1-based).
-    pub fn backoff(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(30);
-        self.first_backoff
-            .saturating_mul(1 << doublings)
-            .min(self.max_backoff)
-    }
 }
 
 /// Talks to Cloud Storage or an emulator. Cheap to clone; clones share the
@@ -119,13 +90,13 @@ impl GcsClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             .build()
-            .map_err(|err| GcsError::HttpClient(describe(&err)))?;
+            .map_err(|err| GcsError::HttpClient(error_chain(&err)))?;
         Ok(Self {
             http,
             base,
             auth,
             throttle,
-            retry: RetryPolicy::default(),
+            retry: DEFAULT_RETRY,
         })
     }
 
@@ -136,7 +107,8 @@ impl GcsClient {
         Self::new(config.storage_emulator_host.as_deref(), throttle)
     }
 
-    /// The same client with another retry policy.
+    /// The same client with another retry policy. A download counts the
+    /// policy's attempts per batch, afresh after each stored chunk.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -147,7 +119,7 @@ impl GcsClient {
         self.base.as_str()
     }
 
-    pub fn retry_policy(&self) -> RetryPolicy {
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
         self.retry
     }
 
@@ -158,25 +130,18 @@ impl GcsClient {
     /// Size, CRC32C and generation of `url`'s object. Transient failures
     /// are retried per the client's [`RetryPolicy`].
     pub async fn stat(&self, url: &GcsUrl) -> Result<ObjectInfo, GcsError> {
-        let mut failures = 0;
-        loop {
-            let failure = match self.try_stat(url).await {
-                Ok(info) => return Ok(info),
-                Err(Failure::Permanent(err)) => return Err(err),
-                Err(Failure::Transient(reason)) => reason,
-            };
-            failures += 1;
-            if failures >= self.retry.attempts {
-                return Err(GcsError::RetriesExhausted {
-                    url: url.clone(),
-                    attempts: failures,
-                    last: failure,
-                });
-            }
-            let wait = self.retry.backoff(failures);
-            tracing::warn!(%url, failures, error = %failure, ?wait, "GCS stat failed; retrying");
-            tokio::time::sleep(wait).await;
-        }
+        let what = format!("GCS stat of {url}");
+        let stat = self
+            .retry
+            .retry(&what, Failure::is_transient, || self.try_stat(url));
+        stat.await.map_err(|failure| match failure {
+            Failure::Permanent(err) => err,
+            Failure::Transient(last) => GcsError::RetriesExhausted {
+                url: url.clone(),
+                attempts: self.retry.attempts,
+                last,
+            },
+        })
     }
 
     async fn try_stat(&self, url: &GcsUrl) -> Result<ObjectInfo, Failure> {
@@ -247,9 +212,9 @@ impl GcsClient {
         let provider = provider
             .get_or_try_init(gcp_auth::provider)
             .await
-            .map_err(|err| Failure::Permanent(GcsError::Credentials(describe(&err))))?;
+            .map_err(|err| Failure::Permanent(GcsError::Credentials(error_chain(&err))))?;
         let token = provider.token(&[READ_SCOPE]).await.map_err(|err| {
-            Failure::Transient(format!("getting an access token: {}", describe(&err)))
+            Failure::Transient(format!("getting an access token: {}", error_chain(&err)))
         })?;
         Ok(request.bearer_auth(token.as_str()))
     }
@@ -258,7 +223,7 @@ impl GcsClient {
 /// A failed send or body read: worth retrying. The URL is left out of the
 /// message; the caller names the object.
 fn transport(err: reqwest::Error) -> Failure {
-    Failure::Transient(describe(&err.without_url()))
+    Failure::Transient(error_chain(&err.without_url()))
 }
 
 /// The emulator's base URL from `STORAGE_EMULATOR_HOST`, adding `http://`
@@ -407,13 +372,5 @@ mod tests {
         assert!(parse_object_resource(br#"{"size":"x","generation":"1"}"#).is_err());
         assert!(parse_crc32c("AAA=").is_err());
         assert_eq!(parse_crc32c("AAAAAA=="), Ok(0));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let policy = RetryPolicy::default();
-        let waits: Vec<_> = (1..=7).map(|n| policy.backoff(n).as_millis()).collect();
-        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
-        assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(8));
     }
 }

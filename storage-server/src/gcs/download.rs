@@ -4,13 +4,14 @@
 use std::ops::Range;
 
 use bytes::Bytes;
+use dfs_client::error_chain;
 use dfs_common::gcs::GcsUrl;
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt, TryStreamExt};
 use tokio_util::io::StreamReader;
 
 use super::client::{GcsClient, ObjectInfo};
-use super::error::{Failure, GcsError, describe};
+use super::error::{Failure, GcsError};
 use crate::config::Config;
 use crate::store::{ChunkMeta, ChunkStore, StoreError};
 
@@ -115,7 +116,9 @@ impl GcsClient {
     /// streamed into [`ChunkStore::write`] and each chunk passed to
     /// `on_chunk` the moment it is stored. A transient failure retries the
     /// request from the first chunk of its batch not yet stored, per the
-    /// client's [`RetryPolicy`](super::RetryPolicy).
+    /// client's [`RetryPolicy`](dfs_client::RetryPolicy), whose attempts
+    /// count afresh once the batch stored a chunk since its last failure
+    /// (so the total stays bounded by chunks × attempts).
     ///
     /// At the end the chunks' CRC32Cs are combined and compared with
     /// `info.crc32c`; a mismatch is [`GcsError::CrcMismatch`] and leaves the
@@ -266,6 +269,7 @@ impl Job<'_> {
     async fn fetch_batch(&self, batch: Range<usize>) -> Result<Vec<(usize, ChunkMeta)>, GcsError> {
         let retry = self.client.retry_policy();
         let mut stored = Vec::with_capacity(batch.len());
+        let mut delays = retry.delays();
         let mut failures = 0u32;
         loop {
             let before = stored.len();
@@ -276,17 +280,18 @@ impl Job<'_> {
                 Err(Failure::Transient(reason)) => reason,
             };
             if stored.len() > before {
+                // Progress since the last failure: count afresh.
                 failures = 0;
+                delays = retry.delays();
             }
             failures += 1;
-            if failures >= retry.attempts {
+            let Some(wait) = delays.next() else {
                 return Err(GcsError::RetriesExhausted {
                     url: self.url.clone(),
                     attempts: failures,
                     last: reason,
                 });
-            }
-            let wait = retry.backoff(failures);
+            };
             tracing::warn!(
                 url = %self.url,
                 chunk = self.chunks[batch.start + stored.len()].index,
@@ -400,7 +405,7 @@ impl Job<'_> {
                             *pending = frame;
                             continue;
                         }
-                        Some(Err(err)) => describe(&err),
+                        Some(Err(err)) => error_chain(&err),
                         None => format!(
                             "response ended {remaining} bytes before the end of chunk {}",
                             chunk.index

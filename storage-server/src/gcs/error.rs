@@ -72,9 +72,25 @@ pub(crate) enum Failure {
     Permanent(GcsError),
 }
 
+impl Failure {
+    /// Worth another try.
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
 impl From<GcsError> for Failure {
     fn from(err: GcsError) -> Self {
         Self::Permanent(err)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transient(reason) => f.write_str(reason),
+            Self::Permanent(err) => err.fmt(f),
+        }
     }
 }
 
@@ -151,22 +167,6 @@ fn message_from_body(body: &[u8]) -> String {
     }
 }
 
-/// A transport error with its whole chain of causes (reqwest's own message
-/// leaves out the interesting part, such as "connection refused").
-pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,12 +190,5 @@ mod tests {
             err.to_string(),
             "object CRC32C mismatch: GCS says deadbeef, chunks combine to 01020304"
         );
-    }
-
-    #[test]
-    fn causes_are_chained_once() {
-        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let outer = std::io::Error::other(inner);
-        assert_eq!(describe(&outer), "refused");
     }
 }

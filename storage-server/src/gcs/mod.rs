@@ -22,6 +22,6 @@ pub mod client;
 pub mod download;
 pub mod error;
 
-pub use client::{GcsClient, ObjectInfo, RetryPolicy};
+pub use client::{GcsClient, ObjectInfo};
 pub use download::{ChunkDone, ChunkSpec, DownloadOptions, Downloaded, chunk_layout, combine_crcs};
 pub use error::GcsError;

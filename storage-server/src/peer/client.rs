@@ -1,4 +1,5 @@
-//! [`fetch`]: pull one whole chunk from a peer into the local store.
+//! [`fetch`]: pull one whole chunk from a peer into the local store;
+//! [`PeerError`]: why that failed.
 
 use std::io::{self, ErrorKind};
 use std::pin::Pin;
@@ -6,14 +7,81 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dfs_common::MAX_CHUNK_SIZE;
+use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use super::wire::{self, Request, Status};
-use super::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_WAIT, PeerError};
-use crate::metrics;
+use super::wire::{self, IO_TIMEOUT, MAX_WAIT, Request, Status};
+use crate::metrics::METRICS;
 use crate::store::{ChunkMeta, ChunkStore, StoreError};
+
+/// How long [`fetch`] waits for a TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why [`fetch`] failed. Each variant says what the caller should do next.
+#[derive(Debug, Error)]
+pub enum PeerError {
+    /// No connection could be made (refused, unreachable, timed out): the
+    /// source is down; try another one.
+    #[error("cannot connect to peer {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The connection broke or went silent mid-transfer: the source (or the
+    /// network to it) is failing; try another one or retry.
+    #[error("connection to peer {addr} lost: {source}")]
+    ConnectionLost {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The source does not have the chunk (after waiting as long as asked).
+    #[error("peer {addr} does not have chunk {chunk_id}")]
+    NotFound { addr: String, chunk_id: String },
+    /// The bytes, or the CRC32C the source announced, do not match. Nothing
+    /// was stored; fetch again, preferably from another source.
+    #[error(
+        "CRC32C mismatch for chunk {chunk_id} from peer {addr}: expected {expected:08x}, got {actual:08x}"
+    )]
+    CrcMismatch {
+        addr: String,
+        chunk_id: String,
+        expected: u32,
+        actual: u32,
+    },
+    /// The source's copy has another size than expected. Nothing was stored.
+    #[error(
+        "size mismatch for chunk {chunk_id} from peer {addr}: expected {expected} bytes, it has {actual}"
+    )]
+    SizeMismatch {
+        addr: String,
+        chunk_id: String,
+        expected: u64,
+        actual: u64,
+    },
+    /// The source refused the request or failed on its side (bad request,
+    /// unsupported version, disk error), with its message.
+    #[error("peer {addr} refused chunk {chunk_id}: {message}")]
+    Remote {
+        addr: String,
+        chunk_id: String,
+        message: String,
+    },
+    /// The source answered something that is not this protocol.
+    #[error("peer {addr} broke the protocol: {source}")]
+    Protocol {
+        addr: String,
+        #[source]
+        source: wire::WireError,
+    },
+    /// The local store failed (invalid id, disk error, or the chunk is
+    /// already stored with another CRC32C).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// What the caller knows about the chunk; a transfer that disagrees stores
 /// nothing.
@@ -111,7 +179,7 @@ pub async fn fetch(
         return Err(mismatch_size(MAX_CHUNK_SIZE, header.length));
     }
     let crc_mismatch = |expected: u32, actual: u32| {
-        metrics::PEER_CRC_MISMATCHES.inc();
+        METRICS.peer_crc_mismatches.inc();
         PeerError::CrcMismatch {
             addr: addr.to_owned(),
             chunk_id: chunk_id.to_owned(),
@@ -204,7 +272,7 @@ impl AsyncRead for Payload<'_> {
                 }
                 buf.advance(n);
                 this.remaining -= n as u64;
-                metrics::PEER_RECEIVED_BYTES.add(n as u64);
+                METRICS.peer_received_bytes.add(n as u64);
                 this.idle.as_mut().reset(Instant::now() + IO_TIMEOUT);
                 Poll::Ready(Ok(()))
             }

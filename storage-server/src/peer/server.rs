@@ -14,12 +14,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::wire::{self, Request, ResponseHeader, Status, TO_END, WireError};
-use super::{IO_TIMEOUT, MAX_PIECE, MAX_WAIT};
-use crate::metrics;
+use super::wire::{self, IO_TIMEOUT, MAX_WAIT, Request, ResponseHeader, Status, TO_END, WireError};
+use crate::metrics::METRICS;
 use crate::store::{ChunkMeta, ChunkStore, StoreError};
 use crate::throttle::Throttle;
 
+/// Largest piece handed to one `sendfile()` loop between throttle checks.
+const MAX_PIECE: u64 = 1024 * 1024;
 /// Smallest piece between throttle checks when a rate is set.
 const MIN_PIECE: u64 = 16 * 1024;
 /// Pause after a failed `accept` (e.g. out of file descriptors).
@@ -92,12 +93,12 @@ impl Connection {
                         WireError::UnsupportedVersion(_) => Status::UnsupportedVersion,
                         _ => Status::BadRequest,
                     };
-                    metrics::PEER_REQUESTS.inc();
+                    METRICS.peer_requests.inc();
                     let header = ResponseHeader::error(status, &err.to_string());
                     return write_header(&mut stream, &header).await;
                 }
             };
-            metrics::PEER_REQUESTS.inc();
+            METRICS.peer_requests.inc();
             self.answer(&mut stream, &request).await?;
         }
     }
@@ -226,8 +227,8 @@ async fn send_file(
                     ));
                 }
                 Ok(n) => {
-                    metrics::PEER_SENDFILE_CALLS.inc();
-                    metrics::PEER_SENDFILE_BYTES.add(n as u64);
+                    METRICS.peer_sendfile_calls.inc();
+                    METRICS.peer_sendfile_bytes.add(n as u64);
                     piece_left -= n as u64;
                 }
                 Err(err)

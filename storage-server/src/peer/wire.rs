@@ -2,6 +2,8 @@
 //! Integers are big-endian. Every frame starts with [`MAGIC`] and a version
 //! byte, the only part that stays put across versions.
 
+use std::time::Duration;
+
 use dfs_common::validate::{self, MAX_CHUNK_ID_LEN};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -14,6 +16,12 @@ pub const VERSION: u8 = 1;
 pub const TO_END: u64 = u64::MAX;
 /// Longest error message a response carries; longer ones are cut.
 pub const MAX_MESSAGE_LEN: usize = 1024;
+/// Longest silence tolerated while a frame or payload is on the wire, on
+/// either side.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a server waits for a chunk that has not arrived; longer waits
+/// asked for are cut to this.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Bytes of a request before the chunk id.
 const REQUEST_FIXED: usize = 28;

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use dfs_common::validate;
 use tokio::fs;
 
-use super::{IoContext, StoreError};
+use super::error::{IoContext, StoreError};
 
 /// fsyncs a directory so renames inside it survive a crash.
 pub(super) async fn sync_dir(dir: &Path) -> Result<(), StoreError> {

@@ -3,26 +3,26 @@
 //! plan a seed).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use dfs_common::api::{AssignmentAck, ChainAssignment, ErrorBody, GcsObjectInfo};
 use dfs_common::gcs::GcsUrl;
+use dfs_common::http::{AppJson, AppQuery};
 use dfs_common::{MAX_CHUNK_SIZE, validate};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::AppState;
-use crate::error::ApiError;
+use super::error::ApiError;
+use super::state::AppState;
 
 /// Checks what the worker relies on: the assignment is for this node, and
 /// every id and address is usable.
 fn check(state: &AppState, assignment: &ChainAssignment) -> Result<(), ApiError> {
     let bad = |message: String| Err(ApiError::BadRequest(message));
-    if assignment.node_id != state.node.node_id {
+    if *assignment.node_id != *state.node_id {
         return Err(ApiError::Conflict(format!(
             "the assignment is for node {}, this is node {}",
-            assignment.node_id, state.node.node_id
+            assignment.node_id, state.node_id
         )));
     }
     for id in [&assignment.job_id, &assignment.file_id] {
@@ -68,11 +68,10 @@ fn check(state: &AppState, assignment: &ChainAssignment) -> Result<(), ApiError>
         (status = 400, body = ErrorBody, description = "Malformed assignment"),
         (status = 409, body = ErrorBody, description = "The assignment is for another node"),
     ))]
-pub async fn assign(
+pub async fn start_assignment(
     State(state): State<AppState>,
-    body: Result<Json<ChainAssignment>, JsonRejection>,
+    AppJson(assignment): AppJson<ChainAssignment>,
 ) -> Result<(StatusCode, Json<AssignmentAck>), ApiError> {
-    let Json(assignment) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     check(&state, &assignment)?;
     let job_id = assignment.job_id.clone();
     let started = state.distributor.start(assignment);
@@ -105,11 +104,10 @@ pub struct ObjectQuery {
         (status = 502, body = ErrorBody, description = "GCS failed or could not be reached"),
         (status = 503, body = ErrorBody, description = "GCS is not usable on this node (credentials, settings)"),
     ))]
-pub async fn gcs_object(
+pub async fn get_gcs_object(
     State(state): State<AppState>,
-    query: Result<Query<ObjectQuery>, QueryRejection>,
+    AppQuery(query): AppQuery<ObjectQuery>,
 ) -> Result<Json<GcsObjectInfo>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let url: GcsUrl = query
         .url
         .parse()

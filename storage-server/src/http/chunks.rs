@@ -1,45 +1,52 @@
-//! HTTP handlers: `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`, `GET /health`
-//! and `GET /metrics`.
+//! `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`: chunk bytes, addressed by id.
 
+use std::convert::Infallible;
 use std::io::SeekFrom;
 use std::ops::RangeInclusive;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dfs_common::MAX_CHUNK_SIZE;
-use dfs_common::api::{CRC32C_HEADER, ErrorBody, Health, chunk_etag, parse_crc32c};
+use dfs_common::api::{CRC32C_HEADER, ErrorBody, StoredChunk, chunk_etag, parse_crc32c};
 use dfs_common::chain::ChainErrorBody;
+use dfs_common::http::AppPath;
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
-use crate::store::{ChunkMeta, WriteOutcome};
-use crate::{AppState, chain, metrics};
+use super::error::ApiError;
+use super::state::AppState;
+use crate::metrics::METRICS;
+use crate::store::{ChunkMeta, StoreError, WriteOutcome};
 
 /// Size of the reads that feed a GET response body.
 const READ_BUF: usize = 256 * 1024;
 
-/// Reply to a successful `PUT /chunks/{chunk_id}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct StoredChunk {
-    pub chunk_id: String,
-    /// Length in bytes.
-    pub size: u64,
-    /// CRC32C (Castagnoli) of the stored bytes.
-    pub crc32c: u32,
+/// The reply to a write of chunk `chunk_id`, stored here as `meta`.
+pub(super) fn stored_chunk(chunk_id: String, meta: ChunkMeta) -> StoredChunk {
+    StoredChunk {
+        chunk_id,
+        size: meta.size,
+        crc32c: meta.crc32c,
+    }
 }
 
-/// Maps axum's path rejections (e.g. invalid percent-encoding) to a JSON 400.
-pub(crate) fn chunk_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(id)| id)
-        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+/// The body of `PUT /chunks/{chunk_id}`: the chunk's raw bytes.
+// Streamed as it comes, never buffered; the spec shows a binary string.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ChunkBody(Body);
+
+impl<S: Send + Sync> FromRequest<S> for ChunkBody {
+    type Rejection = Infallible;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Infallible> {
+        Ok(Self(request.into_body()))
+    }
 }
 
 /// Headers every chunk response carries.
@@ -71,7 +78,7 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
         ("x-dfs-replicate-to" = Option<String>, Header,
             description = "Nodes to replicate to after this one, in order: node_id=http_url pairs joined by commas"),
     ),
-    request_body(content(("application/octet-stream")),
+    request_body(content = ChunkBody, content_type = "application/octet-stream",
         description = "The chunk's bytes, at most 64 MiB"),
     responses(
         (status = 201, description = "Stored", body = StoredChunk),
@@ -85,11 +92,10 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
 )]
 pub async fn put_chunk(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
-    body: Body,
+    ChunkBody(body): ChunkBody,
 ) -> Result<Response, ApiError> {
-    let id = chunk_id(path)?;
     dfs_common::validate::chunk_id(&id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let crc = headers
         .get(CRC32C_HEADER)
@@ -99,7 +105,7 @@ pub async fn put_chunk(
         .ok()
         .and_then(parse_crc32c)
         .ok_or_else(|| ApiError::BadRequest(format!("invalid {CRC32C_HEADER} header")))?;
-    let downstream = chain::downstream(&state, &headers)?;
+    let downstream = state.replicator.downstream(&headers)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -121,17 +127,9 @@ pub async fn put_chunk(
         }
         WriteOutcome::AlreadyPresent => StatusCode::OK,
     };
-    metrics::HTTP_PUT_BYTES.add(meta.size);
-    chain::forward(&state, &id, meta, &downstream).await?;
-    let mut response = (
-        status,
-        Json(StoredChunk {
-            chunk_id: id,
-            size: meta.size,
-            crc32c: meta.crc32c,
-        }),
-    )
-        .into_response();
+    METRICS.http_put_bytes.add(meta.size);
+    state.replicator.forward(&id, meta, &downstream).await?;
+    let mut response = (status, Json(stored_chunk(id, meta))).into_response();
     if let Ok(etag) = HeaderValue::from_str(&chunk_etag(meta.crc32c)) {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -180,10 +178,9 @@ fn requested_range(headers: &HeaderMap, len: u64) -> Result<Option<RangeInclusiv
 )]
 pub async fn get_chunk(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = chunk_id(path)?;
     let (mut file, meta) = state.store.open_chunk(&id).await?;
     let Some(range) = requested_range(&headers, meta.size)? else {
         let body = Body::from_stream(ReaderStream::with_capacity(file, READ_BUF));
@@ -192,7 +189,7 @@ pub async fn get_chunk(
     let (start, end) = (*range.start(), *range.end());
     let len = end - start + 1;
     file.seek(SeekFrom::Start(start)).await.map_err(|source| {
-        ApiError::Internal(crate::store::StoreError::Io {
+        ApiError::Internal(StoreError::Io {
             context: format!("seeking in chunk {id}"),
             source,
         })
@@ -219,9 +216,8 @@ pub async fn get_chunk(
 )]
 pub async fn head_chunk(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    AppPath(id): AppPath<String>,
 ) -> Result<Response, ApiError> {
-    let id = chunk_id(path)?;
     let meta = state.store.meta(&id).await?;
     Ok((chunk_headers(meta, meta.size), Body::empty()).into_response())
 }
@@ -240,48 +236,9 @@ pub async fn head_chunk(
 )]
 pub async fn delete_chunk(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    AppPath(id): AppPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = chunk_id(path)?;
     state.store.delete(&id).await?;
     tracing::info!(chunk_id = %id, "chunk deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `ok` while the data directory is reachable.
-#[utoipa::path(
-    get,
-    path = "/health",
-    tag = "health",
-    responses(
-        (status = 200, description = "Healthy", body = Health),
-        (status = 503, description = "The data directory is unreachable", body = ErrorBody),
-    )
-)]
-pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.store.check().await.map_err(|err| {
-        tracing::error!(error = %err, "health check failed");
-        ApiError::Unavailable("data directory unreachable".into())
-    })?;
-    Ok(Json(Health {
-        status: "ok".into(),
-    }))
-}
-
-/// Prometheus text: peer transfer counters (sendfile calls and bytes, bytes
-/// received, CRC mismatches), bytes stored from PUT bodies, chunks held.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "health",
-    responses((status = 200, content_type = "text/plain", body = String))
-)]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(state.store.chunk_count()),
-    )
 }

@@ -7,6 +7,7 @@ use dfs_common::api::ErrorBody;
 use dfs_common::chain::{ChainErrorBody, FAILED_NODE_HEADER};
 
 use crate::gcs::GcsError;
+use crate::replication::ReplicationError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +53,16 @@ impl ApiError {
                 }
                 GcsError::PermissionDenied { .. } => StatusCode::FORBIDDEN,
                 GcsError::Rejected { .. } | GcsError::Layout { .. } => StatusCode::BAD_REQUEST,
+                // This node cannot talk to GCS at all.
                 GcsError::Credentials(_)
                 | GcsError::EmulatorHost { .. }
                 | GcsError::HttpClient(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_GATEWAY,
+                // GCS failed, or served what it should not have.
+                GcsError::BadResponse { .. }
+                | GcsError::RetriesExhausted { .. }
+                | GcsError::CrcMismatch { .. } => StatusCode::BAD_GATEWAY,
+                // This node's own disk failed.
+                GcsError::Store { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -72,6 +79,22 @@ impl From<StoreError> for ApiError {
             e @ StoreError::Conflict { .. } => Self::Conflict(e.to_string()),
             e @ StoreError::Upload(_) => Self::BadRequest(e.to_string()),
             e @ StoreError::Io { .. } => Self::Internal(e),
+        }
+    }
+}
+
+impl From<ReplicationError> for ApiError {
+    fn from(err: ReplicationError) -> Self {
+        match err {
+            ReplicationError::Invalid(message) => Self::BadRequest(message),
+            e @ ReplicationError::TooLarge => Self::TooLarge(e.to_string()),
+            ReplicationError::ChainFailed {
+                failed_node,
+                message,
+            } => Self::ChainFailed {
+                failed_node,
+                message,
+            },
         }
     }
 }

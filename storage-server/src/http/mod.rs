@@ -1,0 +1,90 @@
+//! The HTTP API: one module per resource, their shared [`AppState`] and
+//! `ApiError` (every failure mapped once to a status and a JSON body), and
+//! here the router and the OpenAPI description generated
+//! from the handlers' annotations. The committed copy of the spec lives in
+//! `openapi/storage-server.json`; the `openapi` test fails when the two
+//! differ.
+//!
+//! - `chunks`: `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`.
+//! - `replicate`: `POST /chunks/{chunk_id}/replicate`, a link of a
+//!   replication chain.
+//! - `distributions`: `POST /distributions` and `GET /gcs/object`.
+//! - `system`: `GET /health` and `GET /metrics`.
+
+mod chunks;
+mod distributions;
+mod error;
+mod replicate;
+mod state;
+mod system;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::Request;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dfs storage-server"),
+    tags(
+        (name = "chunks", description = "Chunk bytes, addressed by chunk id"),
+        (name = "distribution", description = "This node's part of distribution jobs; GCS lookups"),
+        (name = "health", description = "Liveness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The HTTP application: the API routes, `/openapi.json` and Swagger UI at
+/// `/swagger-ui`.
+pub fn app(state: AppState) -> Router {
+    let (api, spec) = router();
+    api.merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
+        // Chunk bodies are streamed and capped by the store, not buffered.
+        .layer(DefaultBodyLimit::disable())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("-", MatchedPath::as_str);
+                tracing::info_span!("http", method = %request.method(), route, uri = %request.uri())
+            }),
+        )
+        .with_state(state)
+}
+
+/// The API routes together with their OpenAPI description.
+fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(
+            chunks::put_chunk,
+            chunks::get_chunk,
+            chunks::head_chunk,
+            chunks::delete_chunk
+        ))
+        .routes(utoipa_axum::routes!(replicate::replicate_chunk))
+        .routes(utoipa_axum::routes!(distributions::start_assignment))
+        .routes(utoipa_axum::routes!(distributions::get_gcs_object))
+        .routes(utoipa_axum::routes!(system::get_health))
+        .routes(utoipa_axum::routes!(system::get_metrics))
+        .split_for_parts()
+}
+
+/// The storage server's OpenAPI spec.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    router().1
+}
+
+/// The spec as committed under `openapi/`: pretty JSON and a final newline.
+pub fn spec_json() -> String {
+    let mut json = spec()
+        .to_pretty_json()
+        .unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"));
+    json.push('\n');
+    json
+}

@@ -1,0 +1,37 @@
+//! `POST /chunks/{chunk_id}/replicate`: this node's link of a replication
+//! chain (see [`crate::replication`]).
+
+use axum::Json;
+use axum::extract::State;
+use dfs_common::api::{ErrorBody, StoredChunk};
+use dfs_common::chain::{ChainErrorBody, ReplicateRequest};
+use dfs_common::http::{AppJson, AppPath};
+
+use super::chunks::stored_chunk;
+use super::error::ApiError;
+use super::state::AppState;
+
+/// Pull a chunk from an upstream node over the peer protocol, store it,
+/// then pass it on down the chain.
+#[utoipa::path(
+    post,
+    path = "/chunks/{chunk_id}/replicate",
+    tag = "chunks",
+    params(("chunk_id" = String, Path, description = "Chunk id")),
+    request_body = ReplicateRequest,
+    responses(
+        (status = 200, description = "Stored here and on every downstream node", body = StoredChunk),
+        (status = 400, description = "Invalid id or request", body = ErrorBody),
+        (status = 413, description = "Size above 64 MiB", body = ErrorBody),
+        (status = 502, description = "This node or one below failed; `x-dfs-failed-node` names it",
+            body = ChainErrorBody),
+    )
+)]
+pub async fn replicate_chunk(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+    AppJson(request): AppJson<ReplicateRequest>,
+) -> Result<Json<StoredChunk>, ApiError> {
+    let meta = state.replicator.replicate(&id, &request).await?;
+    Ok(Json(stored_chunk(id, meta)))
+}

@@ -1,0 +1,20 @@
+//! [`AppState`]: what every HTTP handler can reach.
+
+use std::sync::Arc;
+
+use crate::distribution::Distributor;
+use crate::replication::Replicator;
+use crate::store::ChunkStore;
+
+/// Shared state of the HTTP handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// This node's id, as registered with the naming server.
+    pub node_id: Arc<str>,
+    /// The chunks on this node's disk.
+    pub store: Arc<ChunkStore>,
+    /// Passes written chunks down their replication chain.
+    pub replicator: Arc<Replicator>,
+    /// Runs this node's part of distribution jobs.
+    pub distributor: Arc<Distributor>,
+}

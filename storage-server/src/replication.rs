@@ -1,0 +1,192 @@
+//! Chain replication on write. The client PUTs a chunk to the first target
+//! only, naming the others in `x-dfs-replicate-to`. Once the chunk is stored
+//! here, [`Replicator::forward`] asks the next node to pull it from this one
+//! over the peer protocol (`POST /chunks/{chunk_id}/replicate`); that node
+//! ([`Replicator::replicate`]) pulls it with [`peer::fetch`] and does the
+//! same for the rest of the chain. Every call returns only when the chunk is
+//! durable on all the nodes below it, so the client's PUT is acknowledged
+//! only when all replicas are. A failure anywhere below is
+//! [`ReplicationError::ChainFailed`] naming the node that failed: the one
+//! that could not be reached, or the one whose pull or store failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use dfs_client::StorageClient;
+use dfs_common::MAX_CHUNK_SIZE;
+use dfs_common::chain::{
+    DownstreamNode, REPLICATE_TO_HEADER, ReplicateRequest, parse_replicate_to, validate_chain,
+};
+use reqwest::Url;
+use thiserror::Error;
+
+use crate::peer::{self, Expected};
+use crate::store::{ChunkMeta, ChunkStore};
+
+/// Longest `source` address accepted.
+const MAX_SOURCE_LEN: usize = 512;
+
+/// Why a chained write failed.
+#[derive(Debug, Error)]
+pub enum ReplicationError {
+    /// The chain or the replicate request is unusable; nothing was done.
+    #[error("{0}")]
+    Invalid(String),
+    /// The chunk to pull is larger than any chunk can be.
+    #[error("chunk is larger than the limit of {MAX_CHUNK_SIZE} bytes")]
+    TooLarge,
+    /// This node or one below it failed; `failed_node` names it.
+    #[error("{message}")]
+    ChainFailed {
+        failed_node: String,
+        message: String,
+    },
+}
+
+/// Chain replication as this node takes part in it.
+#[derive(Debug)]
+pub struct Replicator {
+    node_id: String,
+    /// The advertised peer-transfer `host:port` (`WORKER_ADDR`) the next
+    /// node pulls from.
+    peer_addr: String,
+    store: Arc<ChunkStore>,
+    /// Client of the other storage nodes' replicate calls.
+    storage: StorageClient,
+}
+
+impl Replicator {
+    /// Node `node_id`, whose peers pull from `peer_addr`, holding its
+    /// chunks in `store` and calling the next node with `storage`.
+    pub fn new(
+        node_id: String,
+        peer_addr: String,
+        store: Arc<ChunkStore>,
+        storage: StorageClient,
+    ) -> Self {
+        Self {
+            node_id,
+            peer_addr,
+            store,
+            storage,
+        }
+    }
+
+    /// The nodes a PUT's `x-dfs-replicate-to` header asks this node to pass
+    /// the chunk on to (none without the header); invalid when the header is
+    /// malformed or names this node.
+    pub fn downstream(&self, headers: &HeaderMap) -> Result<Vec<DownstreamNode>, ReplicationError> {
+        let Some(value) = headers.get(REPLICATE_TO_HEADER) else {
+            return Ok(Vec::new());
+        };
+        let invalid = |detail: String| {
+            ReplicationError::Invalid(format!("invalid {REPLICATE_TO_HEADER} header{detail}"))
+        };
+        let value = value.to_str().map_err(|_| invalid(String::new()))?;
+        let nodes = parse_replicate_to(value).map_err(|e| invalid(format!(": {e}")))?;
+        self.check_chain(&nodes)?;
+        Ok(nodes)
+    }
+
+    /// A chain is valid, its URLs usable, and it does not loop back here.
+    fn check_chain(&self, nodes: &[DownstreamNode]) -> Result<(), ReplicationError> {
+        validate_chain(nodes).map_err(|e| ReplicationError::Invalid(e.to_string()))?;
+        for node in nodes {
+            if node.node_id == self.node_id {
+                return Err(ReplicationError::Invalid(format!(
+                    "the replication chain names this node ({}) again",
+                    node.node_id
+                )));
+            }
+            if Url::parse(&node.url).map_or(true, |url| url.cannot_be_a_base()) {
+                return Err(ReplicationError::Invalid(format!(
+                    "invalid URL {:?} for node {}",
+                    node.url, node.node_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Passes chunk `chunk_id` (stored here as `meta`) down `downstream`:
+    /// returns once every node of it holds the chunk durably.
+    pub async fn forward(
+        &self,
+        chunk_id: &str,
+        meta: ChunkMeta,
+        downstream: &[DownstreamNode],
+    ) -> Result<(), ReplicationError> {
+        let Some((next, rest)) = downstream.split_first() else {
+            return Ok(());
+        };
+        let request = ReplicateRequest {
+            source: self.peer_addr.clone(),
+            size: meta.size,
+            crc32c: meta.crc32c,
+            downstream: rest.to_vec(),
+        };
+        let message = match self.storage.replicate(&next.url, chunk_id, &request).await {
+            Ok(_) => return Ok(()),
+            // A node further down failed: pass its verdict up unchanged.
+            Err(dfs_client::Error::ChainFailed {
+                failed_node,
+                message,
+            }) => {
+                return Err(ReplicationError::ChainFailed {
+                    failed_node,
+                    message,
+                });
+            }
+            Err(dfs_client::Error::Api { status, message }) => format!(
+                "node {} answered {status} to the replicate call: {message}",
+                next.node_id
+            ),
+            Err(err) => format!("node {} failed the replicate call: {err}", next.node_id),
+        };
+        Err(ReplicationError::ChainFailed {
+            failed_node: next.node_id.clone(),
+            message,
+        })
+    }
+
+    /// Serves a replicate call: pulls chunk `chunk_id` from the upstream
+    /// node `request.source` over the peer protocol, stores it, then passes
+    /// it on down `request.downstream`.
+    pub async fn replicate(
+        &self,
+        chunk_id: &str,
+        request: &ReplicateRequest,
+    ) -> Result<ChunkMeta, ReplicationError> {
+        dfs_common::validate::chunk_id(chunk_id)
+            .map_err(|e| ReplicationError::Invalid(e.to_string()))?;
+        if request.size > MAX_CHUNK_SIZE {
+            return Err(ReplicationError::TooLarge);
+        }
+        let source = request.source.trim();
+        if source.is_empty()
+            || source.len() > MAX_SOURCE_LEN
+            || source.contains(char::is_whitespace)
+        {
+            return Err(ReplicationError::Invalid(format!(
+                "invalid source address {:?}",
+                request.source
+            )));
+        }
+        self.check_chain(&request.downstream)?;
+        let expected = Expected {
+            size: Some(request.size),
+            crc32c: Some(request.crc32c),
+        };
+        // The upstream stored the chunk before calling: no need to wait for it.
+        let meta = peer::fetch(source, chunk_id, expected, Duration::ZERO, &self.store)
+            .await
+            .map_err(|err| ReplicationError::ChainFailed {
+                failed_node: self.node_id.clone(),
+                message: format!("node {}: {err}", self.node_id),
+            })?;
+        tracing::info!(%chunk_id, %source, size = meta.size, "chunk replicated from a peer");
+        self.forward(chunk_id, meta, &request.downstream).await?;
+        Ok(meta)
+    }
+}
