@@ -17,8 +17,8 @@ use crate::reply::{base_url, endpoint, send, send_json, shown};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest silence while a body is on the wire.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest a replicate call may take, the chain below it included.
-const REPLICATE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest a chained write may take, the chain below it included.
+const CHAIN_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a node may take to accept an assignment or to ask GCS about an
 /// object.
 const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -28,9 +28,10 @@ const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone)]
 pub struct StorageClient {
     http: reqwest::Client,
-    /// For replicate calls, without [`READ_TIMEOUT`]: reqwest counts it
-    /// from the request to the reply's headers too, and a replicate call
-    /// only answers once the chain below holds the chunk.
+    /// For chained writes (a PUT with a chain below, a replicate call),
+    /// without [`READ_TIMEOUT`]: reqwest counts it from the request to the
+    /// reply's headers too, and a chained write only answers once the
+    /// chain below holds the chunk. [`CHAIN_TIMEOUT`] bounds them instead.
     chain_http: reqwest::Client,
 }
 
@@ -62,8 +63,9 @@ impl StorageClient {
         replicate_to: &[DownstreamNode],
     ) -> Result<StoredChunk, Error> {
         let mut request = self
-            .http
+            .chain_http
             .put(chunk_url(node_url, &[chunk_id])?)
+            .timeout(CHAIN_TIMEOUT)
             .header(CRC32C_HEADER, crc32c.to_string())
             .body(data);
         if !replicate_to.is_empty() {
@@ -116,7 +118,7 @@ impl StorageClient {
     ) -> Result<StoredChunk, Error> {
         let url = chunk_url(node_url, &[chunk_id, "replicate"])?;
         let request = self.chain_http.post(url).json(request);
-        send_json(request.timeout(REPLICATE_TIMEOUT)).await
+        send_json(request.timeout(CHAIN_TIMEOUT)).await
     }
 
     /// `POST {node}/distributions`: the node's part of a distribution job.

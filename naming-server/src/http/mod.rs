@@ -86,12 +86,3 @@ pub fn spec() -> OpenApi {
     let (protected, public) = routers();
     protected.merge(public).into_openapi()
 }
-
-/// The document as committed: pretty JSON with a trailing newline.
-pub fn spec_json() -> String {
-    let mut json = spec()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-    json.push('\n');
-    json
-}

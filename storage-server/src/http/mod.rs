@@ -79,12 +79,3 @@ fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn spec() -> utoipa::openapi::OpenApi {
     router().1
 }
-
-/// The spec as committed under `openapi/`: pretty JSON and a final newline.
-pub fn spec_json() -> String {
-    let mut json = spec()
-        .to_pretty_json()
-        .unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"));
-    json.push('\n');
-    json
-}
