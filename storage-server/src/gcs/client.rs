@@ -146,13 +146,7 @@ impl GcsClient {
 
     async fn try_stat(&self, url: &GcsUrl) -> Result<ObjectInfo, Failure> {
         let request = self.http.get(self.object_url(url));
-        let response = self
-            .authorize(request)
-            .await?
-            .send()
-            .await
-            .map_err(transport)?;
-        let response = check_status(response, url, None).await?;
+        let response = self.send(request, url, None).await?;
         let body = response.bytes().await.map_err(transport)?;
         parse_object_resource(&body).map_err(|reason| {
             Failure::Permanent(GcsError::BadResponse {
@@ -183,13 +177,25 @@ impl GcsClient {
             .get(target)
             .header(header::RANGE, format!("bytes={start}-{end}"))
             .header(header::ACCEPT_ENCODING, "gzip");
+        self.send(request, url, Some(generation)).await
+    }
+
+    /// Sends `request` about `url` with credentials; a failure says
+    /// whether it is worth retrying (see [`check_status`] for
+    /// `generation`).
+    async fn send(
+        &self,
+        request: RequestBuilder,
+        url: &GcsUrl,
+        generation: Option<u64>,
+    ) -> Result<reqwest::Response, Failure> {
         let response = self
             .authorize(request)
             .await?
             .send()
             .await
             .map_err(transport)?;
-        check_status(response, url, Some(generation)).await
+        check_status(response, url, generation).await
     }
 
     /// `{base}/storage/v1/b/{bucket}/o/{object}`, the object name encoded
