@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dfs_client::{NamingClient, StorageClient};
-use dfs_common::api::{ChunkLocation, FileRecord};
+use dfs_common::api::{ChunkLocation, FileRecord, SuspectReplica};
 use futures::{StreamExt, TryStreamExt, future, stream};
 use indicatif::ProgressBar;
 use tokio::io::AsyncWriteExt;
@@ -42,9 +42,14 @@ pub async fn read(
         )
     })?;
     progress.set_length(record.info.size);
+    let source = Replicas {
+        storage,
+        naming,
+        file_id: &record.info.file_id,
+    };
     match destination {
-        Destination::Stdout => to_stdout(storage, &record, progress).await?,
-        Destination::File(path) => to_file(storage, &record, path, progress).await?,
+        Destination::Stdout => to_stdout(&source, &record, progress).await?,
+        Destination::File(path) => to_file(&source, &record, path, progress).await?,
     }
     Ok(record)
 }
@@ -85,14 +90,14 @@ pub fn check_layout(record: &FileRecord) -> Result<(), String> {
 }
 
 async fn to_stdout(
-    storage: &StorageClient,
+    source: &Replicas<'_>,
     record: &FileRecord,
     progress: &ProgressBar,
 ) -> Result<(), Error> {
     let mut out = tokio::io::stdout();
     // `buffered` keeps order while up to CONCURRENCY chunks are fetched ahead.
     let mut chunks = stream::iter(&record.chunks)
-        .map(|chunk| fetch(storage, chunk))
+        .map(|chunk| source.fetch(chunk))
         .buffered(CONCURRENCY);
     while let Some(data) = chunks.try_next().await? {
         match out.write_all(&data).await {
@@ -111,7 +116,7 @@ async fn to_stdout(
 }
 
 async fn to_file(
-    storage: &StorageClient,
+    source: &Replicas<'_>,
     record: &FileRecord,
     path: &Path,
     progress: &ProgressBar,
@@ -146,7 +151,7 @@ async fn to_file(
         .map(|chunk| {
             let file = Arc::clone(&file);
             async move {
-                let data = fetch(storage, chunk).await?;
+                let data = source.fetch(chunk).await?;
                 let offset = chunk.index * record.info.chunk_size;
                 let len = data.len() as u64;
                 tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
@@ -174,57 +179,94 @@ async fn to_file(
         .map_err(|e| Error::io(format!("cannot flush {}", dir.display()), e))
 }
 
-/// One chunk from the first replica (live ones first) that serves the right
-/// bytes; fails only when every replica failed, naming each reason.
-async fn fetch(storage: &StorageClient, chunk: &ChunkLocation) -> Result<Bytes, Error> {
-    let mut replicas: Vec<_> = chunk.replicas.iter().collect();
-    replicas.sort_by_key(|r| !r.alive);
-    let mut reasons = Vec::new();
-    for replica in replicas {
-        let fetched = storage
-            .get_chunk(&replica.url, &chunk.chunk_id, chunk.size)
-            .await;
-        let reason = match fetched {
-            Err(e) => e.to_string(),
-            Ok(data) if data.len() as u64 != chunk.size => {
-                format!("got {} bytes, expected {}", data.len(), chunk.size)
-            }
-            Ok(data) => {
-                let (data, crc) = tokio::task::spawn_blocking(move || {
-                    let crc = dfs_common::crc32c(&data);
-                    (data, crc)
-                })
-                .await
-                .map_err(|e| Error::io("checksumming a chunk", std::io::Error::other(e)))?;
-                if crc == chunk.crc32c {
-                    return Ok(data);
+/// Where a file's chunks are read from, and whom to tell about a bad one.
+struct Replicas<'a> {
+    storage: &'a StorageClient,
+    naming: &'a NamingClient,
+    file_id: &'a str,
+}
+
+impl Replicas<'_> {
+    /// One chunk from the first replica (live ones first) that serves the
+    /// right bytes; fails only when every replica failed, naming each
+    /// reason. A replica that answers with wrong bytes, or without the
+    /// chunk, is reported to the naming server, which has its node check.
+    async fn fetch(&self, chunk: &ChunkLocation) -> Result<Bytes, Error> {
+        let mut replicas: Vec<_> = chunk.replicas.iter().collect();
+        replicas.sort_by_key(|r| !r.alive);
+        let mut reasons = Vec::new();
+        for replica in replicas {
+            let fetched = self
+                .storage
+                .get_chunk(&replica.url, &chunk.chunk_id, chunk.size)
+                .await;
+            let (reason, bad) = match fetched {
+                Err(e) => {
+                    let gone = e.status().is_some_and(|status| status.as_u16() == 404);
+                    (e.to_string(), gone)
                 }
-                format!(
-                    "CRC32C mismatch: got {crc:08x}, expected {:08x}",
-                    chunk.crc32c
-                )
+                Ok(data) if data.len() as u64 != chunk.size => (
+                    format!("got {} bytes, expected {}", data.len(), chunk.size),
+                    true,
+                ),
+                Ok(data) => {
+                    let (data, crc) = tokio::task::spawn_blocking(move || {
+                        let crc = dfs_common::crc32c(&data);
+                        (data, crc)
+                    })
+                    .await
+                    .map_err(|e| Error::io("checksumming a chunk", std::io::Error::other(e)))?;
+                    if crc == chunk.crc32c {
+                        return Ok(data);
+                    }
+                    let reason = format!(
+                        "CRC32C mismatch: got {crc:08x}, expected {:08x}",
+                        chunk.crc32c
+                    );
+                    (reason, true)
+                }
+            };
+            tracing::info!(chunk = chunk.index, node = %replica.node_id, "replica failed: {reason}");
+            if bad {
+                self.report(chunk, &replica.node_id, &reason).await;
             }
+            let state = if replica.alive { "alive" } else { "dead" };
+            reasons.push(format!(
+                "node {} ({state}, {}): {reason}",
+                replica.node_id, replica.url
+            ));
+        }
+        let reason = if reasons.is_empty() {
+            format!("{} has no replicas", chunk.chunk_id)
+        } else {
+            format!(
+                "no replica of {} could be read: {}",
+                chunk.chunk_id,
+                reasons.join("; ")
+            )
         };
-        tracing::info!(chunk = chunk.index, node = %replica.node_id, "replica failed: {reason}");
-        let state = if replica.alive { "alive" } else { "dead" };
-        reasons.push(format!(
-            "node {} ({state}, {}): {reason}",
-            replica.node_id, replica.url
-        ));
+        Err(Error::Chunk {
+            index: chunk.index,
+            reason,
+        })
     }
-    let reason = if reasons.is_empty() {
-        format!("{} has no replicas", chunk.chunk_id)
-    } else {
-        format!(
-            "no replica of {} could be read: {}",
-            chunk.chunk_id,
-            reasons.join("; ")
-        )
-    };
-    Err(Error::Chunk {
-        index: chunk.index,
-        reason,
-    })
+
+    /// Tells the naming server that `node_id` served `chunk` badly. Best
+    /// effort: the read goes on either way.
+    async fn report(&self, chunk: &ChunkLocation, node_id: &str, reason: &str) {
+        let report = SuspectReplica {
+            chunk_id: chunk.chunk_id.clone(),
+            node_id: node_id.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Err(error) = self
+            .naming
+            .report_suspect(self.file_id, chunk.index, &report)
+            .await
+        {
+            tracing::info!(chunk = chunk.index, node = node_id, %error, "could not report a bad replica");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +295,7 @@ mod tests {
                     size,
                     crc32c: 0,
                     replicas: vec![],
+                    bad_replicas: vec![],
                 })
                 .collect(),
         }

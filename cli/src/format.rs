@@ -96,6 +96,11 @@ pub fn stat(record: &FileRecord) -> String {
                 .replicas
                 .iter()
                 .map(|r| format!("{}({})", r.node_id, if r.alive { "alive" } else { "dead" }))
+                .chain(
+                    c.bad_replicas
+                        .iter()
+                        .map(|b| format!("{}({})", b.node_id, b.problem)),
+                )
                 .collect();
             vec![
                 c.index.to_string(),
@@ -123,14 +128,18 @@ pub fn stat(record: &FileRecord) -> String {
 
 /// The summary line of `dfs repair`.
 pub fn repair(report: &RepairReport) -> String {
+    let trimmed = match report.trimmed {
+        0 => String::new(),
+        n => format!("; dropped {n} extra copies"),
+    };
     if report.under_replicated == 0 {
         return format!(
-            "{}: every chunk has {} live replicas\n",
+            "{}: every chunk has {} live replicas{trimmed}\n",
             report.name, report.replication
         );
     }
     format!(
-        "{}: repaired {} of {} under-replicated chunks ({} new copies)\n",
+        "{}: repaired {} of {} under-replicated chunks ({} new copies){trimmed}\n",
         report.name, report.repaired, report.under_replicated, report.copies
     )
 }
@@ -151,7 +160,8 @@ pub fn repair_problems(report: &RepairReport) -> String {
     )
 }
 
-/// `dfs nodes`: id, URL, alive/dead, free and total space, chunk count.
+/// `dfs nodes`: id, URL, alive/dead, free and total space, chunk count,
+/// chunks found bad and set aside.
 pub fn nodes(nodes: &[NodeInfo]) -> String {
     let rows: Vec<Vec<String>> = nodes
         .iter()
@@ -163,6 +173,7 @@ pub fn nodes(nodes: &[NodeInfo]) -> String {
                 HumanBytes(n.stats.free_bytes).to_string(),
                 HumanBytes(n.stats.capacity_bytes).to_string(),
                 n.stats.chunk_count.to_string(),
+                n.stats.quarantined_chunks.to_string(),
             ]
         })
         .collect();
@@ -173,9 +184,18 @@ pub fn nodes(nodes: &[NodeInfo]) -> String {
         Align::Right,
         Align::Right,
         Align::Right,
+        Align::Right,
     ];
     table(
-        &["NODE_ID", "URL", "STATE", "FREE", "CAPACITY", "CHUNKS"],
+        &[
+            "NODE_ID",
+            "URL",
+            "STATE",
+            "FREE",
+            "CAPACITY",
+            "CHUNKS",
+            "QUARANTINED",
+        ],
         &align,
         &rows,
     )
@@ -271,7 +291,7 @@ pub fn job(job: &Distribution) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::api::{ChunkLocation, NodeStats, Replica};
+    use dfs_common::api::{BadReplica, ChunkLocation, ChunkProblem, NodeStats, Replica};
 
     fn info(name: &str, size: u64, chunk_count: u64) -> FileInfo {
         FileInfo {
@@ -319,6 +339,10 @@ mod tests {
                         alive: false,
                     },
                 ],
+                bad_replicas: vec![BadReplica {
+                    node_id: "n3".into(),
+                    problem: ChunkProblem::Corrupt,
+                }],
             }],
         };
         let out = stat(&record);
@@ -328,7 +352,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("    0  c0        65536  000000ab  n1(alive),n2(dead)\n"),
+            out.contains("    0  c0        65536  000000ab  n1(alive),n2(dead),n3(corrupt)\n"),
             "{out}"
         );
     }
@@ -345,13 +369,14 @@ mod tests {
                 capacity_bytes: 10 << 30,
                 free_bytes: 3 << 30,
                 chunk_count: 42,
+                quarantined_chunks: 2,
             },
         };
         let out = nodes(&[node]);
         let line = out.lines().nth(1).unwrap_or_default();
         assert_eq!(
             line,
-            "n1       http://127.0.0.1:5001  dead   3.00 GiB  10.00 GiB      42"
+            "n1       http://127.0.0.1:5001  dead   3.00 GiB  10.00 GiB      42            2"
         );
     }
 }

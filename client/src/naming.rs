@@ -8,7 +8,7 @@ use dfs_common::api::{
     AllocateChunkRequest, ChunkAllocation, ChunkReport, ChunkReportReply, Distribution,
     DistributionList, FileInfo, FileList, FileRecord, FinalizeRequest, HeartbeatRequest,
     HeartbeatResponse, InitFileRequest, NodeList, NodeReport, RegisterRequest, RegisterResponse,
-    RepairReport, ReportAck, StartDistribution,
+    RepairReport, ReportAck, StartDistribution, SuspectReplica,
 };
 use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
@@ -142,6 +142,21 @@ impl NamingClient {
             }
         }
         send_json(self.request_url(Method::GET, url)).await
+    }
+
+    /// `POST /files/{file_id}/chunks/{index}/suspect`: a replica served bad
+    /// bytes (or none); its node will verify its copy.
+    pub async fn report_suspect(
+        &self,
+        file_id: &str,
+        index: u64,
+        report: &SuspectReplica,
+    ) -> Result<(), Error> {
+        let index = index.to_string();
+        let segments = ["files", file_id, "chunks", &index, "suspect"];
+        send(self.request(Method::POST, &segments).json(report))
+            .await
+            .map(drop)
     }
 
     /// `DELETE /files/{file_id}`.

@@ -42,12 +42,13 @@ pub fn parse_size(s: &str) -> Result<u64, ParseError> {
     n.checked_mul(1u64 << shift).ok_or_else(err)
 }
 
-/// Parses a duration: `500ms`, `15s`, `2m`, `1h`; a bare number is seconds.
+/// Parses a duration: `500ms`, `15s`, `2m`, `1h`, `7d`; a bare number is
+/// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
     let err = || ParseError {
         kind: "duration",
         input: s.to_owned(),
-        hint: "expected a number with an optional ms, s, m or h suffix, e.g. 15s",
+        hint: "expected a number with an optional ms, s, m, h or d suffix, e.g. 15s",
     };
     let (n, suffix) = split_number(s).ok_or_else(err)?;
     let ms = match suffix.to_ascii_lowercase().as_str() {
@@ -55,6 +56,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
         "" | "s" => n.checked_mul(1000),
         "m" | "min" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
         _ => None,
     };
     ms.map(Duration::from_millis).ok_or_else(err)
@@ -107,6 +109,7 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("5 days").is_err());
     }

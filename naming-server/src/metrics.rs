@@ -16,6 +16,9 @@ pub struct Metrics {
     pub uploads_expired: AtomicU64,
     pub repair_scans: AtomicU64,
     pub repair_copies: AtomicU64,
+    pub repair_trims: AtomicU64,
+    pub bad_replicas: AtomicU64,
+    pub suspect_reports: AtomicU64,
 }
 
 impl Metrics {
@@ -78,6 +81,21 @@ impl Metrics {
                 "dfs_repair_copies_total",
                 "Chunk copies made to restore replication (dfs repair and background).",
                 &self.repair_copies,
+            ),
+            (
+                "dfs_repair_trims_total",
+                "Replicas dropped from chunks that had more than their replication factor.",
+                &self.repair_trims,
+            ),
+            (
+                "dfs_bad_replicas_total",
+                "Replicas their node found corrupt or missing and quarantined.",
+                &self.bad_replicas,
+            ),
+            (
+                "dfs_suspect_reports_total",
+                "Reads that found a bad replica and asked its node to verify it.",
+                &self.suspect_reports,
             ),
         ];
         for (name, help, value) in counters {

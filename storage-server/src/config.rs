@@ -80,6 +80,16 @@ pub struct Config {
     /// orphan sweep.
     #[arg(long, env = "ORPHAN_GRACE", default_value = "1h", value_parser = parse_duration)]
     pub orphan_grace: Duration,
+
+    /// Time between the starts of two full integrity passes over this
+    /// node's chunks (each re-read against its CRC32C).
+    #[arg(long, env = "SCRUB_INTERVAL", default_value = "7d", value_parser = parse_positive_duration)]
+    pub scrub_interval: Duration,
+
+    /// The scrubber's read-rate cap, in bits per second (`400m` = 50 MB/s),
+    /// so it never starves client traffic.
+    #[arg(long, env = "SCRUB_BANDWIDTH", default_value = "400m", value_parser = parse_bandwidth)]
+    pub scrub_bandwidth: u64,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, dfs_common::units::ParseError> {

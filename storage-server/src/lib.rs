@@ -12,8 +12,10 @@
 //!   chunk from the nearest live node above it in the chain, or GCS; report
 //!   progress to the naming server).
 //! - [`membership`]: registration and heartbeats with the naming server,
-//!   including deletions the naming server asks for; [`orphans`]: sweeps of
-//!   chunks no file refers to. They and the distribution reports share one
+//!   including deletions the naming server asks for and bad chunks found;
+//!   [`orphans`]: sweeps of chunks no file refers to.
+//! - [`integrity`]: the scrubber, and checks of chunks readers found bad;
+//!   bad chunks are quarantined and reported with the next heartbeat. They and the distribution reports share one
 //!   [`NamingClient`](dfs_client::NamingClient), built in [`run`].
 //! - [`gcs`]: reading Cloud Storage objects into the store chunk by chunk
 //!   (the head of a `dfs seed` chain).
@@ -33,6 +35,7 @@ pub mod config;
 pub mod distribution;
 pub mod gcs;
 pub mod http;
+pub mod integrity;
 pub mod membership;
 pub mod metrics;
 pub mod orphans;
@@ -52,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 use distribution::Distributor;
 use http::AppState;
+use integrity::Integrity;
 use replication::Replicator;
 use store::{ChunkStore, StoreError};
 use throttle::Throttle;
@@ -125,7 +129,13 @@ pub async fn run(
         p2p_limit_bytes_per_sec = config.test_only_limit_p2p_bandwidth,
         "storage server started"
     );
-    let heartbeats = tokio::spawn(membership.run(store.clone(), shutdown.clone()));
+    let integrity = Arc::new(Integrity::new(store.clone(), Some(config.scrub_bandwidth)));
+    let scrubs = tokio::spawn(
+        integrity
+            .clone()
+            .run(config.scrub_interval, shutdown.clone()),
+    );
+    let heartbeats = tokio::spawn(membership.run(store.clone(), integrity, shutdown.clone()));
     let sweeper = orphans::Sweeper {
         naming: naming.clone(),
         node_id: node_id.clone(),
@@ -166,6 +176,7 @@ pub async fn run(
     shutdown.cancel();
     for (name, task) in [
         ("membership", heartbeats),
+        ("scrubs", scrubs),
         ("orphan sweeps", sweeps),
         ("peer server", peer),
     ] {

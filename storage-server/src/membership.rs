@@ -1,8 +1,9 @@
 //! Membership with the naming server: register (retrying with backoff until
-//! it answers or shutdown), then heartbeat at the interval it asks for, carrying disk
-//! stats and the chunks deleted since the last beat. A 404 on heartbeat means
-//! the naming server forgot this node: register again. Stops when the
-//! shutdown token is cancelled.
+//! it answers or shutdown), then heartbeat at the interval it asks for,
+//! carrying disk stats, the chunks deleted since the last beat and the bad
+//! chunks found since (see `integrity`); the reply lists chunks to delete
+//! and chunks to verify. A 404 on heartbeat means the naming server forgot
+//! this node: register again. Stops when the shutdown token is cancelled.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use dfs_common::api::{
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
+use crate::integrity::Integrity;
 use crate::store::{ChunkStore, StoreError};
 
 /// Registration is retried until it succeeds or the node shuts down.
@@ -42,10 +44,16 @@ pub struct Membership {
 
 impl Membership {
     /// Registers and heartbeats until `shutdown` is cancelled.
-    pub async fn run(self, store: Arc<ChunkStore>, shutdown: CancellationToken) {
+    pub async fn run(
+        self,
+        store: Arc<ChunkStore>,
+        integrity: Arc<Integrity>,
+        shutdown: CancellationToken,
+    ) {
         let node = Node {
             membership: self,
             store,
+            integrity,
         };
         // Deleted chunk ids not yet acknowledged to the naming server.
         let mut deleted: Vec<String> = Vec::new();
@@ -58,6 +66,7 @@ impl Membership {
                 match node.heartbeat(&deleted).await {
                     Ok(reply) => {
                         deleted = node.delete_chunks(reply.delete).await;
+                        node.integrity.request(reply.verify);
                     }
                     Err(CallError::Naming(err)) if err.status() == Some(StatusCode::NOT_FOUND) => {
                         tracing::warn!("naming server does not know this node; registering again");
@@ -73,6 +82,7 @@ impl Membership {
 struct Node {
     membership: Membership,
     store: Arc<ChunkStore>,
+    integrity: Arc<Integrity>,
 }
 
 impl Node {
@@ -118,12 +128,13 @@ impl Node {
         }
     }
 
-    fn stats(&self) -> Result<NodeStats, StoreError> {
+    async fn stats(&self) -> Result<NodeStats, StoreError> {
         let (capacity_bytes, free_bytes) = self.store.disk_stats()?;
         Ok(NodeStats {
             capacity_bytes,
             free_bytes,
             chunk_count: self.store.chunk_count(),
+            quarantined_chunks: self.store.quarantined_count().await?,
         })
     }
 
@@ -133,7 +144,7 @@ impl Node {
             node_id: m.node_id.clone(),
             url: m.url.clone(),
             tcp_addr: m.tcp_addr.clone(),
-            stats: self.stats()?,
+            stats: self.stats().await?,
         };
         Ok(m.naming.register(&body).await?)
     }
@@ -141,10 +152,15 @@ impl Node {
     async fn heartbeat(&self, deleted: &[String]) -> Result<HeartbeatResponse, CallError> {
         let m = &self.membership;
         let body = HeartbeatRequest {
-            stats: self.stats()?,
+            stats: self.stats().await?,
             deleted: deleted.to_vec(),
+            bad: self.integrity.take_found(),
         };
-        Ok(m.naming.heartbeat(&m.node_id, &body).await?)
+        let sent = m.naming.heartbeat(&m.node_id, &body).await;
+        if sent.is_err() {
+            self.integrity.put_back(body.bad);
+        }
+        Ok(sent?)
     }
 
     /// Deletes the chunks the naming server listed; returns the ids to

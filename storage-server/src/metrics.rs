@@ -53,6 +53,15 @@ pub struct Metrics {
     pub orphan_sweeps_failed: Counter,
     /// Chunks deleted because no file refers to them.
     pub orphan_chunks_deleted: Counter,
+    /// Scrub passes that went through every chunk.
+    pub scrub_passes: Counter,
+    /// Chunks re-read against their CRC32C (by scrubs and requested checks).
+    pub chunks_verified: Counter,
+    /// Chunks found corrupt and quarantined.
+    pub chunks_corrupt: Counter,
+    /// Chunks found missing (a meta without its data, or asked about and
+    /// not here).
+    pub chunks_missing: Counter,
 }
 
 /// The counters the whole process bumps and `GET /metrics` shows.
@@ -71,12 +80,16 @@ impl Metrics {
             orphan_sweeps: Counter::new(),
             orphan_sweeps_failed: Counter::new(),
             orphan_chunks_deleted: Counter::new(),
+            scrub_passes: Counter::new(),
+            chunks_verified: Counter::new(),
+            chunks_corrupt: Counter::new(),
+            chunks_missing: Counter::new(),
         }
     }
 
     /// The text exposition format of every counter, plus `chunks` as a gauge.
     pub fn render(&self, chunks: u64) -> String {
-        let counters: [(&str, &str, &Counter); 9] = [
+        let counters: [(&str, &str, &Counter); 13] = [
             (
                 "dfs_peer_sendfile_bytes_total",
                 "Bytes sent to peers with sendfile().",
@@ -121,6 +134,26 @@ impl Metrics {
                 "dfs_orphan_chunks_deleted_total",
                 "Chunks deleted because no file refers to them.",
                 &self.orphan_chunks_deleted,
+            ),
+            (
+                "dfs_scrub_passes_total",
+                "Scrub passes that re-read every chunk.",
+                &self.scrub_passes,
+            ),
+            (
+                "dfs_chunks_verified_total",
+                "Chunks re-read against their CRC32C (scrubs and requested checks).",
+                &self.chunks_verified,
+            ),
+            (
+                "dfs_chunks_corrupt_total",
+                "Chunks found corrupt and quarantined.",
+                &self.chunks_corrupt,
+            ),
+            (
+                "dfs_chunks_missing_total",
+                "Chunks found missing (a meta without its data, or asked about and not here).",
+                &self.chunks_missing,
             ),
         ];
         let mut out = String::new();
@@ -177,6 +210,10 @@ mod tests {
                 &metrics.orphan_chunks_deleted,
                 "dfs_orphan_chunks_deleted_total",
             ),
+            (&metrics.scrub_passes, "dfs_scrub_passes_total"),
+            (&metrics.chunks_verified, "dfs_chunks_verified_total"),
+            (&metrics.chunks_corrupt, "dfs_chunks_corrupt_total"),
+            (&metrics.chunks_missing, "dfs_chunks_missing_total"),
         ];
         // Counter i gets 100 + i, through both `add` and `inc`.
         for (i, (counter, _)) in counters.iter().enumerate() {

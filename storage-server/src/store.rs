@@ -8,6 +8,7 @@
 //! tmp/                         uploads in progress; emptied on start
 //! chunks/AB/CD/ID              the chunk's bytes
 //! chunks/AB/CD/ID.meta         {"size":N,"crc32c":C}
+//! quarantine/ID, ID.meta       chunks found corrupt or missing, never served
 //! ```
 //!
 //! where `ABCD…` is `format!("{:08x}", crc32c(ID))`. Ids are checked with
@@ -25,10 +26,13 @@
 //! - Every commit bumps a watch channel, so [`ChunkStore::wait_for`] can wait
 //!   for a chunk that is still on its way (pipelined peer transfers).
 
+mod check;
 mod dirs;
 mod error;
+mod quarantine;
 mod temp;
 
+use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,10 +44,13 @@ use tokio::fs::{self, File};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::sync::{Mutex, watch};
 
-use dirs::{chunk_ids_modified_before, clean_dir, count_chunks, sync_dir};
+pub use check::Verdict;
+use dirs::{chunk_ids_modified_before, clean_dir, count_chunks, ids_in, sync_dir};
 use error::IoContext;
 pub use error::StoreError;
 use temp::TempPath;
+
+use crate::throttle::Throttle;
 
 /// Number of stripes in the per-id lock.
 const LOCK_STRIPES: usize = 64;
@@ -74,6 +81,7 @@ pub struct ChunkStore {
     root: PathBuf,
     chunks: PathBuf,
     tmp: PathBuf,
+    quarantine: PathBuf,
     count: AtomicU64,
     locks: Vec<Mutex<()>>,
     /// Bumped after every commit; [`ChunkStore::wait_for`] re-checks on change.
@@ -87,7 +95,8 @@ impl ChunkStore {
         let root = root.into();
         let chunks = root.join("chunks");
         let tmp = root.join("tmp");
-        for dir in [&chunks, &tmp] {
+        let quarantine = root.join("quarantine");
+        for dir in [&chunks, &tmp, &quarantine] {
             fs::create_dir_all(dir)
                 .await
                 .context(|| format!("creating {}", dir.display()))?;
@@ -101,6 +110,7 @@ impl ChunkStore {
             root,
             chunks,
             tmp,
+            quarantine,
             count: AtomicU64::new(count),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             commits: watch::Sender::new(0),
@@ -140,12 +150,7 @@ impl ChunkStore {
 
     /// The cluster id kept by [`ChunkStore::adopt_cluster_id`], if any.
     pub async fn cluster_id(&self) -> Result<Option<String>, StoreError> {
-        let path = self.root.join("cluster_id");
-        match fs::read_to_string(&path).await {
-            Ok(text) => Ok(Some(text.trim().to_owned())),
-            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err).context(|| format!("reading {}", path.display())),
-        }
+        self.note("cluster_id").await
     }
 
     /// Keeps `cluster_id` in `DATA_DIR/cluster_id` unless one is kept
@@ -154,11 +159,27 @@ impl ChunkStore {
         if let Some(known) = self.cluster_id().await? {
             return Ok(known);
         }
-        let path = self.root.join("cluster_id");
-        self.write_small_file(&path, format!("{cluster_id}\n").as_bytes())
-            .await?;
-        sync_dir(&self.root).await?;
+        self.set_note("cluster_id", cluster_id).await?;
         Ok(cluster_id.to_owned())
+    }
+
+    /// The one-line note `DATA_DIR/<name>` the node keeps for itself, if
+    /// any (`name` is one of the store's own file names).
+    pub async fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let path = self.root.join(name);
+        match fs::read_to_string(&path).await {
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err).context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Keeps `value` as the note `DATA_DIR/<name>`, durably.
+    pub async fn set_note(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let path = self.root.join(name);
+        self.write_small_file(&path, format!("{value}\n").as_bytes())
+            .await?;
+        sync_dir(&self.root).await
     }
 
     /// Ids of the chunks in shard `shard` (the first byte of the hash that
@@ -170,6 +191,57 @@ impl ChunkStore {
         before: SystemTime,
     ) -> Result<Vec<String>, StoreError> {
         chunk_ids_modified_before(&self.chunks.join(format!("{shard:02x}")), before).await
+    }
+
+    /// Every chunk id in shard `shard` with a data or a meta file: what a
+    /// scrub looks at.
+    pub async fn ids_in_shard(&self, shard: u8) -> Result<BTreeSet<String>, StoreError> {
+        ids_in(&self.chunks.join(format!("{shard:02x}"))).await
+    }
+
+    /// Re-reads chunk `id` against its meta, at most as fast as `throttle`
+    /// allows. Writes and deletes of `id` wait meanwhile, so a chunk being
+    /// deleted is never taken for a missing one.
+    pub async fn verify(&self, id: &str, throttle: &Throttle) -> Result<Verdict, StoreError> {
+        let (_, data_path, meta_path) = self.paths(id)?;
+        let _guard = self.lock(id).await;
+        check::verify(&data_path, &meta_path, throttle).await
+    }
+
+    /// Moves chunk `id` (whatever is left of it) to `quarantine/`, where it
+    /// is never served again.
+    pub async fn quarantine(&self, id: &str) -> Result<(), StoreError> {
+        let (dir, data_path, meta_path) = self.paths(id)?;
+        let _guard = self.lock(id).await;
+        let had_data = fs::try_exists(&data_path).await.unwrap_or(false);
+        if quarantine::set_aside(&self.quarantine, id, &data_path, &meta_path).await? {
+            sync_dir(&dir).await?;
+            sync_dir(&self.quarantine).await?;
+        }
+        if had_data {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Number of chunks in quarantine.
+    pub async fn quarantined_count(&self) -> Result<u64, StoreError> {
+        let (all, _) = quarantine::list(&self.quarantine, SystemTime::UNIX_EPOCH).await?;
+        Ok(all.len() as u64)
+    }
+
+    /// Deletes quarantined chunks set aside more than
+    /// [`quarantine::RETENTION`] ago; how many.
+    pub async fn purge_quarantine(&self) -> Result<u64, StoreError> {
+        let before = SystemTime::now()
+            .checked_sub(quarantine::RETENTION)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let (_, old) = quarantine::list(&self.quarantine, before).await?;
+        for id in &old {
+            let _guard = self.lock(id).await;
+            quarantine::remove(&self.quarantine, id).await?;
+        }
+        Ok(old.len() as u64)
     }
 
     /// Number of chunks stored.
@@ -332,10 +404,12 @@ impl ChunkStore {
         Ok((file, meta))
     }
 
-    /// Deletes chunk `id`; [`StoreError::NotFound`] when it is not stored.
+    /// Deletes chunk `id`, and any quarantined copy of it;
+    /// [`StoreError::NotFound`] when there is neither.
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
         let (dir, data_path, meta_path) = self.paths(id)?;
         let _guard = self.lock(id).await;
+        let quarantined = quarantine::remove(&self.quarantine, id).await?;
         let existed = match fs::remove_file(&data_path).await {
             Ok(()) => true,
             Err(err) if err.kind() == ErrorKind::NotFound => false,
@@ -347,7 +421,11 @@ impl ChunkStore {
             Err(err) => return Err(err).context(|| format!("removing {}", meta_path.display())),
         }
         if !existed {
-            return Err(StoreError::NotFound);
+            return if quarantined {
+                Ok(())
+            } else {
+                Err(StoreError::NotFound)
+            };
         }
         sync_dir(&dir).await?;
         self.count.fetch_sub(1, Ordering::Relaxed);

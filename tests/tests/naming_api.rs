@@ -39,7 +39,10 @@ async fn nodes_register_heartbeat_and_go_dead() -> Result<()> {
 
     // A heartbeat updates the stats; re-registering updates the url.
     let (status, body) = api.heartbeat("alpha", &[]).await?;
-    assert_eq!((status, body), (StatusCode::OK, json!({"delete": []})));
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"delete": [], "verify": []}))
+    );
     let moved = json!({"node_id": "beta", "url": "http://moved.invalid:1", "tcp_addr": "moved.invalid:2",
                        "capacity_bytes": 9, "free_bytes": 8, "chunk_count": 7});
     api.expect(

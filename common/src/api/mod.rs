@@ -79,6 +79,10 @@ pub struct NodeStats {
     pub free_bytes: u64,
     /// Chunks stored on the node.
     pub chunk_count: u64,
+    /// Chunks the node found corrupt or missing and set aside; they are
+    /// deleted once their file has good replicas again.
+    #[serde(default)]
+    pub quarantined_chunks: u64,
 }
 
 /// Reply to registration.
@@ -106,6 +110,10 @@ pub struct RepairReport {
     pub repaired: u64,
     /// New copies made.
     pub copies: u64,
+    /// Copies dropped from chunks with more live replicas than that (a lost
+    /// node came back after its chunks were copied elsewhere).
+    #[serde(default)]
+    pub trimmed: u64,
     /// Chunks still short of live replicas, and why.
     pub problems: Vec<RepairProblem>,
 }
@@ -146,6 +154,36 @@ pub struct HeartbeatRequest {
     /// Chunk ids from earlier `delete` lists that the node has now removed.
     #[serde(default)]
     pub deleted: Vec<String>,
+    /// Chunks the node found corrupt or missing (by its scrubber, or when
+    /// asked to `verify` them) and quarantined since its last heartbeat.
+    #[serde(default)]
+    pub bad: Vec<BadChunk>,
+}
+
+/// A chunk a node found it cannot serve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BadChunk {
+    pub chunk_id: String,
+    pub problem: ChunkProblem,
+}
+
+/// What is wrong with a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkProblem {
+    /// Its bytes no longer match its CRC32C (or its size).
+    Corrupt,
+    /// Its file is gone from the node's disk.
+    Missing,
+}
+
+impl std::fmt::Display for ChunkProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Corrupt => "corrupt",
+            Self::Missing => "missing",
+        })
+    }
 }
 
 /// Reply to a heartbeat.
@@ -154,6 +192,10 @@ pub struct HeartbeatResponse {
     /// Chunks the node should remove (their files were deleted or never
     /// finalized). The node reports them in `deleted` once gone.
     pub delete: Vec<String>,
+    /// Chunks a reader found bad on this node: the node re-reads each
+    /// against its CRC32C and reports the bad ones in `bad`.
+    #[serde(default)]
+    pub verify: Vec<String>,
 }
 
 /// One storage node as `GET /nodes` shows it.
@@ -305,6 +347,29 @@ pub struct ChunkLocation {
     pub crc32c: u32,
     /// Live replicas first.
     pub replicas: Vec<Replica>,
+    /// Copies found corrupt or missing, set aside until the chunk has good
+    /// replicas again; never read from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad_replicas: Vec<BadReplica>,
+}
+
+/// A copy of a chunk its node found corrupt or missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BadReplica {
+    pub node_id: String,
+    pub problem: ChunkProblem,
+}
+
+/// `POST /files/{file_id}/chunks/{index}/suspect`: a reader got bad bytes
+/// (or none) from a replica; its node is asked to check its copy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SuspectReplica {
+    /// The chunk id the reader read (it must still be chunk `index`'s).
+    pub chunk_id: String,
+    /// The node that served the bad bytes.
+    pub node_id: String,
+    /// What the reader saw, for the logs.
+    pub reason: String,
 }
 
 /// One copy of a chunk.

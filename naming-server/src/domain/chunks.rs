@@ -135,6 +135,7 @@ fn validate_chunks(
             size: chunk.size,
             crc32c: chunk.crc32c,
             nodes: chunk.replicas,
+            bad: Vec::new(),
         });
     }
     stored.sort_by_key(|chunk| chunk.index);

@@ -10,8 +10,11 @@
 //! - [`chunks`]: chunk targets, finalize, chunk locations.
 //! - [`distribution`]: plan a job, hand it out, take the nodes' reports,
 //!   and derive a job's state from them.
-//! - [`repair`]: bring chunks back to their replication factor, on demand
-//!   and in background scans after a node is lost.
+//! - [`integrity`]: bad replicas, reported by readers and by the nodes'
+//!   scrubbers, set aside and queued for repair.
+//! - [`repair`]: bring chunks back to their replication factor (and trim
+//!   those above it), on demand, for queued files, and in background scans
+//!   after a node is lost or comes back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,7 @@ pub mod chunks;
 pub mod distribution;
 mod error;
 pub mod files;
+pub mod integrity;
 pub mod nodes;
 pub mod repair;
 

@@ -13,7 +13,7 @@ use dfs_common::api::{
 };
 use dfs_common::{now_ms, validate};
 
-use super::{DomainError, DomainResult, Naming, Settings, millis};
+use super::{DomainError, DomainResult, Naming, Settings, integrity, millis};
 use crate::store::{NodeRecord, StoreError, StoredChunk};
 
 /// Chunk ids handed to a node per heartbeat at most.
@@ -122,6 +122,7 @@ impl NodeDirectory {
             size: chunk.size,
             crc32c: chunk.crc32c,
             replicas,
+            bad_replicas: chunk.bad,
         }
     }
 }
@@ -173,7 +174,18 @@ pub async fn heartbeat(
     request: HeartbeatRequest,
 ) -> DomainResult<HeartbeatResponse> {
     check_node_id(node_id)?;
-    let delete = naming
+    if request.bad.len() > MAX_CHUNK_REPORT {
+        return Err(DomainError::TooLarge(format!(
+            "{} bad chunks in one heartbeat; at most {MAX_CHUNK_REPORT}",
+            request.bad.len()
+        )));
+    }
+    // Before the heartbeat hands out suspects to verify: a failure here
+    // leaves them for the next one.
+    for bad in &request.bad {
+        integrity::record_bad(naming, node_id, bad).await?;
+    }
+    let work = naming
         .store
         .heartbeat(
             node_id,
@@ -183,7 +195,19 @@ pub async fn heartbeat(
             MAX_DELETES_PER_HEARTBEAT,
         )
         .await?;
-    Ok(HeartbeatResponse { delete })
+    // Never tell a node to delete a chunk it is listed as holding (it was
+    // trashed, then chosen again, say as a repair target): it stays.
+    let kept = naming.store.held_by(node_id, &work.delete).await?;
+    naming.store.untrash(node_id, &kept).await?;
+    let delete = work
+        .delete
+        .into_iter()
+        .filter(|id| !kept.contains(id))
+        .collect();
+    Ok(HeartbeatResponse {
+        delete,
+        verify: work.verify,
+    })
 }
 
 /// Of the chunk ids a node lists, the ones no file refers to, which it may

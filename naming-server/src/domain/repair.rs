@@ -6,8 +6,11 @@
 //! same chain as on write); the nodes that now hold it join its replicas.
 //! Dead replicas stay listed, so a node that returns still counts.
 //!
-//! [`scan_if_due`] does it for every committed file once a node has been
-//! silent for `REPAIR_AFTER` (or was forgotten): one naming-server replica,
+//! [`repair_queued`] does it for files queued because a replica was found
+//! bad (`integrity.rs`). [`scan_if_due`] does it for every committed file
+//! once a node has been silent for `REPAIR_AFTER` (or was forgotten, or
+//! came back after its chunks were copied elsewhere): one naming-server
+//! replica,
 //! holding a lease in Redis, walks every committed file once. A lost node
 //! is covered by one scan; if it comes back and is lost again, it counts
 //! anew. The background loop that calls it lives in `tasks/repair.rs`.
@@ -25,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::files;
 use super::nodes::{NodeDirectory, is_alive};
 use super::{DomainError, DomainResult, Naming, millis};
-use crate::store::{NodeRecord, StoredChunk};
+use crate::store::{Edited, NodeRecord, ReplicaEdit, StoredChunk};
 
 /// How long a background scan may hold its lease before another replica
 /// may start one.
@@ -57,6 +60,7 @@ async fn repair_file(
         under_replicated: 0,
         repaired: 0,
         copies: 0,
+        trimmed: 0,
         problems: Vec::new(),
     };
     for chunk in chunks {
@@ -66,83 +70,205 @@ async fn repair_file(
             .filter(|node| chunk.nodes.contains(&node.node_id))
             .collect();
         if holders.len() >= want {
+            report.trimmed += trim(naming, file_id, &chunk, &holders, want).await?;
+            settle_bad(naming, file_id, &chunk).await?;
             continue;
         }
         report.under_replicated += 1;
-        let index = chunk.index;
-        let mut problem = |error: String| report.problems.push(RepairProblem { index, error });
-        if holders.is_empty() {
-            let listed = chunk
-                .nodes
-                .iter()
-                .map(|id| match directory.record(id) {
-                    Some(_) => format!("{id} (dead)"),
-                    None => format!("{id} (forgotten)"),
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            problem(format!("no live replica; it was on {listed}"));
-            continue;
+        match restore(naming, file_id, &chunk, &holders, want, directory).await? {
+            Restored::Full { copies } => {
+                report.copies += copies;
+                report.repaired += 1;
+                settle_bad(naming, file_id, &chunk).await?;
+            }
+            Restored::Short { copies, error } => {
+                report.copies += copies;
+                report.problems.push(RepairProblem {
+                    index: chunk.index,
+                    error,
+                });
+            }
         }
-        let mut targets: Vec<&NodeRecord> = live
+    }
+    if report.under_replicated > 0 || report.trimmed > 0 {
+        tracing::info!(
+            file_id,
+            under_replicated = report.under_replicated,
+            repaired = report.repaired,
+            copies = report.copies,
+            trimmed = report.trimmed,
+            problems = report.problems.len(),
+            "file repaired"
+        );
+    }
+    Ok(report)
+}
+
+/// How far [`restore`] got with one chunk.
+enum Restored {
+    /// Back at its replication factor.
+    Full { copies: u64 },
+    /// Still short, and why.
+    Short { copies: u64, error: String },
+}
+
+/// Copies `chunk`, which has `holders` live good replicas, to live nodes
+/// that lack it (and hold no bad copy of it) until it has `want`.
+async fn restore(
+    naming: &Naming,
+    file_id: &str,
+    chunk: &StoredChunk,
+    holders: &[&NodeRecord],
+    want: usize,
+    directory: &NodeDirectory,
+) -> DomainResult<Restored> {
+    let short = |copies: u64, error: String| Ok(Restored::Short { copies, error });
+    let Some(source) = holders.first() else {
+        let listed = chunk
+            .nodes
             .iter()
-            .copied()
-            .filter(|node| !chunk.nodes.contains(&node.node_id))
-            .collect();
-        targets.shuffle(&mut rand::rng());
-        targets.truncate(want - holders.len());
-        if targets.is_empty() {
-            problem(format!(
+            .map(|id| match directory.record(id) {
+                Some(_) => format!("{id} (dead)"),
+                None => format!("{id} (forgotten)"),
+            })
+            .chain(
+                chunk
+                    .bad
+                    .iter()
+                    .map(|bad| format!("{} ({})", bad.node_id, bad.problem)),
+            )
+            .collect::<Vec<_>>()
+            .join(", ");
+        return short(0, format!("no good live replica; it was on {listed}"));
+    };
+    let excluded = |node: &&NodeRecord| {
+        chunk.nodes.contains(&node.node_id) || chunk.bad.iter().any(|b| b.node_id == node.node_id)
+    };
+    let mut targets: Vec<&NodeRecord> = directory
+        .live()
+        .into_iter()
+        .filter(|node| !excluded(node))
+        .collect();
+    targets.shuffle(&mut rand::rng());
+    targets.truncate(want - holders.len());
+    if targets.is_empty() {
+        return short(
+            0,
+            format!(
                 "{} live replicas of {want}, and no other live node to copy it to",
                 holders.len()
-            ));
-            continue;
-        }
-        let (added, error) = match copy_down_chain(naming, &chunk, holders[0], &targets).await {
-            Ok(()) => (targets.len(), None),
-            Err((held, error)) => (held, Some(error)),
-        };
-        let new_nodes: Vec<String> = targets[..added].iter().map(|n| n.node_id.clone()).collect();
-        if !new_nodes.is_empty()
-            && !naming
-                .store
-                .add_chunk_replicas(file_id, index, &chunk.chunk_id, &new_nodes)
-                .await?
-        {
+            ),
+        );
+    }
+    let (added, error) = match copy_down_chain(naming, chunk, source, &targets).await {
+        Ok(()) => (targets.len(), None),
+        Err((held, error)) => (held, Some(error)),
+    };
+    let new_nodes: Vec<String> = targets[..added].iter().map(|n| n.node_id.clone()).collect();
+    if !new_nodes.is_empty() {
+        let edit = ReplicaEdit::Add(new_nodes.clone());
+        let edited = naming
+            .store
+            .edit_replicas(file_id, chunk.index, &chunk.chunk_id, &edit)
+            .await?;
+        if edited == Edited::Gone {
             // Deleted or replaced meanwhile: the new copies are garbage.
             let trash = new_nodes
                 .iter()
                 .map(|node| (node.clone(), chunk.chunk_id.clone()))
                 .collect();
             naming.store.trash_chunks(trash).await?;
-            problem("the file was deleted or replaced during the repair".to_owned());
-            continue;
-        }
-        report.copies += new_nodes.len() as u64;
-        naming
-            .metrics
-            .repair_copies
-            .fetch_add(new_nodes.len() as u64, Ordering::Relaxed);
-        let now_live = holders.len() + new_nodes.len();
-        match error {
-            Some(error) => problem(error),
-            None if now_live < want => problem(format!(
-                "{now_live} live replicas of {want}: not enough live nodes"
-            )),
-            None => report.repaired += 1,
+            return short(
+                0,
+                "the file was deleted or replaced during the repair".to_owned(),
+            );
         }
     }
-    if report.under_replicated > 0 {
-        tracing::info!(
+    let copies = new_nodes.len() as u64;
+    naming
+        .metrics
+        .repair_copies
+        .fetch_add(copies, Ordering::Relaxed);
+    let now_live = holders.len() + new_nodes.len();
+    match error {
+        Some(error) => short(copies, error),
+        None if now_live < want => short(
+            copies,
+            format!("{now_live} live replicas of {want}: not enough live nodes"),
+        ),
+        None => Ok(Restored::Full { copies }),
+    }
+}
+
+/// Drops the replicas of `chunk` beyond `want` (a lost node came back
+/// after its chunks were copied elsewhere): those on the fullest nodes go,
+/// and their copies are deleted. How many were dropped.
+async fn trim(
+    naming: &Naming,
+    file_id: &str,
+    chunk: &StoredChunk,
+    holders: &[&NodeRecord],
+    want: usize,
+) -> DomainResult<u64> {
+    if holders.len() <= want {
+        return Ok(0);
+    }
+    let mut fullest_first = holders.to_vec();
+    fullest_first.sort_by_key(|node| node.stats.free_bytes);
+    let extra: Vec<String> = fullest_first[..holders.len() - want]
+        .iter()
+        .map(|node| node.node_id.clone())
+        .collect();
+    let edit = ReplicaEdit::Remove(extra.clone());
+    let edited = naming
+        .store
+        .edit_replicas(file_id, chunk.index, &chunk.chunk_id, &edit)
+        .await?;
+    if edited != Edited::Changed {
+        return Ok(0);
+    }
+    naming
+        .store
+        .trash_chunks(trash_on(&extra, &chunk.chunk_id))
+        .await?;
+    naming
+        .metrics
+        .repair_trims
+        .fetch_add(extra.len() as u64, Ordering::Relaxed);
+    Ok(extra.len() as u64)
+}
+
+/// `chunk` has its good replicas again: its bad copies are forgotten, and
+/// deleted from their nodes' quarantine.
+async fn settle_bad(naming: &Naming, file_id: &str, chunk: &StoredChunk) -> DomainResult<()> {
+    if chunk.bad.is_empty() {
+        return Ok(());
+    }
+    let edited = naming
+        .store
+        .edit_replicas(
             file_id,
-            under_replicated = report.under_replicated,
-            repaired = report.repaired,
-            copies = report.copies,
-            problems = report.problems.len(),
-            "file repaired"
-        );
+            chunk.index,
+            &chunk.chunk_id,
+            &ReplicaEdit::ClearBad,
+        )
+        .await?;
+    if edited == Edited::Changed {
+        let nodes: Vec<String> = chunk.bad.iter().map(|bad| bad.node_id.clone()).collect();
+        naming
+            .store
+            .trash_chunks(trash_on(&nodes, &chunk.chunk_id))
+            .await?;
     }
-    Ok(report)
+    Ok(())
+}
+
+/// (node, chunk id) trash items for `chunk_id` on each of `nodes`.
+fn trash_on(nodes: &[String], chunk_id: &str) -> Vec<(String, String)> {
+    nodes
+        .iter()
+        .map(|node| (node.clone(), chunk_id.to_owned()))
+        .collect()
 }
 
 /// Asks `targets[0]` to pull `chunk` from `source` and pass it down the
@@ -184,6 +310,25 @@ async fn copy_down_chain(
         _ => 0,
     };
     Err((held, format!("copying from {}: {error}", source.node_id)))
+}
+
+/// Repairs up to `max` files queued because a replica of theirs was found
+/// bad (any replica of the naming server may take each). How many.
+pub async fn repair_queued(naming: &Naming, max: usize) -> DomainResult<usize> {
+    for done in 0..max {
+        let Some(file_id) = naming.store.next_repair().await? else {
+            return Ok(done);
+        };
+        match repair(naming, &file_id).await {
+            // Deleted since it was queued.
+            Ok(_) | Err(DomainError::NotFound(_)) => {}
+            Err(e) => {
+                naming.store.queue_repair(&file_id).await?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(max)
 }
 
 /// One tick of background repair: claims a scan when a node has been

@@ -5,12 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use dfs_common::api::{
     AllocateChunkRequest, ChunkAllocation, ChunkLocation, ErrorBody, FileRecord, FinalizeRequest,
+    SuspectReplica,
 };
 use dfs_common::http::{AppJson, AppPath};
 
 use super::error::ApiError;
 use super::observe::record_span;
-use crate::domain::{Naming, chunks};
+use crate::domain::{Naming, chunks, integrity};
 
 /// Allocate `replication` distinct live storage nodes for one chunk of a pending file.
 #[utoipa::path(post, path = "/files/{file_id}/chunks", tag = "chunks",
@@ -75,4 +76,28 @@ pub async fn get_chunk_location(
 ) -> Result<Json<ChunkLocation>, ApiError> {
     record_span("file_id", &file_id);
     Ok(Json(chunks::location(&naming, &file_id, index).await?))
+}
+
+/// A reader got bad bytes (or none) from a replica of chunk `index`: the
+/// replica's node is asked, with its next heartbeat, to verify its copy;
+/// a bad copy is then quarantined there and the chunk re-replicated.
+#[utoipa::path(post, path = "/files/{file_id}/chunks/{index}/suspect", tag = "chunks",
+    params(("file_id" = String, Path), ("index" = u64, Path)),
+    request_body = SuspectReplica,
+    responses(
+        (status = 204, description = "The node will verify its copy"),
+        (status = 400, body = ErrorBody, description = "Bad ids, or the node holds no replica of the chunk"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "Unknown file, or the chunk has changed since it was read"),
+        (status = 503, body = ErrorBody, description = "Redis unreachable"),
+    ),
+    security(("bearer" = [])))]
+pub async fn report_suspect(
+    State(naming): State<Naming>,
+    AppPath((file_id, index)): AppPath<(String, u64)>,
+    AppJson(report): AppJson<SuspectReplica>,
+) -> Result<StatusCode, ApiError> {
+    record_span("file_id", &file_id);
+    integrity::suspect(&naming, &file_id, index, report).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -50,6 +50,7 @@ fn routers() -> (OpenApiRouter<Naming>, OpenApiRouter<Naming>) {
         .routes(routes!(chunks::allocate_chunk))
         .routes(routes!(chunks::finalize_file))
         .routes(routes!(chunks::get_chunk_location))
+        .routes(routes!(chunks::report_suspect))
         .routes(routes!(
             distributions::start_distribution,
             distributions::list_distributions

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use dfs_common::api::FileInfo;
-use serde::{Deserialize, Serialize};
+use dfs_common::api::{BadReplica, FileInfo};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::StoreFuture;
 
@@ -24,8 +24,55 @@ pub struct StoredChunk {
     pub chunk_id: String,
     pub size: u64,
     pub crc32c: u32,
-    /// Node ids holding a copy.
+    /// Node ids holding a good copy.
+    #[serde(deserialize_with = "list")]
     pub nodes: Vec<String>,
+    /// Copies their nodes found corrupt or missing (and quarantined), kept
+    /// until the chunk has good replicas again.
+    #[serde(
+        default,
+        deserialize_with = "list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub bad: Vec<BadReplica>,
+}
+
+/// A JSON list, where Redis's Lua `cjson` writes an empty list as `{}`.
+fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrEmpty<T> {
+        List(Vec<T>),
+        Empty {},
+    }
+    Ok(match ListOrEmpty::deserialize(d)? {
+        ListOrEmpty::List(items) => items,
+        ListOrEmpty::Empty {} => Vec::new(),
+    })
+}
+
+/// What [`FileStore::edit_replicas`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edited {
+    Changed,
+    /// It was so already (nodes already listed, or not listed; a node
+    /// already marked bad or not a replica; no bad copies).
+    AlreadySo,
+    /// The file is gone or not committed, or the chunk has another id.
+    Gone,
+}
+
+/// A change to one chunk's replicas: see [`FileStore::edit_replicas`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaEdit {
+    /// These nodes now hold good copies.
+    Add(Vec<String>),
+    /// These nodes' copies are dropped (the chunk has more than enough).
+    Remove(Vec<String>),
+    /// This replica's node found its copy bad and quarantined it.
+    MarkBad(BadReplica),
+    /// The bad copies are forgotten (the chunk has good replicas again).
+    ClearBad,
 }
 
 /// A page of committed files ordered by name, and the cursor of the next one.
@@ -78,24 +125,32 @@ pub trait FileStore: Send + Sync {
     /// One chunk of a committed file.
     fn chunk<'a>(&'a self, file_id: &'a str, index: u64) -> StoreFuture<'a, Option<StoredChunk>>;
 
-    /// Adds `node_ids` to the replicas of chunk `index` of a committed file,
-    /// atomically with the check that the chunk is still `chunk_id`. False
-    /// (nothing changed) when the file or chunk is gone.
-    fn add_chunk_replicas<'a>(
+    /// Changes the replicas of chunk `index` of a committed file,
+    /// atomically with the check that the chunk is still `chunk_id`.
+    fn edit_replicas<'a>(
         &'a self,
         file_id: &'a str,
         index: u64,
         chunk_id: &'a str,
-        node_ids: &'a [String],
-    ) -> StoreFuture<'a, bool>;
+        edit: &'a ReplicaEdit,
+    ) -> StoreFuture<'a, Edited>;
 
-    /// Adds the nodes to every chunk's replicas of a committed file, at once
+    /// Adds the nodes to every chunk's replicas of a committed file, at once,
+    /// and raises its replication factor to the replicas every chunk now has
     /// (no-op for other files).
     fn add_file_replicas<'a>(
         &'a self,
         file_id: &'a str,
         node_ids: &'a [String],
     ) -> StoreFuture<'a, ()>;
+
+    /// Of `chunk_ids`, the ones whose chunk lists `node_id` among its good
+    /// replicas now (made by this naming server, file committed).
+    fn held_by<'a>(
+        &'a self,
+        node_id: &'a str,
+        chunk_ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<String>>;
 
     /// Committed files whose names start with `prefix`, after `after`.
     fn list<'a>(

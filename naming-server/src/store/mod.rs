@@ -17,9 +17,9 @@ pub mod nodes;
 pub mod redis;
 
 pub use error::{StoreError, StoreFuture, StoreResult};
-pub use files::{Allocation, FilePage, FileStore, StoredChunk};
+pub use files::{Allocation, Edited, FilePage, FileStore, ReplicaEdit, StoredChunk};
 pub use jobs::{ChainNode, JobPlan, JobRecord, JobStore, StoredReport};
-pub use nodes::{NodeRecord, NodeStore};
+pub use nodes::{HeartbeatWork, NodeRecord, NodeStore};
 
 /// All of the metadata, as the naming server holds it.
 pub trait MetadataStore: FileStore + NodeStore + JobStore + 'static {

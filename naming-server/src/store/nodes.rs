@@ -15,6 +15,15 @@ pub struct NodeRecord {
     pub stats: NodeStats,
 }
 
+/// What a heartbeat hands back to its node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatWork {
+    /// Chunk ids to delete.
+    pub delete: Vec<String>,
+    /// Chunk ids to verify.
+    pub verify: Vec<String>,
+}
+
 /// Node metadata. Every method is safe to call from many naming servers
 /// at once.
 pub trait NodeStore: Send + Sync {
@@ -22,8 +31,9 @@ pub trait NodeStore: Send + Sync {
     fn register_node(&self, node: NodeRecord) -> StoreFuture<'_, ()>;
 
     /// Records a heartbeat, forgets the `deleted` chunk ids from the node's
-    /// trash and returns up to `max` chunk ids it should delete.
-    /// `NotFound` for an unknown node.
+    /// trash and returns up to `max` chunk ids it should delete, and up to
+    /// `max` suspect chunk ids it should verify (which leave the suspect
+    /// set). `NotFound` for an unknown node.
     fn heartbeat<'a>(
         &'a self,
         node_id: &'a str,
@@ -31,7 +41,21 @@ pub trait NodeStore: Send + Sync {
         deleted: &'a [String],
         now_ms: u64,
         max: usize,
-    ) -> StoreFuture<'a, Vec<String>>;
+    ) -> StoreFuture<'a, HeartbeatWork>;
+
+    /// Takes `chunk_ids` out of node `node_id`'s trash.
+    fn untrash<'a>(&'a self, node_id: &'a str, chunk_ids: &'a [String]) -> StoreFuture<'a, ()>;
+
+    /// Asks node `node_id` to verify its copy of `chunk_id` (a reader got
+    /// bad bytes from it); handed out with its next heartbeat.
+    fn suspect<'a>(&'a self, node_id: &'a str, chunk_id: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Queues file `file_id` for a repair (a replica of it was found bad);
+    /// any naming-server replica may take it with [`NodeStore::next_repair`].
+    fn queue_repair<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Takes one queued file for repair, if any.
+    fn next_repair(&self) -> StoreFuture<'_, Option<String>>;
 
     /// Every node registered and not forgotten, ordered by id.
     fn nodes(&self) -> StoreFuture<'_, Vec<NodeRecord>>;

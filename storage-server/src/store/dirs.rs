@@ -1,6 +1,7 @@
 //! Directory helpers of the store: fsync a directory, empty `tmp/`, count
-//! the stored chunks at start-up, list them for orphan sweeps.
+//! the stored chunks at start-up, list them for orphan sweeps and scrubs.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -72,6 +73,33 @@ pub(super) async fn chunk_ids_modified_before(
         };
         if meta.modified().is_ok_and(|modified| modified < before) {
             ids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    Ok(ids)
+}
+
+/// Every chunk id with a data or a meta file in the directories of `ab`
+/// (one first-level directory); none when `ab` does not exist.
+pub(super) async fn ids_in(ab: &Path) -> Result<BTreeSet<String>, StoreError> {
+    let mut ids = BTreeSet::new();
+    if !fs::try_exists(ab).await.unwrap_or(false) {
+        return Ok(ids);
+    }
+    for cd in list_dirs(ab).await? {
+        let mut entries = fs::read_dir(&cd)
+            .await
+            .context(|| format!("listing {}", cd.display()))?;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .context(|| format!("listing {}", cd.display()))?
+        {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let id = name.strip_suffix(".meta").unwrap_or(&name);
+            if validate::chunk_id(id).is_ok() {
+                ids.insert(id.to_owned());
+            }
         }
     }
     Ok(ids)

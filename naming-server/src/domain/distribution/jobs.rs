@@ -134,6 +134,7 @@ async fn commit_seed(naming: &Naming, plan: &JobPlan, report: &NodeReport) -> Do
             size: chunk_len(plan.size, plan.chunk_size, index).unwrap_or(0),
             crc32c,
             nodes: vec![report.node_id.clone()],
+            bad: Vec::new(),
         })
         .collect();
     match naming.store.commit(&info, &chunks).await {

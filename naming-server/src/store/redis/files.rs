@@ -20,7 +20,8 @@ use super::parse::{allocation_targets, file_info, file_keys, state_error};
 use super::{RedisStore, trash};
 use crate::store::ids::chunk_owner;
 use crate::store::{
-    Allocation, FilePage, FileStore, StoreError, StoreFuture, StoreResult, StoredChunk,
+    Allocation, Edited, FilePage, FileStore, ReplicaEdit, StoreError, StoreFuture, StoreResult,
+    StoredChunk,
 };
 
 /// How long a reaper owns a claimed expired id before another may retry it.
@@ -204,23 +205,33 @@ impl FileStore for RedisStore {
         })
     }
 
-    fn add_chunk_replicas<'a>(
+    fn edit_replicas<'a>(
         &'a self,
         file_id: &'a str,
         index: u64,
         chunk_id: &'a str,
-        node_ids: &'a [String],
-    ) -> StoreFuture<'a, bool> {
+        edit: &'a ReplicaEdit,
+    ) -> StoreFuture<'a, Edited> {
         Box::pin(async move {
             let keys = file_keys(file_id)?;
             let mut conn = self.conn().await?;
-            let mut call = self.scripts.add_chunk_replicas.key(&keys.file);
-            call.key(&keys.chunks)
-                .arg(index)
-                .arg(chunk_id)
-                .arg(node_ids);
-            let added: i64 = call.invoke_async(&mut conn).await?;
-            Ok(added == 1)
+            let mut call = self.scripts.edit_replicas.key(&keys.file);
+            call.key(&keys.chunks).arg(index).arg(chunk_id);
+            match edit {
+                ReplicaEdit::Add(nodes) => call.arg("add").arg(nodes),
+                ReplicaEdit::Remove(nodes) => call.arg("remove").arg(nodes),
+                ReplicaEdit::MarkBad(bad) => call
+                    .arg("bad")
+                    .arg(&bad.node_id)
+                    .arg(bad.problem.to_string()),
+                ReplicaEdit::ClearBad => call.arg("clear_bad"),
+            };
+            let outcome: i64 = call.invoke_async(&mut conn).await?;
+            Ok(match outcome {
+                1 => Edited::Changed,
+                2 => Edited::AlreadySo,
+                _ => Edited::Gone,
+            })
         })
     }
 
@@ -239,6 +250,32 @@ impl FileStore for RedisStore {
             call.key(&keys.chunks).arg(node_ids);
             call.invoke_async::<()>(&mut conn).await?;
             Ok(())
+        })
+    }
+
+    fn held_by<'a>(
+        &'a self,
+        node_id: &'a str,
+        chunk_ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let owned = ChunkLookup::of(chunk_ids);
+            if owned.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut pipe = redis::pipe();
+            ChunkLookup::queue(&owned, &mut pipe);
+            let mut conn = self.conn().await?;
+            let replies: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+            let mut held = Vec::new();
+            for (lookup, reply) in owned.iter().zip(replies.chunks_exact(2)) {
+                if let Found::Committed(Some(chunk)) = lookup.found(reply)?
+                    && chunk.nodes.iter().any(|n| n == node_id)
+                {
+                    held.push(lookup.id.clone());
+                }
+            }
+            Ok(held)
         })
     }
 
@@ -382,20 +419,12 @@ impl FileStore for RedisStore {
         chunk_ids: &'a [String],
     ) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let owned: Vec<(&String, &str, u64, FileKeys)> = chunk_ids
-                .iter()
-                .filter_map(|id| {
-                    let (file_id, index) = chunk_owner(id)?;
-                    Some((id, file_id, index, FileKeys::of(file_id)?))
-                })
-                .collect();
+            let owned = ChunkLookup::of(chunk_ids);
             // The cluster id before and after the lookups: equal and ours
             // means no wipe came in between (a new id is random).
             let mut pipe = redis::pipe();
             pipe.get(CLUSTER_ID);
-            for (_, _, index, keys) in &owned {
-                pipe.hget(&keys.file, "state").hget(&keys.chunks, index);
-            }
+            ChunkLookup::queue(&owned, &mut pipe);
             pipe.get(CLUSTER_ID);
             let mut conn = self.conn().await?;
             let replies: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
@@ -409,25 +438,81 @@ impl FileStore for RedisStore {
             }
             let lookups = &replies[1..replies.len() - 1];
             let mut orphans = Vec::new();
-            for ((id, file_id, _, _), reply) in owned.iter().zip(lookups.chunks_exact(2)) {
-                let orphan = match (reply[0].as_deref(), &reply[1]) {
-                    (Some("pending"), _) => false,
-                    (Some("committed"), Some(json)) => {
-                        let chunk: StoredChunk = serde_json::from_str(json)?;
-                        chunk.chunk_id != **id
-                    }
-                    (Some("committed"), None) | (None | Some("expired"), _) => true,
-                    (Some(other), _) => {
-                        return Err(StoreError::Internal(format!(
-                            "file {file_id}: unexpected state {other:?}"
-                        )));
-                    }
+            for (lookup, reply) in owned.iter().zip(lookups.chunks_exact(2)) {
+                let orphan = match lookup.found(reply)? {
+                    Found::Pending => false,
+                    Found::Committed(chunk) => chunk.is_none(),
+                    Found::Gone => true,
                 };
                 if orphan {
-                    orphans.push((*id).clone());
+                    orphans.push(lookup.id.clone());
                 }
             }
             Ok(orphans)
+        })
+    }
+}
+
+/// A chunk id made by this naming server, and the keys to look it up by.
+struct ChunkLookup<'a> {
+    id: &'a String,
+    file_id: &'a str,
+    index: u64,
+    keys: FileKeys,
+}
+
+/// What the store holds of a chunk id's file.
+enum Found {
+    /// The file is still being written.
+    Pending,
+    /// The file is committed; with the chunk when its index still has
+    /// this id.
+    Committed(Option<StoredChunk>),
+    /// The file is deleted or expired.
+    Gone,
+}
+
+impl<'a> ChunkLookup<'a> {
+    /// The ids of `chunk_ids` this naming server made (others are left out).
+    fn of(chunk_ids: &'a [String]) -> Vec<Self> {
+        chunk_ids
+            .iter()
+            .filter_map(|id| {
+                let (file_id, index) = chunk_owner(id)?;
+                Some(Self {
+                    id,
+                    file_id,
+                    index,
+                    keys: FileKeys::of(file_id)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds two reads per lookup to `pipe`: the file's state, the chunk.
+    fn queue(lookups: &[Self], pipe: &mut redis::Pipeline) {
+        for lookup in lookups {
+            pipe.hget(&lookup.keys.file, "state")
+                .hget(&lookup.keys.chunks, lookup.index);
+        }
+    }
+
+    /// Reads the two replies [`ChunkLookup::queue`] asked for.
+    fn found(&self, reply: &[Option<String>]) -> StoreResult<Found> {
+        Ok(match (reply[0].as_deref(), &reply[1]) {
+            (Some("pending"), _) => Found::Pending,
+            (Some("committed"), Some(json)) => {
+                let chunk: StoredChunk = serde_json::from_str(json)?;
+                Found::Committed((chunk.chunk_id == *self.id).then_some(chunk))
+            }
+            (Some("committed"), None) => Found::Committed(None),
+            (None | Some("expired"), _) => Found::Gone,
+            (Some(other), _) => {
+                return Err(StoreError::Internal(format!(
+                    "file {}: unexpected state {other:?}",
+                    self.file_id
+                )));
+            }
         })
     }
 }

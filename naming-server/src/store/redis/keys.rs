@@ -14,6 +14,8 @@
 //! | `dfs:{nodes}:all` | set | node ids |
 //! | `dfs:{nodes}:node:<id>` | hash | url, tcp_addr, last_heartbeat_ms, disk stats |
 //! | `dfs:{nodes}:trash:<id>` | set | chunk ids the node should delete |
+//! | `dfs:{nodes}:suspect:<id>` | set | chunk ids a reader found bad on the node, to verify |
+//! | `dfs:{nodes}:repair_queue` | set | file ids with a bad replica, to repair |
 //! | `dfs:{meta}:cluster_id` | string | id of this store, made on first use |
 //! | `dfs:{nodes}:repaired` | set | lost nodes whose chunks a repair scan covered |
 //! | `dfs:{nodes}:repair_wanted` | string | set when a scan is due (a node was forgotten) |
@@ -34,6 +36,8 @@ pub const REPAIRED: &str = "dfs:{nodes}:repaired";
 pub const REPAIR_WANTED: &str = "dfs:{nodes}:repair_wanted";
 /// Held by the naming-server replica running a repair scan.
 pub const REPAIR_LEASE: &str = "dfs:{nodes}:repair_lease";
+/// File ids queued for repair (a replica was found bad).
+pub const REPAIR_QUEUE: &str = "dfs:{nodes}:repair_queue";
 /// Id of this metadata store, made on first use.
 pub const CLUSTER_ID: &str = "dfs:{meta}:cluster_id";
 
@@ -66,6 +70,10 @@ pub fn node_key(node_id: &str) -> String {
 
 pub fn trash_key(node_id: &str) -> String {
     format!("dfs:{{nodes}}:trash:{node_id}")
+}
+
+pub fn suspect_key(node_id: &str) -> String {
+    format!("dfs:{{nodes}}:suspect:{node_id}")
 }
 
 #[cfg(test)]

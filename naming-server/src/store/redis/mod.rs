@@ -30,7 +30,7 @@ struct Scripts {
     forget_node: Script,
     claim_repair: Script,
     finish_repair: Script,
-    add_chunk_replicas: Script,
+    edit_replicas: Script,
     add_file_replicas: Script,
 }
 
@@ -69,7 +69,7 @@ impl RedisStore {
             forget_node: Script::new(scripts::FORGET_NODE),
             claim_repair: Script::new(scripts::CLAIM_REPAIR),
             finish_repair: Script::new(scripts::FINISH_REPAIR),
-            add_chunk_replicas: Script::new(scripts::ADD_CHUNK_REPLICAS),
+            edit_replicas: Script::new(scripts::EDIT_REPLICAS),
             add_file_replicas: Script::new(scripts::ADD_FILE_REPLICAS),
         };
         Ok(Self { pool, scripts })

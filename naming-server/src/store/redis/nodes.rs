@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use dfs_common::api::NodeStats;
 use redis::AsyncCommands;
 
-use super::keys::{self, CLUSTER_ID, NODES, REPAIR_LEASE, REPAIR_WANTED, REPAIRED};
+use super::keys::{self, CLUSTER_ID, NODES, REPAIR_LEASE, REPAIR_QUEUE, REPAIR_WANTED, REPAIRED};
 use super::parse::node_record;
 use super::{RedisStore, trash};
-use crate::store::{NodeRecord, NodeStore, StoreError, StoreFuture};
+use crate::store::{HeartbeatWork, NodeRecord, NodeStore, StoreError, StoreFuture};
 
 impl NodeStore for RedisStore {
     fn register_node(&self, node: NodeRecord) -> StoreFuture<'_, ()> {
@@ -22,6 +22,10 @@ impl NodeStore for RedisStore {
                 ("capacity_bytes", node.stats.capacity_bytes.to_string()),
                 ("free_bytes", node.stats.free_bytes.to_string()),
                 ("chunk_count", node.stats.chunk_count.to_string()),
+                (
+                    "quarantined_chunks",
+                    node.stats.quarantined_chunks.to_string(),
+                ),
             ];
             redis::pipe()
                 .atomic()
@@ -42,21 +46,60 @@ impl NodeStore for RedisStore {
         deleted: &'a [String],
         now_ms: u64,
         max: usize,
-    ) -> StoreFuture<'a, Vec<String>> {
+    ) -> StoreFuture<'a, HeartbeatWork> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
             let mut call = self.scripts.heartbeat.key(keys::node_key(node_id));
             call.key(keys::trash_key(node_id))
+                .key(keys::suspect_key(node_id))
                 .arg(now_ms)
                 .arg(stats.capacity_bytes)
                 .arg(stats.free_bytes)
                 .arg(stats.chunk_count)
+                .arg(stats.quarantined_chunks)
                 .arg(max)
                 .arg(deleted);
-            let delete: Option<Vec<String>> = call.invoke_async(&mut conn).await?;
-            delete.ok_or_else(|| {
+            let work: Option<(Vec<String>, Vec<String>)> = call.invoke_async(&mut conn).await?;
+            let (delete, verify) = work.ok_or_else(|| {
                 StoreError::NotFound(format!("storage node {node_id} is not registered"))
-            })
+            })?;
+            Ok(HeartbeatWork { delete, verify })
+        })
+    }
+
+    fn untrash<'a>(&'a self, node_id: &'a str, chunk_ids: &'a [String]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if chunk_ids.is_empty() {
+                return Ok(());
+            }
+            let mut conn = self.conn().await?;
+            conn.srem::<_, _, ()>(keys::trash_key(node_id), chunk_ids)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn suspect<'a>(&'a self, node_id: &'a str, chunk_id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            conn.sadd::<_, _, ()>(keys::suspect_key(node_id), chunk_id)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn queue_repair<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            conn.sadd::<_, _, ()>(REPAIR_QUEUE, file_id).await?;
+            Ok(())
+        })
+    }
+
+    fn next_repair(&self) -> StoreFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            Ok(conn.spop(REPAIR_QUEUE).await?)
         })
     }
 
@@ -109,6 +152,7 @@ impl NodeStore for RedisStore {
             let mut conn = self.conn().await?;
             let mut call = self.scripts.forget_node.key(keys::node_key(node_id));
             call.key(keys::trash_key(node_id))
+                .key(keys::suspect_key(node_id))
                 .key(NODES)
                 .key(REPAIR_WANTED)
                 .arg(node_id)

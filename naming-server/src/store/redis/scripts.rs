@@ -79,39 +79,47 @@ if redis.call('HGET', KEYS[1], 'state') == 'expired' then redis.call('DEL', KEYS
 return 1
 ";
 
-/// KEYS: node, trash. ARGV: now ms, capacity, free, chunk count, max, deleted ids...
-/// Returns up to max chunk ids to delete, or nil for an unknown node.
+/// KEYS: node, trash, suspects. ARGV: now ms, capacity, free, chunk count,
+/// quarantined count, max, deleted ids... Returns {up to max chunk ids to
+/// delete, up to max suspect chunk ids to verify (taken out of the set)},
+/// or nil for an unknown node.
 pub const HEARTBEAT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'last_heartbeat_ms', ARGV[1], 'capacity_bytes', ARGV[2],
-  'free_bytes', ARGV[3], 'chunk_count', ARGV[4])
-for i = 6, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
-return redis.call('SRANDMEMBER', KEYS[2], ARGV[5])
+  'free_bytes', ARGV[3], 'chunk_count', ARGV[4], 'quarantined_chunks', ARGV[5])
+for i = 7, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
+return {redis.call('SRANDMEMBER', KEYS[2], ARGV[6]), redis.call('SPOP', KEYS[3], ARGV[6])}
 ";
 
-/// KEYS: node, trash, node set, repair flag. ARGV: node id, the time (ms)
-/// from which a heartbeat means the node is alive. Removes a dead node and
-/// its trash, and asks for a repair scan. Returns 'forgotten', 'missing' or
-/// 'alive' (changing nothing).
+/// KEYS: node, trash, suspects, node set, repair flag. ARGV: node id, the
+/// time (ms) from which a heartbeat means the node is alive. Removes a dead
+/// node, its trash and suspects, and asks for a repair scan. Returns
+/// 'forgotten', 'missing' or 'alive' (changing nothing).
 pub const FORGET_NODE: &str = r"
 local last = redis.call('HGET', KEYS[1], 'last_heartbeat_ms')
 if not last then return 'missing' end
 if tonumber(last) >= tonumber(ARGV[2]) then return 'alive' end
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SREM', KEYS[3], ARGV[1])
-redis.call('SET', KEYS[4], '1')
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('SET', KEYS[5], '1')
 return 'forgotten'
 ";
 
 /// KEYS: handled lost nodes, repair flag, scan lease. ARGV: lease ms, the
 /// number n of lost node ids, those n ids, then ids of live nodes. Live
-/// nodes leave the handled set (a later loss counts again). When a lost
+/// nodes leave the handled set (a later loss counts again); one that was
+/// in it came back, so a scan is asked for (its chunks may now have more
+/// replicas than they need). When a lost
 /// node is not handled yet, or a scan was asked for, and no scan holds the
 /// lease: takes it, clears the flag and returns the unhandled lost ids
 /// (maybe none). Otherwise nil.
 pub const CLAIM_REPAIR: &str = r"
 local n = tonumber(ARGV[2])
-for i = 3 + n, #ARGV do redis.call('SREM', KEYS[1], ARGV[i]) end
+local returned = false
+for i = 3 + n, #ARGV do
+  if redis.call('SREM', KEYS[1], ARGV[i]) == 1 then returned = true end
+end
+if returned then redis.call('SET', KEYS[2], '1') end
 local fresh = {}
 for i = 3, 2 + n do
   if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then table.insert(fresh, ARGV[i]) end
@@ -136,10 +144,13 @@ return 1
 ";
 
 /// KEYS: file, chunks. ARGV: node ids. Adds the nodes to every chunk's
-/// `nodes` of a committed file, each once.
+/// `nodes` of a committed file, each once, and raises the file's
+/// replication factor to the copies every chunk now has (a distributed
+/// file is meant to be on all those nodes; repair must not trim it).
 pub const ADD_FILE_REPLICAS: &str = r"
 if redis.call('HGET', KEYS[1], 'state') ~= 'committed' then return 0 end
 local all = redis.call('HGETALL', KEYS[2])
+local fewest = nil
 for i = 1, #all, 2 do
   local chunk = cjson.decode(all[i + 1])
   local held = {}
@@ -149,23 +160,54 @@ for i = 1, #all, 2 do
     if not held[node] then table.insert(chunk.nodes, node); held[node] = true; changed = true end
   end
   if changed then redis.call('HSET', KEYS[2], all[i], cjson.encode(chunk)) end
+  if not fewest or #chunk.nodes < fewest then fewest = #chunk.nodes end
 end
+local replication = tonumber(redis.call('HGET', KEYS[1], 'replication'))
+if fewest and fewest > replication then redis.call('HSET', KEYS[1], 'replication', fewest) end
 return 1
 ";
 
-/// KEYS: file, chunks. ARGV: index, chunk id, node ids. Adds the nodes to
-/// chunk `index`'s `nodes`, each once, if the file is committed and that
-/// chunk still has this id. Returns 1 when it did, else 0.
-pub const ADD_CHUNK_REPLICAS: &str = r"
+/// KEYS: file, chunks. ARGV: index, chunk id, edit, then its arguments:
+/// `add` node ids (each once), `remove` node ids, `bad` node id and
+/// problem (the node leaves `nodes` and joins `bad`), `clear_bad`. Changes
+/// chunk `index` if the file is committed and that chunk still has this
+/// id. Returns 1 when something changed, 2 when the edit was already so,
+/// 0 when the file or chunk is gone.
+pub const EDIT_REPLICAS: &str = r"
 if redis.call('HGET', KEYS[1], 'state') ~= 'committed' then return 0 end
 local json = redis.call('HGET', KEYS[2], ARGV[1])
 if not json then return 0 end
 local chunk = cjson.decode(json)
 if chunk.chunk_id ~= ARGV[2] then return 0 end
-local held = {}
-for _, node in ipairs(chunk.nodes) do held[node] = true end
-for i = 3, #ARGV do
-  if not held[ARGV[i]] then table.insert(chunk.nodes, ARGV[i]); held[ARGV[i]] = true end
+local edit = ARGV[3]
+local before = #chunk.nodes
+if edit == 'add' then
+  local held = {}
+  for _, node in ipairs(chunk.nodes) do held[node] = true end
+  for i = 4, #ARGV do
+    if not held[ARGV[i]] then table.insert(chunk.nodes, ARGV[i]); held[ARGV[i]] = true end
+  end
+  if #chunk.nodes == before then return 2 end
+elseif edit == 'remove' or edit == 'bad' then
+  local drop = {}
+  local last = edit == 'bad' and 4 or #ARGV
+  for i = 4, last do drop[ARGV[i]] = true end
+  local kept = {}
+  for _, node in ipairs(chunk.nodes) do
+    if not drop[node] then table.insert(kept, node) end
+  end
+  if #kept == before then return 2 end
+  chunk.nodes = kept
+  if edit == 'bad' then
+    local bad = chunk.bad or {}
+    table.insert(bad, {node_id = ARGV[4], problem = ARGV[5]})
+    chunk.bad = bad
+  end
+elseif edit == 'clear_bad' then
+  if not chunk.bad or next(chunk.bad) == nil then return 2 end
+  chunk.bad = nil
+else
+  return redis.error_reply('unknown replica edit ' .. edit)
 end
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(chunk))
 return 1
