@@ -301,3 +301,56 @@ async fn wait_for_sees_present_arriving_and_missing_chunks() {
         Err(StoreError::InvalidId(_))
     ));
 }
+
+#[tokio::test]
+async fn verify_tells_sound_rotten_missing_and_absent_chunks_apart() {
+    let (_dir, store) = new_store().await;
+    let unlimited = Throttle::new(None);
+    for id in ["sound", "rotten", "robbed"] {
+        put(&store, id, b"some chunk bytes").await.expect("put");
+    }
+    let path = |id: &str| store.paths(id).expect("valid id").1;
+    let mut bytes = std::fs::read(path("rotten")).expect("read");
+    bytes[3] ^= 1;
+    std::fs::write(path("rotten"), bytes).expect("rot");
+    std::fs::remove_file(path("robbed")).expect("rob");
+    let verdicts = [
+        ("sound", Verdict::Sound),
+        ("rotten", Verdict::Corrupt),
+        ("robbed", Verdict::Missing),
+        ("never", Verdict::Absent),
+    ];
+    for (id, expected) in verdicts {
+        let verdict = store.verify(id, &unlimited).await.expect("verify");
+        assert_eq!(verdict, expected, "{id}");
+    }
+    // A data file that outgrew its meta is corrupt too.
+    std::fs::write(path("sound"), b"some chunk bytes, and more").expect("grow");
+    assert_eq!(
+        store.verify("sound", &unlimited).await.expect("verify"),
+        Verdict::Corrupt
+    );
+}
+
+#[tokio::test]
+async fn quarantined_chunks_are_never_served_and_go_with_a_delete() {
+    let (dir, store) = new_store().await;
+    put(&store, "bad", b"bytes").await.expect("put");
+    put(&store, "good", b"bytes").await.expect("put");
+    assert_eq!(store.chunk_count(), 2);
+    store.quarantine("bad").await.expect("quarantine");
+    assert!(matches!(store.meta("bad").await, Err(StoreError::NotFound)));
+    assert!(matches!(store.open_chunk("bad").await, Err(StoreError::NotFound)));
+    assert_eq!(store.chunk_count(), 1);
+    assert_eq!(store.quarantined_count().await.expect("count"), 1);
+    assert!(dir.path().join("quarantine/bad").exists());
+    assert!(dir.path().join("quarantine/bad.meta").exists());
+    // Nothing is old enough to be purged yet.
+    assert_eq!(store.purge_quarantine().await.expect("purge"), 0);
+    // The same id may be stored again; a delete removes both copies.
+    put(&store, "bad", b"bytes").await.expect("put again");
+    store.delete("bad").await.expect("delete");
+    assert_eq!(store.quarantined_count().await.expect("count"), 0);
+    assert!(matches!(store.delete("bad").await, Err(StoreError::NotFound)));
+    assert_eq!(store.meta("good").await.expect("good").size, 5);
+}
