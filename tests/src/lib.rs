@@ -378,7 +378,17 @@ impl TestCluster {
 
     /// Counter `name` from storage node `i`'s `GET /metrics`.
     pub async fn storage_metric(&self, i: usize, name: &str) -> Result<u64> {
-        let url = format!("{}/metrics", self.storage[i].url);
+        self.metric_at(&self.storage[i].url, name).await
+    }
+
+    /// Counter `name` from the naming server's `GET /metrics`.
+    pub async fn naming_metric(&self, name: &str) -> Result<u64> {
+        self.metric_at(&self.naming_url, name).await
+    }
+
+    /// Counter `name` from `GET {base}/metrics`.
+    async fn metric_at(&self, base: &str, name: &str) -> Result<u64> {
+        let url = format!("{base}/metrics");
         let text = self
             .http
             .get(&url)

@@ -49,21 +49,6 @@ async fn chunks(cluster: &TestCluster, name: &str) -> Result<Vec<(String, Value)
         .collect()
 }
 
-/// Counter `name` of the naming server's `GET /metrics`.
-async fn naming_metric(cluster: &TestCluster, name: &str) -> Result<u64> {
-    let text = reqwest::get(format!("{}/metrics", cluster.naming_url()))
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .with_context(|| format!("no {name} in the naming server's metrics"))?
-        .trim()
-        .parse()
-        .with_context(|| format!("{name} is not a count"))
-}
-
 fn node_ids(list: &Value) -> Vec<&str> {
     list.as_array()
         .map(|items| items.iter().filter_map(|r| r["node_id"].as_str()).collect())
@@ -151,8 +136,8 @@ async fn a_read_that_meets_rot_gets_it_replaced_and_two_losses_later_the_file_re
     read_back(&cluster, "rot.bin", &local).await?;
     wait_healed(&cluster, "rot.bin", &local, &avoid).await?;
     ensure!(cluster.metric_total("dfs_chunks_corrupt_total").await? >= CHUNKS);
-    ensure!(naming_metric(&cluster, "dfs_suspect_reports_total").await? >= CHUNKS);
-    ensure!(naming_metric(&cluster, "dfs_bad_replicas_total").await? >= CHUNKS);
+    ensure!(cluster.naming_metric("dfs_suspect_reports_total").await? >= CHUNKS);
+    ensure!(cluster.naming_metric("dfs_bad_replicas_total").await? >= CHUNKS);
     // The quarantined copies go once the chunks are whole again.
     wait_until(HEALING, || async {
         avoid.iter().all(|(node, id)| {
@@ -292,6 +277,6 @@ async fn a_node_that_comes_back_has_its_extra_copies_trimmed() -> Result<()> {
     })
     .await
     .context("trimmed copies stayed on disk")?;
-    ensure!(naming_metric(&cluster, "dfs_repair_trims_total").await? >= 1);
+    ensure!(cluster.naming_metric("dfs_repair_trims_total").await? >= 1);
     read_back(&cluster, "back.bin", &local).await
 }

@@ -25,15 +25,8 @@ pub(super) async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Removes every entry of `dir`; returns how many there were.
 pub(super) async fn clean_dir(dir: &Path) -> Result<u64, StoreError> {
-    let mut entries = fs::read_dir(dir)
-        .await
-        .context(|| format!("listing {}", dir.display()))?;
     let mut removed = 0;
-    while let Some(entry) = entries
-        .next_entry()
-        .await
-        .context(|| format!("listing {}", dir.display()))?
-    {
+    for entry in entries(dir).await? {
         let path = entry.path();
         let is_dir = entry.file_type().await.is_ok_and(|t| t.is_dir());
         let result = if is_dir {
@@ -81,65 +74,63 @@ pub(super) async fn chunk_ids_modified_before(
 /// Every chunk id with a data or a meta file in the directories of `ab`
 /// (one first-level directory); none when `ab` does not exist.
 pub(super) async fn ids_in(ab: &Path) -> Result<BTreeSet<String>, StoreError> {
-    let mut ids = BTreeSet::new();
     if !fs::try_exists(ab).await.unwrap_or(false) {
-        return Ok(ids);
+        return Ok(BTreeSet::new());
     }
-    for cd in list_dirs(ab).await? {
-        let mut entries = fs::read_dir(&cd)
-            .await
-            .context(|| format!("listing {}", cd.display()))?;
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .context(|| format!("listing {}", cd.display()))?
-        {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
+    Ok(leaf_entries(ab)
+        .await?
+        .iter()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
             let id = name.strip_suffix(".meta").unwrap_or(&name);
-            if validate::chunk_id(id).is_ok() {
-                ids.insert(id.to_owned());
-            }
-        }
-    }
-    Ok(ids)
+            validate::chunk_id(id).is_ok().then(|| id.to_owned())
+        })
+        .collect())
 }
 
 /// Data files (not `.meta`) with valid chunk ids in the directories of `ab`.
 async fn chunk_entries(ab: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
+    let mut found = leaf_entries(ab).await?;
+    found.retain(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        !name.ends_with(".meta") && validate::chunk_id(&name).is_ok()
+    });
+    Ok(found)
+}
+
+/// Every entry of every directory in `ab`.
+async fn leaf_entries(ab: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
     let mut found = Vec::new();
     for cd in list_dirs(ab).await? {
-        let mut entries = fs::read_dir(&cd)
-            .await
-            .context(|| format!("listing {}", cd.display()))?;
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .context(|| format!("listing {}", cd.display()))?
-        {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if !name.ends_with(".meta") && validate::chunk_id(&name).is_ok() {
-                found.push(entry);
-            }
-        }
+        found.extend(entries(&cd).await?);
     }
     Ok(found)
 }
 
+/// The directories in `dir`.
 async fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut entries = fs::read_dir(dir)
-        .await
-        .context(|| format!("listing {}", dir.display()))?;
     let mut dirs = Vec::new();
-    while let Some(entry) = entries
-        .next_entry()
-        .await
-        .context(|| format!("listing {}", dir.display()))?
-    {
+    for entry in entries(dir).await? {
         if entry.file_type().await.is_ok_and(|t| t.is_dir()) {
             dirs.push(entry.path());
         }
     }
     Ok(dirs)
+}
+
+/// Every entry of `dir`.
+async fn entries(dir: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
+    let mut read = fs::read_dir(dir)
+        .await
+        .context(|| format!("listing {}", dir.display()))?;
+    let mut found = Vec::new();
+    while let Some(entry) = read
+        .next_entry()
+        .await
+        .context(|| format!("listing {}", dir.display()))?
+    {
+        found.push(entry);
+    }
+    Ok(found)
 }

@@ -340,7 +340,10 @@ async fn quarantined_chunks_are_never_served_and_go_with_a_delete() {
     assert_eq!(store.chunk_count(), 2);
     store.quarantine("bad").await.expect("quarantine");
     assert!(matches!(store.meta("bad").await, Err(StoreError::NotFound)));
-    assert!(matches!(store.open_chunk("bad").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.open_chunk("bad").await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.chunk_count(), 1);
     assert_eq!(store.quarantined_count().await.expect("count"), 1);
     assert!(dir.path().join("quarantine/bad").exists());
@@ -351,6 +354,9 @@ async fn quarantined_chunks_are_never_served_and_go_with_a_delete() {
     put(&store, "bad", b"bytes").await.expect("put again");
     store.delete("bad").await.expect("delete");
     assert_eq!(store.quarantined_count().await.expect("count"), 0);
-    assert!(matches!(store.delete("bad").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.delete("bad").await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.meta("good").await.expect("good").size, 5);
 }
