@@ -1,5 +1,6 @@
 //! Command-line flags, each with an environment-variable fallback.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -45,9 +46,25 @@ pub struct Config {
     #[arg(long, env = "REPAIR_AFTER", default_value = "10m", value_parser = parse_repair_after)]
     pub repair_after: RepairAfter,
 
-    /// When set, every API call except health, metrics and docs needs `Authorization: Bearer <token>`.
+    /// When set, every API call except health, metrics and docs needs
+    /// `Authorization: Bearer <token>`; it is also sent to the storage
+    /// nodes, and signs the chunk ids this server hands out.
     #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
     pub dfs_token: Option<String>,
+
+    /// PEM certificate chain (leaf first) to serve HTTPS with; needs
+    /// `--tls-key`. When set, this server speaks HTTPS only.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM file of a certificate authority to trust, besides the system's,
+    /// when calling storage nodes over HTTPS (a cluster's private CA).
+    #[arg(long, env = "DFS_CA_CERT")]
+    pub dfs_ca_cert: Option<PathBuf>,
 }
 
 fn parse_chunk_size(s: &str) -> Result<u64, String> {
@@ -110,5 +127,14 @@ mod tests {
         let off = Config::try_parse_from(["naming-server", "--repair-after", "off"]);
         assert_eq!(off.expect("off parses").repair_after, RepairAfter(None));
         assert!(Config::try_parse_from(["naming-server", "--repair-after", "0s"]).is_err());
+    }
+
+    #[test]
+    fn tls_cert_and_key_go_together() {
+        assert!(Config::try_parse_from(["naming-server", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["naming-server", "--tls-key", "k.pem"]).is_err());
+        let both = ["naming-server", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let config = Config::try_parse_from(both).expect("both parse");
+        assert_eq!(config.tls_cert, Some(PathBuf::from("c.pem")));
     }
 }

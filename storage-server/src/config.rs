@@ -42,9 +42,27 @@ pub struct Config {
     #[arg(long, env = "WORKER_ADDR")]
     pub worker_addr: Option<String>,
 
-    /// Bearer token sent to the naming server.
+    /// Cluster token: sent to the naming server and the other storage
+    /// nodes, and required by this node's HTTP routes (except health,
+    /// metrics and the docs) and peer connections.
     #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
     pub dfs_token: Option<String>,
+
+    /// PEM certificate chain (leaf first) to serve HTTPS with; needs
+    /// `--tls-key`. When set, this node speaks HTTPS only and advertises an
+    /// https:// URL.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM file of a certificate authority to trust, besides the system's,
+    /// when calling the naming server and other nodes over HTTPS (a
+    /// cluster's private CA). GCS calls are unaffected.
+    #[arg(long, env = "DFS_CA_CERT")]
+    pub dfs_ca_cert: Option<PathBuf>,
 
     /// Ranged GCS requests kept in flight while seeding from Cloud Storage.
     #[arg(long, env = "GCS_PARALLEL_DOWNLOADS", default_value_t = 4,
@@ -120,11 +138,26 @@ impl Config {
             .to_owned()
     }
 
-    /// The HTTP base URL to advertise, given the address actually bound.
+    /// The HTTP base URL to advertise, given the address actually bound
+    /// (`https://` when the node serves TLS).
     pub fn advertise_url(&self, bound: SocketAddr) -> String {
         match &self.advertise_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}:{}", advertise_host(bound.ip()), bound.port()),
+            None => format!(
+                "{}://{}:{}",
+                self.scheme(),
+                advertise_host(bound.ip()),
+                bound.port()
+            ),
+        }
+    }
+
+    /// `https` with `--tls-cert`, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
         }
     }
 
@@ -207,6 +240,11 @@ mod tests {
         ]);
         assert_eq!(c.advertise_url(bound), "http://node-a:1");
         assert_eq!(c.worker_addr(bound), "node-a:2");
+
+        let tls = config(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        assert_eq!(tls.advertise_url(bound), "https://127.0.0.1:4321");
+        assert!(Config::try_parse_from(["s", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["s", "--tls-key", "k.pem"]).is_err());
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dfs_common::auth::Token;
 use storage_server::metrics::METRICS;
+use storage_server::peer::handshake::{self, Hello};
 use storage_server::peer::wire::{self, Request, RequestKind, ResponseHeader, Status};
 use storage_server::peer::{self, Expected, PeerError};
 use storage_server::store::{ChunkStore, StoreError};
@@ -24,6 +26,15 @@ struct Node {
 
 impl Node {
     async fn start(rate: Option<u64>) -> Self {
+        Self::spawn(rate, None).await
+    }
+
+    /// A node whose peer server requires `token`.
+    async fn guarded(token: &str) -> Self {
+        Self::spawn(None, Token::from_setting(Some(token))).await
+    }
+
+    async fn spawn(rate: Option<u64>, token: Option<Token>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(ChunkStore::open(dir.path()).await.expect("open store"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -33,6 +44,7 @@ impl Node {
             listener,
             store.clone(),
             Arc::new(Throttle::new(rate)),
+            token,
             shutdown.clone(),
         ));
         Self {
@@ -80,6 +92,14 @@ impl Drop for Node {
     }
 }
 
+/// A raw connection to an open peer server, past its hello.
+async fn connect(addr: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let hello = handshake::read_hello(&mut stream).await.expect("hello");
+    assert!(!hello.auth_required, "an open server asks for no answer");
+    stream
+}
+
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 11) as u8)
@@ -103,9 +123,16 @@ async fn fetches_a_whole_chunk_with_sendfile() {
         METRICS.peer_sendfile_bytes.get(),
         METRICS.peer_received_bytes.get(),
     );
-    let meta = peer::fetch(&a.addr, "c1", expect(&chunk), Duration::ZERO, &b.store)
-        .await
-        .expect("fetch");
+    let meta = peer::fetch(
+        &a.addr,
+        "c1",
+        expect(&chunk),
+        Duration::ZERO,
+        &b.store,
+        None,
+    )
+    .await
+    .expect("fetch");
     assert_eq!(meta.size, chunk.len() as u64);
     assert_eq!(meta.crc32c, crc32c::crc32c(&chunk));
     assert!(b.read("c1").await == chunk, "fetched bytes differ");
@@ -115,15 +142,29 @@ async fn fetches_a_whole_chunk_with_sendfile() {
 
     // Without expectations, the sender's CRC alone guards the transfer;
     // a chunk already here is returned as is.
-    let again = peer::fetch(&a.addr, "c1", Expected::default(), Duration::ZERO, &b.store)
-        .await
-        .expect("fetch again");
+    let again = peer::fetch(
+        &a.addr,
+        "c1",
+        Expected::default(),
+        Duration::ZERO,
+        &b.store,
+        None,
+    )
+    .await
+    .expect("fetch again");
     assert_eq!(again, meta);
     let empty = Vec::new();
     a.put("empty", &empty).await;
-    let meta = peer::fetch(&a.addr, "empty", expect(&empty), Duration::ZERO, &b.store)
-        .await
-        .expect("fetch empty chunk");
+    let meta = peer::fetch(
+        &a.addr,
+        "empty",
+        expect(&empty),
+        Duration::ZERO,
+        &b.store,
+        None,
+    )
+    .await
+    .expect("fetch empty chunk");
     assert_eq!(meta.size, 0);
 }
 
@@ -136,7 +177,15 @@ async fn waits_for_a_chunk_that_is_on_its_way() {
     let addr = a.addr.clone();
     let mut pending = tokio::spawn(async move {
         let start = Instant::now();
-        let result = peer::fetch(&addr, "late", expected, Duration::from_secs(20), &store).await;
+        let result = peer::fetch(
+            &addr,
+            "late",
+            expected,
+            Duration::from_secs(20),
+            &store,
+            None,
+        )
+        .await;
         (result, start.elapsed())
     });
     // Still waiting while the sender does not have it.
@@ -163,6 +212,7 @@ async fn missing_chunk_is_not_found_after_the_wait() {
         Expected::default(),
         Duration::from_millis(200),
         &b.store,
+        None,
     )
     .await;
     assert!(
@@ -187,7 +237,7 @@ async fn corrupted_sender_copy_is_refused_and_nothing_stored() {
     std::fs::write(&path, &on_disk).expect("corrupt chunk file");
     let mismatches = METRICS.peer_crc_mismatches.get();
     for expected in [expect(&chunk), Expected::default()] {
-        let result = peer::fetch(&a.addr, "rot", expected, Duration::ZERO, &b.store).await;
+        let result = peer::fetch(&a.addr, "rot", expected, Duration::ZERO, &b.store, None).await;
         assert!(
             matches!(&result, Err(PeerError::CrcMismatch { expected, actual, .. })
                 if *expected == crc32c::crc32c(&chunk) && *actual == crc32c::crc32c(&on_disk)),
@@ -212,7 +262,7 @@ async fn mismatched_expectations_store_nothing() {
         size: Some(999),
         crc32c: None,
     };
-    let result = peer::fetch(&a.addr, "x", wrong_size, Duration::ZERO, &b.store).await;
+    let result = peer::fetch(&a.addr, "x", wrong_size, Duration::ZERO, &b.store, None).await;
     assert!(
         matches!(
             result,
@@ -228,7 +278,7 @@ async fn mismatched_expectations_store_nothing() {
         size: None,
         crc32c: Some(7),
     };
-    let result = peer::fetch(&a.addr, "x", wrong_crc, Duration::ZERO, &b.store).await;
+    let result = peer::fetch(&a.addr, "x", wrong_crc, Duration::ZERO, &b.store, None).await;
     assert!(
         matches!(result, Err(PeerError::CrcMismatch { expected: 7, .. })),
         "{result:?}"
@@ -240,6 +290,7 @@ async fn mismatched_expectations_store_nothing() {
         Expected::default(),
         Duration::ZERO,
         &b.store,
+        None,
     )
     .await;
     assert!(
@@ -260,6 +311,7 @@ async fn dead_or_failing_sources_are_told_apart() {
         Expected::default(),
         Duration::ZERO,
         &b.store,
+        None,
     )
     .await;
     assert!(
@@ -274,6 +326,8 @@ async fn dead_or_failing_sources_are_told_apart() {
     let sent = chunk.clone();
     tokio::spawn(async move {
         let (mut stream, _) = fake.accept().await.expect("accept");
+        let hello = Hello::new(false).encode();
+        stream.write_all(&hello).await.expect("hello");
         let request = wire::read_request(&mut stream).await.expect("request");
         assert_eq!(request.map(|r| r.chunk_id), Some("cut".to_owned()));
         let header = ResponseHeader {
@@ -287,7 +341,15 @@ async fn dead_or_failing_sources_are_told_apart() {
         stream.write_all(&header.encode()).await.expect("header");
         stream.write_all(&sent[..400]).await.expect("part");
     });
-    let result = peer::fetch(&fake_addr, "cut", expect(&chunk), Duration::ZERO, &b.store).await;
+    let result = peer::fetch(
+        &fake_addr,
+        "cut",
+        expect(&chunk),
+        Duration::ZERO,
+        &b.store,
+        None,
+    )
+    .await;
     assert!(
         matches!(result, Err(PeerError::ConnectionLost { .. })),
         "{result:?}"
@@ -310,6 +372,7 @@ async fn dead_or_failing_sources_are_told_apart() {
         Expected::default(),
         Duration::ZERO,
         &b.store,
+        None,
     )
     .await;
     assert!(
@@ -323,7 +386,7 @@ async fn serves_ranges_and_refuses_bad_frames() {
     let a = Node::start(None).await;
     let chunk = data(10_000, 6);
     a.put("r", &chunk).await;
-    let mut stream = TcpStream::connect(&a.addr).await.expect("connect");
+    let mut stream = connect(&a.addr).await;
     let ranged = Request {
         kind: RequestKind::Get,
         chunk_id: "r".into(),
@@ -394,7 +457,7 @@ async fn throttled_sender_holds_its_rate() {
 
     // The send rate as the receiving socket sees it (no disk work counted).
     let calls = METRICS.peer_sendfile_calls.get();
-    let mut stream = TcpStream::connect(&a.addr).await.expect("connect");
+    let mut stream = connect(&a.addr).await;
     let start = Instant::now();
     stream
         .write_all(&Request::whole("slow", 0).encode())
@@ -418,4 +481,103 @@ async fn throttled_sender_holds_its_rate() {
         "{} bytes at {rate} B/s: {secs:.3}s (ideal {expected:.3}s)",
         chunk.len()
     );
+}
+
+#[tokio::test]
+async fn a_token_guards_every_connection() {
+    let (a, b) = (Node::guarded("s3cret").await, Node::start(None).await);
+    let chunk = data(50_000, 8);
+    a.put("guarded", &chunk).await;
+    let right = Token::from_setting(Some("s3cret"));
+    let wrong = Token::from_setting(Some("guess"));
+    let failures = METRICS.peer_auth_failures.get();
+    for token in [None, wrong.as_ref()] {
+        let result = peer::fetch(
+            &a.addr,
+            "guarded",
+            expect(&chunk),
+            Duration::ZERO,
+            &b.store,
+            token,
+        )
+        .await;
+        assert!(
+            matches!(&result, Err(PeerError::Unauthorized { .. })),
+            "{result:?}"
+        );
+    }
+    assert_eq!(b.store.chunk_count(), 0);
+    assert_eq!(b.temp_files(), 0);
+    // The wrong answer was refused and counted (the node without a token
+    // never answered: it knew it could not).
+    assert!(METRICS.peer_auth_failures.get() > failures);
+    let meta = peer::fetch(
+        &a.addr,
+        "guarded",
+        expect(&chunk),
+        Duration::ZERO,
+        &b.store,
+        right.as_ref(),
+    )
+    .await
+    .expect("fetch with the token");
+    assert_eq!(meta.size, chunk.len() as u64);
+    assert!(b.read("guarded").await == chunk);
+}
+
+/// Reads a refusal, then the server's hang-up.
+async fn expect_refused(stream: &mut TcpStream) {
+    let header = wire::read_response(stream).await.expect("header");
+    assert_eq!(header.status, Status::Unauthorized, "{header:?}");
+    assert_eq!(header.length, 0);
+    assert!(header.message.contains("DFS_TOKEN"), "{}", header.message);
+    assert!(!header.message.contains("s3cret"), "{}", header.message);
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("server hangs up");
+    assert!(
+        matches!(&read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{read:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_is_good_for_its_own_connection_only() {
+    let a = Node::guarded("s3cret").await;
+    let chunk = data(20_000, 9);
+    a.put("once", &chunk).await;
+    let token = Token::from_setting(Some("s3cret")).expect("token");
+    let request = Request::whole("once", 0).encode();
+    let failures = METRICS.peer_auth_failures.get();
+
+    let mut first = TcpStream::connect(&a.addr).await.expect("connect");
+    let hello = handshake::read_hello(&mut first).await.expect("hello");
+    assert!(hello.auth_required);
+    let answer = handshake::answer(&token, &hello.nonce);
+    let mut frames = handshake::encode_auth(&answer).to_vec();
+    frames.extend(&request);
+    first.write_all(&frames).await.expect("send");
+    let header = wire::read_response(&mut first).await.expect("header");
+    assert_eq!(header.status, Status::Ok, "{header:?}");
+    let mut payload = vec![0u8; chunk.len()];
+    first.read_exact(&mut payload).await.expect("payload");
+    assert!(payload == chunk);
+
+    // The same answer, replayed on a new connection: its nonce differs.
+    let mut second = TcpStream::connect(&a.addr).await.expect("connect");
+    let hello = handshake::read_hello(&mut second).await.expect("hello");
+    assert!(!handshake::verify(&token, &hello.nonce, &answer));
+    second.write_all(&frames).await.expect("send");
+    expect_refused(&mut second).await;
+
+    // A request where the answer is due.
+    let mut third = TcpStream::connect(&a.addr).await.expect("connect");
+    handshake::read_hello(&mut third).await.expect("hello");
+    third.write_all(&request).await.expect("send");
+    expect_refused(&mut third).await;
+    assert!(METRICS.peer_auth_failures.get() - failures >= 2);
 }

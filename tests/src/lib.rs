@@ -8,6 +8,10 @@
 //! drops, and every test owns its temp dirs, so tests run in parallel.
 //!
 //! [`FakeGcs`] runs the real fake-gcs-server (a GCS emulator) the same way.
+//!
+//! A cluster may run with a token ([`ClusterBuilder::token`]), serve HTTPS
+//! with a test CA ([`ClusterBuilder::tls`]), and keep its servers' logs
+//! for the test to read ([`ClusterBuilder::capture_logs`]).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -61,38 +65,62 @@ where
     }
 }
 
+/// A chunk id in the form the naming server makes
+/// (`<file id>-<index>-<8 hex digits>`), derived from `label` so a test can
+/// name its chunks: storage nodes refuse to store ids of any other form.
+pub fn chunk_id(label: &str) -> String {
+    let hash = u64::from(crc32c::crc32c(label.as_bytes()));
+    format!("{hash:016x}-{:016x}-0-{hash:08x}", label.len())
+}
+
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The command for server binary `name` on a free loopback port, quiet
-/// logs, stdout piped (for its listening line), killed with its handle;
-/// `env` (the test's settings) overrides these defaults.
-fn server_command(name: &str, env: &[(String, String)]) -> Command {
+/// logs, stdout piped (for its listening line), stderr appended to `log`
+/// when given (else the test's), killed with its handle; `env` (the test's
+/// settings) overrides these defaults.
+fn server_command(name: &str, env: &[(String, String)], log: Option<&Path>) -> Result<Command> {
     let mut command = Command::new(bin_path(name));
+    let stderr = match log {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("open {}", path.display()))?,
+        ),
+        None => Stdio::inherit(),
+    };
     command
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .kill_on_drop(true);
     command.envs(env.iter().map(|(k, v)| (k, v)));
-    command
+    Ok(command)
 }
 
 /// Starts a naming server on a free loopback port against `redis_url`;
 /// returns the process and its base URL.
-async fn spawn_naming(redis_url: &str, env: &[(String, String)]) -> Result<(Child, String)> {
-    let mut naming = server_command("naming-server", env)
+async fn spawn_naming(
+    redis_url: &str,
+    env: &[(String, String)],
+    log: Option<&Path>,
+) -> Result<(Child, String)> {
+    let mut naming = server_command("naming-server", env, log)?
         .env("REDIS_URL", redis_url)
         .spawn()
         .context("spawn naming-server")?;
-    let url = word(
-        &listening_line(&mut naming, "naming-server").await?,
-        "http://",
-        true,
-    )?;
+    let url = base_url(&listening_line(&mut naming, "naming-server").await?)?;
     Ok((naming, url))
+}
+
+/// The `http://…` or `https://…` base URL in a listening line.
+fn base_url(line: &str) -> Result<String> {
+    word(line, "https://", true).or_else(|_| word(line, "http://", true))
 }
 
 /// Reads the child's first stdout line, `… listening on http://ADDR …`,
@@ -132,11 +160,17 @@ pub struct StorageNode {
     node_id: String,
     data_dir: PathBuf,
     env: Vec<(String, String)>,
+    log: Option<PathBuf>,
 }
 
 impl StorageNode {
-    async fn spawn(naming_url: &str, data_dir: &Path, env: &[(String, String)]) -> Result<Self> {
-        let mut child = server_command("storage-server", env)
+    async fn spawn(
+        naming_url: &str,
+        data_dir: &Path,
+        env: &[(String, String)],
+        log: Option<PathBuf>,
+    ) -> Result<Self> {
+        let mut child = server_command("storage-server", env, log.as_deref())?
             .env("TCP_PORT", "0")
             .env("NAMING_URL", naming_url)
             .env("DATA_DIR", data_dir)
@@ -149,11 +183,12 @@ impl StorageNode {
             .to_owned();
         Ok(Self {
             child: Some(child),
-            url: word(&line, "http://", true)?,
+            url: base_url(&line)?,
             peer_addr: word(&line, "peer=", false)?,
             node_id,
             data_dir: data_dir.to_owned(),
             env: env.to_vec(),
+            log,
         })
     }
 
@@ -191,12 +226,38 @@ impl StorageNode {
         path.exists().then_some(path)
     }
 
+    /// Puts chunk `chunk_id` with `data` straight into the node's data
+    /// directory, as an older version (or a hand) could have left it,
+    /// bypassing every check of the HTTP API.
+    pub fn plant_chunk(&self, chunk_id: &str, data: &[u8]) -> Result<()> {
+        let hash = format!("{:08x}", crc32c::crc32c(chunk_id.as_bytes()));
+        let dir = self
+            .data_dir
+            .join("chunks")
+            .join(&hash[0..2])
+            .join(&hash[2..4]);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(chunk_id), data)?;
+        let meta = serde_json::json!({"size": data.len(), "crc32c": crc32c::crc32c(data)});
+        std::fs::write(dir.join(format!("{chunk_id}.meta")), meta.to_string())?;
+        Ok(())
+    }
+
     /// Files left in the node's temp dir.
     pub fn temp_files(&self) -> Vec<PathBuf> {
         std::fs::read_dir(self.data_dir.join("tmp"))
             .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default()
     }
+}
+
+/// PEM files of a cluster that serves HTTPS: the servers' certificate and
+/// key, and the CA that signed it (given to every client as `DFS_CA_CERT`).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// Builder for [`TestCluster`].
@@ -206,6 +267,8 @@ pub struct ClusterBuilder {
     naming_env: Vec<(String, String)>,
     storage_env: Vec<(String, String)>,
     token: Option<String>,
+    tls: Option<TlsFiles>,
+    capture_logs: bool,
 }
 
 impl ClusterBuilder {
@@ -230,17 +293,52 @@ impl ClusterBuilder {
         self
     }
 
+    /// Every server serves HTTPS only with `files` (`TLS_CERT`, `TLS_KEY`),
+    /// and every client, the harness's own included, trusts their CA
+    /// (`DFS_CA_CERT`).
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
+    /// Sends every server's stderr to a file instead of the test's, for
+    /// [`TestCluster::server_logs`].
+    pub fn capture_logs(mut self) -> Self {
+        self.capture_logs = true;
+        self
+    }
+
     pub async fn start(self) -> Result<TestCluster> {
         let redis = Redis::start().await?;
         let root = tempfile::tempdir()?;
         let mut naming_env = vec![("HEARTBEAT_TIMEOUT".to_owned(), "2s".to_owned())];
         naming_env.extend(self.naming_env);
         let mut storage_env = self.storage_env;
+        let mut shared = Vec::new();
         if let Some(token) = &self.token {
-            naming_env.push(("DFS_TOKEN".into(), token.clone()));
-            storage_env.push(("DFS_TOKEN".into(), token.clone()));
+            shared.push(("DFS_TOKEN".to_owned(), token.clone()));
         }
-        let (naming, naming_url) = spawn_naming(redis.url(), &naming_env).await?;
+        let mut http = reqwest::Client::builder();
+        if let Some(tls) = &self.tls {
+            let path = |p: &Path| p.to_string_lossy().into_owned();
+            shared.push(("TLS_CERT".to_owned(), path(&tls.cert)));
+            shared.push(("TLS_KEY".to_owned(), path(&tls.key)));
+            shared.push(("DFS_CA_CERT".to_owned(), path(&tls.ca)));
+            let ca = reqwest::Certificate::from_pem_bundle(&std::fs::read(&tls.ca)?)?;
+            http = http.tls_certs_merge(ca);
+        }
+        naming_env.extend(shared.iter().cloned());
+        storage_env.extend(shared);
+        let logs = if self.capture_logs {
+            let dir = root.path().join("logs");
+            std::fs::create_dir_all(&dir)?;
+            Some(dir)
+        } else {
+            None
+        };
+        let naming_log = logs.as_ref().map(|dir| dir.join("naming-server.log"));
+        let (naming, naming_url) =
+            spawn_naming(redis.url(), &naming_env, naming_log.as_deref()).await?;
         let mut cluster = TestCluster {
             redis,
             naming,
@@ -248,14 +346,13 @@ impl ClusterBuilder {
             naming_env,
             storage: Vec::new(),
             token: self.token,
-            http: reqwest::Client::new(),
+            ca_cert: self.tls.map(|tls| tls.ca),
+            http: http.build()?,
             root,
+            logs,
         };
-        for i in 0..self.storage_nodes {
-            let dir = cluster.root.path().join(format!("node{i}"));
-            std::fs::create_dir_all(&dir)?;
-            let node = StorageNode::spawn(&cluster.naming_url, &dir, &storage_env).await?;
-            cluster.storage.push(node);
+        for _ in 0..self.storage_nodes {
+            cluster.spawn_storage(&storage_env).await?;
         }
         cluster.wait_for_live_nodes(self.storage_nodes).await?;
         Ok(cluster)
@@ -270,8 +367,10 @@ pub struct TestCluster {
     naming_env: Vec<(String, String)>,
     storage: Vec<StorageNode>,
     token: Option<String>,
+    ca_cert: Option<PathBuf>,
     http: reqwest::Client,
     root: tempfile::TempDir,
+    logs: Option<PathBuf>,
 }
 
 impl TestCluster {
@@ -286,7 +385,51 @@ impl TestCluster {
     /// Starts another naming server on the same Redis (the storage nodes
     /// keep talking to the first); returns it and its base URL.
     pub async fn naming_replica(&self) -> Result<(Child, String)> {
-        spawn_naming(self.redis.url(), &self.naming_env).await
+        let log = self.logs.as_ref().map(|dir| dir.join("naming-replica.log"));
+        spawn_naming(self.redis.url(), &self.naming_env, log.as_deref()).await
+    }
+
+    /// Starts storage node number `storage.len()` with `env`.
+    async fn spawn_storage(&mut self, env: &[(String, String)]) -> Result<usize> {
+        let i = self.storage.len();
+        let dir = self.root.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let log = self
+            .logs
+            .as_ref()
+            .map(|logs| logs.join(format!("storage-{i}.log")));
+        let node = StorageNode::spawn(&self.naming_url, &dir, env, log).await?;
+        self.storage.push(node);
+        Ok(i)
+    }
+
+    /// Everything the servers wrote to stderr so far (needs
+    /// [`ClusterBuilder::capture_logs`]).
+    pub fn server_logs(&self) -> Result<String> {
+        let dir = self.logs.as_ref().context("logs are not captured")?;
+        let mut text = String::new();
+        for entry in std::fs::read_dir(dir)? {
+            text.push_str(&std::fs::read_to_string(entry?.path())?);
+        }
+        Ok(text)
+    }
+
+    /// The cluster's token, if it has one.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The harness's HTTP client (trusting the cluster's CA, if any).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `request` with the cluster's token, if it has one.
+    pub fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// A folder owned by this test for local files.
@@ -304,17 +447,12 @@ impl TestCluster {
 
     /// Adds and starts one more storage node; returns its index.
     pub async fn add_storage(&mut self) -> Result<usize> {
-        let i = self.storage.len();
-        let dir = self.root.path().join(format!("node{i}"));
-        std::fs::create_dir_all(&dir)?;
         let env = self
             .storage
             .first()
             .map(|n| n.env.clone())
             .unwrap_or_default();
-        let node = StorageNode::spawn(&self.naming_url, &dir, &env).await?;
-        self.storage.push(node);
-        Ok(i)
+        self.spawn_storage(&env).await
     }
 
     /// Kills storage node `i` (SIGKILL: no goodbye to the naming server).
@@ -331,7 +469,8 @@ impl TestCluster {
         if old.is_running() {
             bail!("storage node {i} is already running");
         }
-        let node = StorageNode::spawn(&self.naming_url, &old.data_dir, &old.env).await?;
+        let node =
+            StorageNode::spawn(&self.naming_url, &old.data_dir, &old.env, old.log.clone()).await?;
         self.storage[i] = node;
         Ok(())
     }
@@ -363,11 +502,7 @@ impl TestCluster {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<serde_json::Value> {
-        let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
-        let response = request.send().await?;
+        let response = self.authorized(request).send().await?;
         let status = response.status();
         let body = response.text().await?;
         if !status.is_success() {
@@ -449,7 +584,7 @@ impl TestCluster {
             }
             for replica in replicas {
                 let url = format!("{}/chunks/{id}", replica["url"].as_str().context("url")?);
-                let response = self.http.get(&url).send().await?;
+                let response = self.authorized(self.http.get(&url)).send().await?;
                 if response.status() != reqwest::StatusCode::OK {
                     bail!("{url}: {}", response.status());
                 }
@@ -502,9 +637,13 @@ impl TestCluster {
             .args(args)
             .envs(env.iter().copied())
             .env("DFS_NAMING_URL", &self.naming_url)
-            .env_remove("DFS_TOKEN");
+            .env_remove("DFS_TOKEN")
+            .env_remove("DFS_CA_CERT");
         if let Some(token) = &self.token {
             command.env("DFS_TOKEN", token);
+        }
+        if let Some(ca) = &self.ca_cert {
+            command.env("DFS_CA_CERT", ca);
         }
         let output = command
             .stdin(Stdio::null())
