@@ -8,7 +8,7 @@ use std::time::Duration;
 use dfs_common::auth::Token;
 use reqwest::{Certificate, RequestBuilder};
 
-use crate::Error;
+use crate::error::{Error, error_chain};
 
 /// The token sent with every call (when the cluster has one) and the root
 /// certificates trusted beyond the system's. Cheap to clone; built once
@@ -43,8 +43,7 @@ impl ClusterAccess {
         let unusable =
             |reason: String| Error::Setup(format!("DFS_CA_CERT {}: {reason}", path.display()));
         let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
-        let certs =
-            Certificate::from_pem_bundle(&pem).map_err(|e| unusable(crate::error_chain(&e)))?;
+        let certs = Certificate::from_pem_bundle(&pem).map_err(|e| unusable(error_chain(&e)))?;
         if certs.is_empty() {
             return Err(unusable("no PEM certificate in the file".to_owned()));
         }
@@ -80,6 +79,6 @@ impl ClusterAccess {
         }
         builder
             .build()
-            .map_err(|e| Error::Setup(format!("cannot set up HTTP: {}", crate::error_chain(&e))))
+            .map_err(|e| Error::Setup(format!("cannot set up HTTP: {}", error_chain(&e))))
     }
 }

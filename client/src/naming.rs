@@ -13,7 +13,8 @@ use dfs_common::api::{
 use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
 
-use crate::{ClusterAccess, Error};
+use crate::access::ClusterAccess;
+use crate::error::Error;
 
 use crate::reply::{base_url, endpoint, send, send_json};
 

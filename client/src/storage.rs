@@ -12,8 +12,9 @@ use dfs_common::chain::{
 };
 use reqwest::Url;
 
+use crate::access::ClusterAccess;
+use crate::error::Error;
 use crate::reply::{base_url, endpoint, send, send_json, shown};
-use crate::{ClusterAccess, Error};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest silence while a body is on the wire.

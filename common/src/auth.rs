@@ -131,13 +131,12 @@ fn bearer_credentials(value: &str) -> Option<&str> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
     text.as_bytes()
         .chunks(2)
         .map(|pair| {
-            let digits = std::str::from_utf8(pair).ok()?;
+            let digits = std::str::from_utf8(pair)
+                .ok()
+                .filter(|d| d.len() == 2 && d.bytes().all(|b| b.is_ascii_hexdigit()))?;
             u8::from_str_radix(digits, 16).ok()
         })
         .collect()
