@@ -3,7 +3,7 @@
 //! `TLS_KEY`). Either way requests in flight are drained on shutdown.
 
 use std::io;
-use std::path::Path;
+use std::path::PathBuf;
 
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
@@ -34,33 +34,46 @@ pub enum TlsError {
     },
 }
 
-impl Tls {
-    /// The TLS settings `TLS_CERT` and `TLS_KEY` (PEM files: the
-    /// certificate chain, leaf first, and its private key): `None` when
-    /// neither is set, an error when only one is or the files are unusable.
-    pub async fn from_settings(
-        cert: Option<&Path>,
-        key: Option<&Path>,
-    ) -> Result<Option<Self>, TlsError> {
-        let (cert, key) = match (cert, key) {
+/// The TLS flags of both servers, each with its environment variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsSettings {
+    /// PEM certificate chain (leaf first) to serve HTTPS with; needs
+    /// `--tls-key`. When set, the server speaks HTTPS only.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// The certificate and key, loaded and checked: `None` when neither is
+    /// set, an error when only one is or the files are unusable.
+    pub async fn load(&self) -> Result<Option<Tls>, TlsError> {
+        let (cert, key) = match (&self.tls_cert, &self.tls_key) {
             (None, None) => return Ok(None),
             (Some(cert), Some(key)) => (cert, key),
             _ => return Err(TlsError::OnlyOne),
         };
         RustlsConfig::from_pem_file(cert, key)
             .await
-            .map(|config| Some(Self(config)))
+            .map(|config| Some(Tls(config)))
             .map_err(|source| TlsError::Load {
                 cert: cert.display().to_string(),
                 key: key.display().to_string(),
                 source,
             })
     }
-}
 
-/// The URL scheme a server with these TLS settings answers on.
-pub fn scheme(tls: Option<&Tls>) -> &'static str {
-    if tls.is_some() { "https" } else { "http" }
+    /// The URL scheme the server answers on: `https` with a certificate.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then waits for

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use dfs_common::serve::TlsSettings;
 use dfs_common::units::{parse_duration, parse_size};
 use dfs_common::{MAX_CHUNK_SIZE, MAX_REPLICATION, MIN_CHUNK_SIZE};
 
@@ -52,14 +53,8 @@ pub struct Config {
     #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
     pub dfs_token: Option<String>,
 
-    /// PEM certificate chain (leaf first) to serve HTTPS with; needs
-    /// `--tls-key`. When set, this server speaks HTTPS only.
-    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key of `--tls-cert`.
-    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsSettings,
 
     /// PEM file of a certificate authority to trust, besides the system's,
     /// when calling storage nodes over HTTPS (a cluster's private CA).
@@ -135,6 +130,7 @@ mod tests {
         assert!(Config::try_parse_from(["naming-server", "--tls-key", "k.pem"]).is_err());
         let both = ["naming-server", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
         let config = Config::try_parse_from(both).expect("both parse");
-        assert_eq!(config.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(config.tls.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(config.tls.scheme(), "https");
     }
 }

@@ -4,7 +4,6 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Parser;
-use dfs_common::serve::Tls;
 use naming_server::config::Config;
 use naming_server::{naming, run};
 use tokio::net::TcpListener;
@@ -21,8 +20,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Config::parse();
     let naming = naming(&config).context("cannot set up the naming server")?;
-    let tls = Tls::from_settings(config.tls_cert.as_deref(), config.tls_key.as_deref()).await?;
-    let scheme = dfs_common::serve::scheme(tls.as_ref());
+    let tls = config.tls.load().await?;
+    let scheme = config.tls.scheme();
     let listener = TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use dfs_common::serve::TlsSettings;
 
 /// Where the naming server is when neither `--naming-url`, `NAMING_URL`
 /// nor `COORDINATOR_URL` says.
@@ -48,15 +49,9 @@ pub struct Config {
     #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
     pub dfs_token: Option<String>,
 
-    /// PEM certificate chain (leaf first) to serve HTTPS with; needs
-    /// `--tls-key`. When set, this node speaks HTTPS only and advertises an
-    /// https:// URL.
-    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key of `--tls-cert`.
-    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    /// HTTPS for the HTTP API; the advertised URL is then `https://`.
+    #[command(flatten)]
+    pub tls: TlsSettings,
 
     /// PEM file of a certificate authority to trust, besides the system's,
     /// when calling the naming server and other nodes over HTTPS (a
@@ -145,19 +140,10 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!(
                 "{}://{}:{}",
-                self.scheme(),
+                self.tls.scheme(),
                 advertise_host(bound.ip()),
                 bound.port()
             ),
-        }
-    }
-
-    /// `https` with `--tls-cert`, else `http`.
-    pub fn scheme(&self) -> &'static str {
-        if self.tls_cert.is_some() {
-            "https"
-        } else {
-            "http"
         }
     }
 

@@ -53,7 +53,7 @@ use std::time::Duration;
 
 use dfs_client::{ClusterAccess, NamingClient, StorageClient};
 use dfs_common::auth::Token;
-use dfs_common::serve::{Tls, TlsError};
+use dfs_common::serve::TlsError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +101,7 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let tls = Tls::from_settings(config.tls_cert.as_deref(), config.tls_key.as_deref()).await?;
+    let tls = config.tls.load().await?;
     let token = Token::from_setting(config.dfs_token.as_deref());
     let access = ClusterAccess::new(config.dfs_token.as_deref())
         .with_ca_cert(config.dfs_ca_cert.as_deref())?;
@@ -128,7 +128,7 @@ pub async fn run(
     ));
     {
         let mut stdout = std::io::stdout().lock();
-        let scheme = config.scheme();
+        let scheme = config.tls.scheme();
         writeln!(
             stdout,
             "storage-server listening on {scheme}://{http_bound} peer={peer_bound} node_id={node_id}"

@@ -138,24 +138,8 @@ pub async fn fetch(
     with_timeout(IO_TIMEOUT, stream.write_all(&frames))
         .await
         .map_err(lost)?;
-    let header =
-        match tokio::time::timeout(wait + IO_TIMEOUT, wire::read_response(&mut stream)).await {
-            Err(_) => return Err(lost(timed_out())),
-            Ok(Err(wire::WireError::Io(err))) => return Err(lost(err)),
-            Ok(Err(wire::WireError::Truncated)) => {
-                return Err(lost(io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "connection closed before the response",
-                )));
-            }
-            Ok(Err(source)) => {
-                return Err(PeerError::Protocol {
-                    addr: addr.to_owned(),
-                    source,
-                });
-            }
-            Ok(Ok(header)) => header,
-        };
+    let response = wire::read_response(&mut stream);
+    let header = receive(addr, wait + IO_TIMEOUT, "response", response).await?;
     match header.status {
         Status::Ok => {}
         Status::NotFound => {
@@ -224,25 +208,7 @@ async fn authenticate(
     stream: &mut TcpStream,
     token: Option<&Token>,
 ) -> Result<Vec<u8>, PeerError> {
-    let hello = match tokio::time::timeout(IO_TIMEOUT, handshake::read_hello(stream)).await {
-        Err(_) => Err(timed_out()),
-        Ok(Err(wire::WireError::Io(err))) => Err(err),
-        Ok(Err(wire::WireError::Truncated)) => Err(io::Error::new(
-            ErrorKind::UnexpectedEof,
-            "connection closed before the hello",
-        )),
-        Ok(Err(source)) => {
-            return Err(PeerError::Protocol {
-                addr: addr.to_owned(),
-                source,
-            });
-        }
-        Ok(Ok(hello)) => Ok(hello),
-    }
-    .map_err(|source| PeerError::ConnectionLost {
-        addr: addr.to_owned(),
-        source,
-    })?;
+    let hello = receive(addr, IO_TIMEOUT, "hello", handshake::read_hello(stream)).await?;
     if !hello.auth_required {
         return Ok(Vec::new());
     }
@@ -251,6 +217,34 @@ async fn authenticate(
         message: "it requires authentication, and this node has no DFS_TOKEN".to_owned(),
     })?;
     Ok(handshake::encode_auth(&handshake::answer(token, &hello.nonce)).to_vec())
+}
+
+/// A frame from the peer at `addr` within `limit`: silence, a broken
+/// link or a close before the `what` is `ConnectionLost`; anything that is
+/// not this protocol is `Protocol`.
+async fn receive<T>(
+    addr: &str,
+    limit: Duration,
+    what: &str,
+    frame: impl Future<Output = Result<T, wire::WireError>>,
+) -> Result<T, PeerError> {
+    let lost = |source: io::Error| PeerError::ConnectionLost {
+        addr: addr.to_owned(),
+        source,
+    };
+    match tokio::time::timeout(limit, frame).await {
+        Err(_) => Err(lost(timed_out())),
+        Ok(Err(wire::WireError::Io(err))) => Err(lost(err)),
+        Ok(Err(wire::WireError::Truncated)) => Err(lost(io::Error::new(
+            ErrorKind::UnexpectedEof,
+            format!("connection closed before the {what}"),
+        ))),
+        Ok(Err(source)) => Err(PeerError::Protocol {
+            addr: addr.to_owned(),
+            source,
+        }),
+        Ok(Ok(frame)) => Ok(frame),
+    }
 }
 
 async fn connect(addr: &str) -> Result<TcpStream, PeerError> {

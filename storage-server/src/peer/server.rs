@@ -27,6 +27,10 @@ use crate::throttle::Throttle;
 const MAX_PIECE: u64 = 1024 * 1024;
 /// Smallest piece between throttle checks when a rate is set.
 const MIN_PIECE: u64 = 16 * 1024;
+/// Most bytes read and dropped from a refused connection before it closes.
+const LINGER_BYTES: usize = 64 * 1024;
+/// Longest a refused connection is kept for that.
+const LINGER_TIME: Duration = Duration::from_secs(2);
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -119,7 +123,8 @@ impl Connection {
                     .unwrap_or_default();
                 tracing::warn!(%peer, "peer connection refused: wrong or missing answer to the challenge");
                 let header = ResponseHeader::error(Status::Unauthorized, REFUSED);
-                return write_header(&mut stream, &header).await;
+                write_header(&mut stream, &header).await?;
+                return linger(stream).await;
             }
         }
         loop {
@@ -226,6 +231,27 @@ async fn range_crc(file: &mut File, offset: u64, length: u64) -> io::Result<u32>
         }
         crc = crc32c::crc32c_append(crc, &buf[..n]);
     }
+}
+
+/// Closes a refused connection so that the refusal reaches the client:
+/// hangs up the sending side, then reads and drops what the client had
+/// already sent (its request after the answer), for at most
+/// [`LINGER_BYTES`] or [`LINGER_TIME`]. Closing with unread bytes would
+/// reset the connection, and a reset can destroy the refusal in flight.
+async fn linger(mut stream: TcpStream) -> io::Result<()> {
+    stream.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let drain = async {
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    Ok(())
 }
 
 async fn write_header(stream: &mut TcpStream, header: &ResponseHeader) -> io::Result<()> {
