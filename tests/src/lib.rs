@@ -19,16 +19,21 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+mod builder;
 pub mod fake_gcs;
-pub use fake_gcs::FakeGcs;
 mod redis;
+mod servers;
+
+pub use builder::{ClusterBuilder, TlsFiles};
+pub use fake_gcs::FakeGcs;
 pub use redis::Redis;
+pub use servers::StorageNode;
+use servers::spawn_naming;
 
 /// How long a process may take to come up before the test fails.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Path of a workspace binary, next to the test executable's target dir.
 pub fn bin_path(name: &str) -> PathBuf {
@@ -73,304 +78,22 @@ pub fn chunk_id(label: &str) -> String {
     format!("{hash:016x}-{:016x}-0-{hash:08x}", label.len())
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// The command for server binary `name` on a free loopback port, quiet
-/// logs, stdout piped (for its listening line), stderr appended to `log`
-/// when given (else the test's), killed with its handle; `env` (the test's
-/// settings) overrides these defaults.
-fn server_command(name: &str, env: &[(String, String)], log: Option<&Path>) -> Result<Command> {
-    let mut command = Command::new(bin_path(name));
-    let stderr = match log {
-        Some(path) => Stdio::from(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("open {}", path.display()))?,
-        ),
-        None => Stdio::inherit(),
-    };
-    command
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .kill_on_drop(true);
-    command.envs(env.iter().map(|(k, v)| (k, v)));
-    Ok(command)
-}
-
-/// Starts a naming server on a free loopback port against `redis_url`;
-/// returns the process and its base URL.
-async fn spawn_naming(
-    redis_url: &str,
-    env: &[(String, String)],
-    log: Option<&Path>,
-) -> Result<(Child, String)> {
-    let mut naming = server_command("naming-server", env, log)?
-        .env("REDIS_URL", redis_url)
-        .spawn()
-        .context("spawn naming-server")?;
-    let url = base_url(&listening_line(&mut naming, "naming-server").await?)?;
-    Ok((naming, url))
-}
-
-/// The `http://…` or `https://…` base URL in a listening line.
-fn base_url(line: &str) -> Result<String> {
-    word(line, "https://", true).or_else(|_| word(line, "http://", true))
-}
-
-/// Reads the child's first stdout line, `… listening on http://ADDR …`,
-/// and returns it.
-async fn listening_line(child: &mut Child, what: &str) -> Result<String> {
-    let stdout = child.stdout.take().context("child stdout not captured")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
-        .await
-        .with_context(|| format!("{what} did not report its address in time"))??
-        .with_context(|| format!("{what} exited before listening"))?;
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(line)
-}
-
-/// The first word of `line` starting with `prefix`, with the prefix kept
-/// (`http://`) or dropped (`peer=`).
-fn word(line: &str, prefix: &str, keep_prefix: bool) -> Result<String> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(prefix))
-        .map(|rest| {
-            if keep_prefix {
-                format!("{prefix}{rest}")
-            } else {
-                rest.to_owned()
-            }
-        })
-        .with_context(|| format!("no {prefix}… in the first line {line:?}"))
-}
-
-/// A running storage-server process and the data dir it keeps across restarts.
-pub struct StorageNode {
-    child: Option<Child>,
-    url: String,
-    peer_addr: String,
-    node_id: String,
-    data_dir: PathBuf,
-    env: Vec<(String, String)>,
-    log: Option<PathBuf>,
-}
-
-impl StorageNode {
-    async fn spawn(
-        naming_url: &str,
-        data_dir: &Path,
-        env: &[(String, String)],
-        log: Option<PathBuf>,
-    ) -> Result<Self> {
-        let mut child = server_command("storage-server", env, log.as_deref())?
-            .env("TCP_PORT", "0")
-            .env("NAMING_URL", naming_url)
-            .env("DATA_DIR", data_dir)
-            .spawn()
-            .context("spawn storage-server")?;
-        let line = listening_line(&mut child, "storage-server").await?;
-        let node_id = std::fs::read_to_string(data_dir.join("node_id"))
-            .context("storage-server wrote no DATA_DIR/node_id")?
-            .trim()
-            .to_owned();
-        Ok(Self {
-            child: Some(child),
-            url: base_url(&line)?,
-            peer_addr: word(&line, "peer=", false)?,
-            node_id,
-            data_dir: data_dir.to_owned(),
-            env: env.to_vec(),
-            log,
-        })
-    }
-
-    /// HTTP base URL of the node (changes when it restarts on a new port).
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// `host:port` of the node's peer-transfer listener.
-    pub fn peer_addr(&self) -> &str {
-        &self.peer_addr
-    }
-
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// Path of a stored chunk file, if this node holds it.
-    pub fn chunk_path(&self, chunk_id: &str) -> Option<PathBuf> {
-        let hash = format!("{:08x}", crc32c::crc32c(chunk_id.as_bytes()));
-        let path = self
-            .data_dir
-            .join("chunks")
-            .join(&hash[0..2])
-            .join(&hash[2..4])
-            .join(chunk_id);
-        path.exists().then_some(path)
-    }
-
-    /// Puts chunk `chunk_id` with `data` straight into the node's data
-    /// directory, as an older version (or a hand) could have left it,
-    /// bypassing every check of the HTTP API.
-    pub fn plant_chunk(&self, chunk_id: &str, data: &[u8]) -> Result<()> {
-        let hash = format!("{:08x}", crc32c::crc32c(chunk_id.as_bytes()));
-        let dir = self
-            .data_dir
-            .join("chunks")
-            .join(&hash[0..2])
-            .join(&hash[2..4]);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(chunk_id), data)?;
-        let meta = serde_json::json!({"size": data.len(), "crc32c": crc32c::crc32c(data)});
-        std::fs::write(dir.join(format!("{chunk_id}.meta")), meta.to_string())?;
-        Ok(())
-    }
-
-    /// Files left in the node's temp dir.
-    pub fn temp_files(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.data_dir.join("tmp"))
-            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default()
-    }
-}
-
-/// PEM files of a cluster that serves HTTPS: the servers' certificate and
-/// key, and the CA that signed it (given to every client as `DFS_CA_CERT`).
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub ca: PathBuf,
-}
-
-/// Builder for [`TestCluster`].
-#[derive(Default)]
-pub struct ClusterBuilder {
-    storage_nodes: usize,
-    naming_env: Vec<(String, String)>,
-    storage_env: Vec<(String, String)>,
-    token: Option<String>,
-    tls: Option<TlsFiles>,
-    capture_logs: bool,
-}
-
-impl ClusterBuilder {
-    pub fn storage_nodes(mut self, n: usize) -> Self {
-        self.storage_nodes = n;
-        self
-    }
-
-    pub fn naming_env(mut self, key: &str, value: &str) -> Self {
-        self.naming_env.push((key.into(), value.into()));
-        self
-    }
-
-    pub fn storage_env(mut self, key: &str, value: &str) -> Self {
-        self.storage_env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Sets `DFS_TOKEN` on every server and on `dfs` runs.
-    pub fn token(mut self, token: &str) -> Self {
-        self.token = Some(token.into());
-        self
-    }
-
-    /// Every server serves HTTPS only with `files` (`TLS_CERT`, `TLS_KEY`),
-    /// and every client, the harness's own included, trusts their CA
-    /// (`DFS_CA_CERT`).
-    pub fn tls(mut self, files: TlsFiles) -> Self {
-        self.tls = Some(files);
-        self
-    }
-
-    /// Sends every server's stderr to a file instead of the test's, for
-    /// [`TestCluster::server_logs`].
-    pub fn capture_logs(mut self) -> Self {
-        self.capture_logs = true;
-        self
-    }
-
-    pub async fn start(self) -> Result<TestCluster> {
-        let redis = Redis::start().await?;
-        let root = tempfile::tempdir()?;
-        let mut naming_env = vec![("HEARTBEAT_TIMEOUT".to_owned(), "2s".to_owned())];
-        naming_env.extend(self.naming_env);
-        let mut storage_env = self.storage_env;
-        let mut shared = Vec::new();
-        if let Some(token) = &self.token {
-            shared.push(("DFS_TOKEN".to_owned(), token.clone()));
-        }
-        let mut http = reqwest::Client::builder();
-        if let Some(tls) = &self.tls {
-            let path = |p: &Path| p.to_string_lossy().into_owned();
-            shared.push(("TLS_CERT".to_owned(), path(&tls.cert)));
-            shared.push(("TLS_KEY".to_owned(), path(&tls.key)));
-            shared.push(("DFS_CA_CERT".to_owned(), path(&tls.ca)));
-            let ca = reqwest::Certificate::from_pem_bundle(&std::fs::read(&tls.ca)?)?;
-            http = http.tls_certs_merge(ca);
-        }
-        naming_env.extend(shared.iter().cloned());
-        storage_env.extend(shared);
-        let logs = if self.capture_logs {
-            let dir = root.path().join("logs");
-            std::fs::create_dir_all(&dir)?;
-            Some(dir)
-        } else {
-            None
-        };
-        let naming_log = logs.as_ref().map(|dir| dir.join("naming-server.log"));
-        let (naming, naming_url) =
-            spawn_naming(redis.url(), &naming_env, naming_log.as_deref()).await?;
-        let mut cluster = TestCluster {
-            redis,
-            naming,
-            naming_url,
-            naming_env,
-            storage: Vec::new(),
-            token: self.token,
-            ca_cert: self.tls.map(|tls| tls.ca),
-            http: http.build()?,
-            root,
-            logs,
-        };
-        for _ in 0..self.storage_nodes {
-            cluster.spawn_storage(&storage_env).await?;
-        }
-        cluster.wait_for_live_nodes(self.storage_nodes).await?;
-        Ok(cluster)
-    }
 }
 
 /// Redis, one naming server and N storage servers, each with its own temp dir.
 pub struct TestCluster {
     pub redis: Redis,
-    naming: Child,
-    naming_url: String,
-    naming_env: Vec<(String, String)>,
-    storage: Vec<StorageNode>,
-    token: Option<String>,
-    ca_cert: Option<PathBuf>,
-    http: reqwest::Client,
-    root: tempfile::TempDir,
-    logs: Option<PathBuf>,
+    pub(crate) naming: Child,
+    pub(crate) naming_url: String,
+    pub(crate) naming_env: Vec<(String, String)>,
+    pub(crate) storage: Vec<StorageNode>,
+    pub(crate) token: Option<String>,
+    pub(crate) ca_cert: Option<PathBuf>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) logs: Option<PathBuf>,
 }
 
 impl TestCluster {
@@ -390,7 +113,7 @@ impl TestCluster {
     }
 
     /// Starts storage node number `storage.len()` with `env`.
-    async fn spawn_storage(&mut self, env: &[(String, String)]) -> Result<usize> {
+    pub(crate) async fn spawn_storage(&mut self, env: &[(String, String)]) -> Result<usize> {
         let i = self.storage.len();
         let dir = self.root.path().join(format!("node{i}"));
         std::fs::create_dir_all(&dir)?;
@@ -513,7 +236,7 @@ impl TestCluster {
 
     /// Counter `name` from storage node `i`'s `GET /metrics`.
     pub async fn storage_metric(&self, i: usize, name: &str) -> Result<u64> {
-        let url = format!("{}/metrics", self.storage[i].url);
+        let url = format!("{}/metrics", self.storage[i].url());
         let text = self
             .http
             .get(&url)

@@ -1,27 +1,28 @@
 //! A cluster with a token, end to end: every storage-node route and peer
 //! connection needs it, nodes store only chunk ids the naming server
 //! allocated, replication chains reach only registered nodes, the token
-//! never shows in a log, and every `dfs` command still works, over HTTPS
-//! with a private CA too.
+//! never shows in a log, and every `dfs` command still works; `peer`: the
+//! peer port's challenge; `tls`: the same over HTTPS with a private CA.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use dfs_common::auth::Token;
-use dfs_tests::{TestCluster, TlsFiles, chunk_id, wait_until, write_random_file};
+use dfs_tests::{TestCluster, chunk_id, wait_until, write_random_file};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use storage_server::peer::handshake;
-use storage_server::peer::wire::{self, Request, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+#[path = "auth/peer.rs"]
+mod peer;
+#[path = "auth/tls.rs"]
+mod tls;
 
 /// Distinctive enough that finding it in a log cannot be an accident.
 const TOKEN: &str = "tok-5e1f3c9a7d2b48e6";
 const KIB64: u64 = 64 * 1024;
 
-async fn cluster(nodes: usize) -> Result<TestCluster> {
+pub(crate) async fn cluster(nodes: usize) -> Result<TestCluster> {
     TestCluster::builder()
         .storage_nodes(nodes)
         .token(TOKEN)
@@ -29,7 +30,7 @@ async fn cluster(nodes: usize) -> Result<TestCluster> {
         .await
 }
 
-fn token() -> Result<Token> {
+pub(crate) fn token() -> Result<Token> {
     Token::from_setting(Some(TOKEN)).context("token")
 }
 
@@ -38,7 +39,7 @@ fn path_arg(path: &Path) -> Result<&str> {
 }
 
 /// Uploads `len` random bytes as `name` with `dfs create`; returns the local copy.
-async fn create(
+pub(crate) async fn create(
     cluster: &TestCluster,
     name: &str,
     len: u64,
@@ -61,7 +62,7 @@ async fn create(
 }
 
 /// `dfs read` of `name` gives exactly the bytes of `local`.
-async fn read_back(cluster: &TestCluster, name: &str, local: &Path) -> Result<()> {
+pub(crate) async fn read_back(cluster: &TestCluster, name: &str, local: &Path) -> Result<()> {
     let out = cluster.scratch_dir().join(format!("{name}.read"));
     cluster.dfs_ok(["read", name, path_arg(&out)?]).await?;
     ensure!(
@@ -378,89 +379,6 @@ async fn replicate_reaches_only_registered_nodes() -> Result<()> {
     Ok(())
 }
 
-/// Opens a peer connection to `addr`; returns it with the server's nonce.
-async fn peer_connect(addr: &str) -> Result<(TcpStream, [u8; handshake::NONCE_LEN])> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let hello = handshake::read_hello(&mut stream).await?;
-    ensure!(
-        hello.auth_required,
-        "a node with a token asks for no answer"
-    );
-    Ok((stream, hello.nonce))
-}
-
-/// Sends `frames`; expects the refusal and the server's hang-up.
-async fn peer_refused(mut stream: TcpStream, frames: &[u8]) -> Result<()> {
-    stream.write_all(frames).await?;
-    let header = wire::read_response(&mut stream).await?;
-    ensure!(header.status == Status::Unauthorized, "{header:?}");
-    ensure!(!header.message.contains(TOKEN), "{}", header.message);
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
-        .await
-        .context("the node kept the connection open")?;
-    ensure!(
-        closed.as_ref().map_or(true, |n| *n == 0),
-        "{closed:?} {rest:?}"
-    );
-    Ok(())
-}
-
-#[tokio::test]
-async fn peer_connections_need_the_token_and_answers_do_not_replay() -> Result<()> {
-    let cluster = cluster(1).await?;
-    let node = cluster.storage(0);
-    let id = chunk_id("peer-guarded");
-    let data = vec![9u8; 100_000];
-    let stored = cluster
-        .authorized(
-            cluster
-                .http()
-                .put(format!("{}/chunks/{id}", node.url()))
-                .header("x-dfs-crc32c", crc32c::crc32c(&data).to_string())
-                .header("x-dfs-chunk-signature", token()?.sign_chunk_id(&id))
-                .body(data.clone()),
-        )
-        .send()
-        .await?;
-    ensure!(stored.status() == StatusCode::CREATED, "{stored:?}");
-    let request = Request::whole(&id, 0).encode();
-    let with_answer = |answer: &[u8; handshake::ANSWER_LEN]| {
-        let mut frames = handshake::encode_auth(answer).to_vec();
-        frames.extend(&request);
-        frames
-    };
-    let failures = cluster
-        .storage_metric(0, "dfs_peer_auth_failures_total")
-        .await?;
-
-    // No answer, and an answer made with another token.
-    let (stream, _) = peer_connect(node.peer_addr()).await?;
-    peer_refused(stream, &request).await?;
-    let guess = Token::from_setting(Some("guess")).context("token")?;
-    let (stream, nonce) = peer_connect(node.peer_addr()).await?;
-    peer_refused(stream, &with_answer(&handshake::answer(&guess, &nonce))).await?;
-
-    // The right answer is served; replayed on a new connection, refused.
-    let (mut stream, nonce) = peer_connect(node.peer_addr()).await?;
-    let answer = handshake::answer(&token()?, &nonce);
-    stream.write_all(&with_answer(&answer)).await?;
-    let header = wire::read_response(&mut stream).await?;
-    ensure!(header.status == Status::Ok, "{header:?}");
-    let mut payload = vec![0u8; data.len()];
-    stream.read_exact(&mut payload).await?;
-    ensure!(payload == data, "the node served other bytes");
-    let (stream, _) = peer_connect(node.peer_addr()).await?;
-    peer_refused(stream, &with_answer(&answer)).await?;
-
-    let counted = cluster
-        .storage_metric(0, "dfs_peer_auth_failures_total")
-        .await?;
-    ensure!(counted == failures + 3, "{failures} -> {counted}");
-    ensure!(std::fs::read(node.chunk_path(&id).context("chunk")?)? == data);
-    Ok(())
-}
-
 /// For each chunk of `name`: its live replicas, each checked to serve
 /// exactly its bytes of `local`.
 async fn live_replicas(cluster: &TestCluster, name: &str, local: &Path) -> Result<Vec<usize>> {
@@ -515,68 +433,5 @@ async fn dfs_commands_work_with_a_token() -> Result<()> {
     cluster.dfs_ok(["distribute", "tok.bin"]).await?;
     ensure!(live_replicas(&cluster, "tok.bin", &local).await? == vec![3; 7]);
     read_back(&cluster, "tok.bin", &local).await?;
-    Ok(())
-}
-
-/// A CA, and a certificate it signed for 127.0.0.1 and localhost, written
-/// under `dir`.
-fn test_ca(dir: &Path) -> Result<TlsFiles> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.distinguished_name
-        .push(DnType::CommonName, "dfs test CA");
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.distinguished_name.push(DnType::CommonName, "dfs node");
-    let key = KeyPair::generate()?;
-    let cert = leaf.signed_by(&key, &ca)?;
-    let files = TlsFiles {
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-        ca: dir.join("ca.pem"),
-    };
-    std::fs::write(&files.cert, cert.pem())?;
-    std::fs::write(&files.key, key.serialize_pem())?;
-    std::fs::write(&files.ca, ca.pem())?;
-    Ok(files)
-}
-
-#[tokio::test]
-async fn an_https_cluster_with_a_private_ca_round_trips() -> Result<()> {
-    let certs = tempfile::tempdir()?;
-    let cluster = TestCluster::builder()
-        .storage_nodes(3)
-        .token(TOKEN)
-        .tls(test_ca(certs.path())?)
-        .start()
-        .await?;
-    ensure!(cluster.naming_url().starts_with("https://"));
-    let nodes = cluster.get_json("/nodes").await?;
-    for node in nodes["nodes"].as_array().context("nodes")? {
-        let url = node["url"].as_str().context("url")?;
-        ensure!(url.starts_with("https://"), "{url}");
-    }
-    let local = create(&cluster, "tls.bin", 5 * KIB64 + 1, 3).await?;
-    read_back(&cluster, "tls.bin", &local).await?;
-    ensure!(cluster.check_replicas("tls.bin", &local, 3).await? == 6);
-
-    // HTTPS only, and only for clients that trust the CA.
-    let plain = cluster.naming_url().replacen("https://", "http://", 1);
-    let answered = reqwest::get(format!("{plain}/health")).await;
-    ensure!(
-        answered.as_ref().map_or(true, |r| !r.status().is_success()),
-        "plain HTTP was served: {answered:?}"
-    );
-    let untrusting = reqwest::get(format!("{}/health", cluster.naming_url())).await;
-    ensure!(
-        untrusting.is_err(),
-        "a client without the CA got {untrusting:?}"
-    );
     Ok(())
 }
