@@ -147,6 +147,7 @@ impl StorageClient {
 /// One chunk write: what `PUT /chunks/{chunk_id}` sends.
 #[derive(Debug, Clone)]
 pub struct ChunkPut<'a> {
+    /// The id from the chunk's allocation.
     pub chunk_id: &'a str,
     /// The chunk's bytes.
     pub data: Bytes,

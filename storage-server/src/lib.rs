@@ -87,6 +87,7 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     #[error("setting up an HTTP client: {0}")]
     Client(#[from] dfs_client::Error),
+    /// `TLS_CERT`/`TLS_KEY` are unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
 }

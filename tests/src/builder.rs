@@ -13,8 +13,11 @@ use crate::servers::spawn_naming;
 /// key, and the CA that signed it (given to every client as `DFS_CA_CERT`).
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The servers' certificate (`TLS_CERT`).
     pub cert: PathBuf,
+    /// Its private key (`TLS_KEY`).
     pub key: PathBuf,
+    /// The CA that signed it (`DFS_CA_CERT`).
     pub ca: PathBuf,
 }
 
