@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use dfs_cli::download::{self, Destination};
 use dfs_cli::upload::{self, CreateOptions};
 use dfs_cli::{format, jobs};
-use dfs_client::{NamingClient, StorageClient};
+use dfs_client::{ClusterAccess, NamingClient, StorageClient};
 use dfs_common::api::StartDistribution;
 use dfs_common::units::parse_size;
 
@@ -24,9 +24,14 @@ struct Cli {
         global = true
     )]
     naming_url: String,
-    /// Bearer token for the naming server (needed when it runs with DFS_TOKEN).
+    /// Bearer token of the cluster (needed when its servers run with
+    /// DFS_TOKEN), sent to the naming server and the storage nodes.
     #[arg(long, env = "DFS_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// PEM file of a certificate authority to trust, besides the system's,
+    /// for servers that serve HTTPS with a private CA.
+    #[arg(long, env = "DFS_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -142,7 +147,8 @@ fn init_tracing() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let naming = NamingClient::new(&cli.naming_url, cli.token)?;
+    let access = ClusterAccess::new(cli.token.as_deref()).with_ca_cert(cli.ca_cert.as_deref())?;
+    let naming = NamingClient::new(&cli.naming_url, &access)?;
     match cli.command {
         Command::Create {
             local_path,
@@ -150,7 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             chunk_size,
             replication,
         } => {
-            let storage = StorageClient::new()?;
+            let storage = StorageClient::new(&access)?;
             let progress = dfs_cli::progress_bar();
             let options = CreateOptions {
                 chunk_size,
@@ -181,7 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Destination::File(&local_path)
             };
-            let storage = StorageClient::new()?;
+            let storage = StorageClient::new(&access)?;
             let progress = dfs_cli::progress_bar();
             let result =
                 download::read(&naming, &storage, &remote_name, destination, &progress).await;

@@ -3,7 +3,9 @@
 //!
 //! Each chunk is read with a positional read (the file is never loaded
 //! whole), checksummed, and sent once: PUT to the first target the naming
-//! server allocated, with the others in `x-dfs-replicate-to`, and the
+//! server allocated, with the others in `x-dfs-replicate-to` and the
+//! allocation's signature of the chunk id (when the cluster has a token)
+//! in `x-dfs-chunk-signature`, and the
 //! storage servers copy it down that chain over their TCP protocol. The PUT
 //! is acknowledged once every replica is durable. When the chain fails, the
 //! node to blame (the first target if it cannot be reached, else the one the
@@ -17,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dfs_client::{NamingClient, StorageClient};
+use dfs_client::{ChunkPut, NamingClient, StorageClient};
 use dfs_common::api::{
     AllocateChunkRequest, FileRecord, FinalizeRequest, FinalizedChunk, InitFileRequest,
 };
@@ -166,16 +168,14 @@ impl Upload<'_> {
                     url: t.url.clone(),
                 })
                 .collect();
-            let written = self
-                .storage
-                .put_chunk(
-                    &first.url,
-                    &allocation.chunk_id,
-                    data.clone(),
-                    crc32c,
-                    &chain,
-                )
-                .await;
+            let put = ChunkPut {
+                chunk_id: &allocation.chunk_id,
+                data: data.clone(),
+                crc32c,
+                signature: allocation.signature.as_deref(),
+                replicate_to: &chain,
+            };
+            let written = self.storage.put_chunk(&first.url, put).await;
             match written {
                 Ok(_) => {
                     self.progress.inc(span.len);

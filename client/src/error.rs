@@ -29,6 +29,9 @@ pub enum Error {
     /// A base URL the client was given cannot be used.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
+    /// The client could not be set up (an unusable `DFS_CA_CERT`, no TLS).
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl Error {
@@ -51,7 +54,7 @@ impl Error {
                     || *status == StatusCode::REQUEST_TIMEOUT
                     || *status == StatusCode::TOO_MANY_REQUESTS
             }
-            Self::ChainFailed { .. } | Self::InvalidUrl { .. } => false,
+            Self::ChainFailed { .. } | Self::InvalidUrl { .. } | Self::Setup(_) => false,
         }
     }
 

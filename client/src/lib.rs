@@ -2,6 +2,8 @@
 //! servers and the naming server, so that every caller sends requests,
 //! reads error replies and retries the same way.
 //!
+//! - [`ClusterAccess`]: the token and extra CA every client of a cluster
+//!   uses (`DFS_TOKEN`, `DFS_CA_CERT`).
 //! - [`NamingClient`]: the naming server's routes.
 //! - [`StorageClient`]: the storage servers' routes.
 //! - [`Error`]: how a call failed; a chained write's 502 with
@@ -10,13 +12,15 @@
 //! - [`RetryPolicy`]: exponential backoff with jitter, bounded in attempts.
 //! - [`error_chain`]: an error and its causes on one line.
 
+mod access;
 mod error;
 pub mod naming;
 mod reply;
 pub mod retry;
 pub mod storage;
 
+pub use access::ClusterAccess;
 pub use error::{Error, error_chain};
 pub use naming::NamingClient;
 pub use retry::RetryPolicy;
-pub use storage::StorageClient;
+pub use storage::{ChunkPut, StorageClient};

@@ -13,7 +13,9 @@ use dfs_common::api::{
 use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
 
-use crate::Error;
+use crate::access::ClusterAccess;
+use crate::error::Error;
+
 use crate::reply::{base_url, endpoint, send, send_json};
 
 /// How long a naming-server call may take unless the client says otherwise.
@@ -27,27 +29,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct NamingClient {
     http: reqwest::Client,
     base: Url,
-    token: Option<String>,
+    access: ClusterAccess,
     timeout: Duration,
 }
 
 impl NamingClient {
-    /// `base_url` is the naming server's root, e.g. `http://127.0.0.1:8000`;
-    /// `token`, when set and not empty, goes with every call as
-    /// `Authorization: Bearer …`.
-    pub fn new(base_url_text: &str, token: Option<String>) -> Result<Self, Error> {
+    /// `base_url` is the naming server's root, e.g. `http://127.0.0.1:8000`
+    /// (or `https://…`); the token of `access`, when there is one, goes
+    /// with every call as `Authorization: Bearer …`.
+    pub fn new(base_url_text: &str, access: &ClusterAccess) -> Result<Self, Error> {
         let base = base_url(base_url_text)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| Error::InvalidUrl {
-                url: base_url_text.to_owned(),
-                reason: format!("cannot set up HTTP: {}", crate::error_chain(&e)),
-            })?;
         Ok(Self {
-            http,
+            http: access.http(CONNECT_TIMEOUT, None)?,
             base,
-            token: token.filter(|t| !t.is_empty()),
+            access: access.clone(),
             timeout: DEFAULT_TIMEOUT,
         })
     }
@@ -68,11 +63,8 @@ impl NamingClient {
     }
 
     fn request_url(&self, method: Method, url: Url) -> RequestBuilder {
-        let request = self.http.request(method, url).timeout(self.timeout);
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
+        self.access
+            .authorize(self.http.request(method, url).timeout(self.timeout))
     }
 
     async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, Error> {

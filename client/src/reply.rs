@@ -7,7 +7,7 @@ use dfs_common::chain::{ChainErrorBody, FAILED_NODE_HEADER};
 use reqwest::{RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
 
-use crate::Error;
+use crate::error::{Error, error_chain};
 
 /// Longest piece of a non-JSON error body quoted in a message.
 const SNIPPET: usize = 200;
@@ -40,7 +40,7 @@ pub(crate) async fn send(request: RequestBuilder) -> Result<Response, Error> {
     let (client, request) = request.build_split();
     let request = request.map_err(|e| Error::InvalidUrl {
         url: e.url().map(Url::to_string).unwrap_or_default(),
-        reason: crate::error_chain(&e),
+        reason: error_chain(&e),
     })?;
     let url = shown(request.url());
     let response = client

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use dfs_common::api::{AssignmentAck, CRC32C_HEADER, ChainAssignment, GcsObjectInfo, StoredChunk};
+use dfs_common::auth::CHUNK_SIGNATURE_HEADER;
 use dfs_common::chain::{
     DownstreamNode, REPLICATE_TO_HEADER, ReplicateRequest, format_replicate_to,
 };
 use reqwest::Url;
 
-use crate::Error;
+use crate::access::ClusterAccess;
+use crate::error::Error;
 use crate::reply::{base_url, endpoint, send, send_json, shown};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,9 +26,11 @@ const CHAIN_TIMEOUT: Duration = Duration::from_secs(600);
 const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A client of any number of storage nodes, each named by its HTTP base
-/// URL at the call. Cheap to clone; clones share connections.
+/// URL at the call; every call carries the cluster's token, when it has
+/// one. Cheap to clone; clones share connections.
 #[derive(Debug, Clone)]
 pub struct StorageClient {
+    access: ClusterAccess,
     http: reqwest::Client,
     /// For chained writes (a PUT with a chain below, a replicate call),
     /// without [`READ_TIMEOUT`]: reqwest counts it from the request to the
@@ -36,42 +40,39 @@ pub struct StorageClient {
 }
 
 impl StorageClient {
-    pub fn new() -> Result<Self, Error> {
-        let builder = || reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
-        let built = |result: reqwest::Result<reqwest::Client>| {
-            result.map_err(|e| Error::InvalidUrl {
-                url: String::new(),
-                reason: format!("cannot set up HTTP: {}", crate::error_chain(&e)),
-            })
-        };
+    /// A client calling storage nodes with `access` (its token on every
+    /// call, its extra CA trusted).
+    pub fn new(access: &ClusterAccess) -> Result<Self, Error> {
         Ok(Self {
-            http: built(builder().read_timeout(READ_TIMEOUT).build())?,
-            chain_http: built(builder().build())?,
+            access: access.clone(),
+            http: access.http(CONNECT_TIMEOUT, Some(READ_TIMEOUT))?,
+            chain_http: access.http(CONNECT_TIMEOUT, None)?,
         })
     }
 
-    /// `PUT {node}/chunks/{chunk_id}` with the chunk's CRC32C. With
+    /// `PUT {node}/chunks/{chunk_id}` with the chunk's CRC32C and, when the
+    /// allocation carried one, the chunk id's `signature`. With
     /// `replicate_to`, the node passes the chunk down that chain and
     /// answers once every node holds it; a failure below it is
     /// [`Error::ChainFailed`].
     pub async fn put_chunk(
         &self,
         node_url: &str,
-        chunk_id: &str,
-        data: Bytes,
-        crc32c: u32,
-        replicate_to: &[DownstreamNode],
+        chunk: ChunkPut<'_>,
     ) -> Result<StoredChunk, Error> {
         let mut request = self
             .chain_http
-            .put(chunk_url(node_url, &[chunk_id])?)
+            .put(chunk_url(node_url, &[chunk.chunk_id])?)
             .timeout(CHAIN_TIMEOUT)
-            .header(CRC32C_HEADER, crc32c.to_string())
-            .body(data);
-        if !replicate_to.is_empty() {
-            request = request.header(REPLICATE_TO_HEADER, format_replicate_to(replicate_to));
+            .header(CRC32C_HEADER, chunk.crc32c.to_string())
+            .body(chunk.data);
+        if !chunk.replicate_to.is_empty() {
+            request = request.header(REPLICATE_TO_HEADER, format_replicate_to(chunk.replicate_to));
         }
-        send_json(request).await
+        if let Some(signature) = chunk.signature {
+            request = request.header(CHUNK_SIGNATURE_HEADER, signature);
+        }
+        send_json(self.access.authorize(request)).await
     }
 
     /// `GET {node}/chunks/{chunk_id}`, refusing a body longer than
@@ -82,7 +83,8 @@ impl StorageClient {
         chunk_id: &str,
         max_len: u64,
     ) -> Result<Bytes, Error> {
-        let mut response = send(self.http.get(chunk_url(node_url, &[chunk_id])?)).await?;
+        let request = self.http.get(chunk_url(node_url, &[chunk_id])?);
+        let mut response = send(self.access.authorize(request)).await?;
         let url = shown(response.url());
         let too_long = || Error::BadResponse {
             url: url.clone(),
@@ -118,7 +120,7 @@ impl StorageClient {
     ) -> Result<StoredChunk, Error> {
         let url = chunk_url(node_url, &[chunk_id, "replicate"])?;
         let request = self.chain_http.post(url).json(request);
-        send_json(request.timeout(CHAIN_TIMEOUT)).await
+        send_json(self.access.authorize(request.timeout(CHAIN_TIMEOUT))).await
     }
 
     /// `POST {node}/distributions`: the node's part of a distribution job.
@@ -128,13 +130,8 @@ impl StorageClient {
         assignment: &ChainAssignment,
     ) -> Result<AssignmentAck, Error> {
         let url = endpoint(&base_url(node_url)?, &["distributions"]);
-        send_json(
-            self.http
-                .post(url)
-                .json(assignment)
-                .timeout(NODE_CALL_TIMEOUT),
-        )
-        .await
+        let request = self.http.post(url).json(assignment);
+        send_json(self.access.authorize(request.timeout(NODE_CALL_TIMEOUT))).await
     }
 
     /// `GET {node}/gcs/object?url=`: what GCS says of an object, asked with
@@ -142,8 +139,24 @@ impl StorageClient {
     pub async fn gcs_object(&self, node_url: &str, gcs_url: &str) -> Result<GcsObjectInfo, Error> {
         let mut url = endpoint(&base_url(node_url)?, &["gcs", "object"]);
         url.query_pairs_mut().append_pair("url", gcs_url);
-        send_json(self.http.get(url).timeout(NODE_CALL_TIMEOUT)).await
+        let request = self.http.get(url).timeout(NODE_CALL_TIMEOUT);
+        send_json(self.access.authorize(request)).await
     }
+}
+
+/// One chunk write: what `PUT /chunks/{chunk_id}` sends.
+#[derive(Debug, Clone)]
+pub struct ChunkPut<'a> {
+    /// The id from the chunk's allocation.
+    pub chunk_id: &'a str,
+    /// The chunk's bytes.
+    pub data: Bytes,
+    /// Their CRC32C, checked by the node before it keeps them.
+    pub crc32c: u32,
+    /// The naming server's signature of `chunk_id`, from its allocation.
+    pub signature: Option<&'a str>,
+    /// The nodes the chunk goes to after this one, in chain order.
+    pub replicate_to: &'a [DownstreamNode],
 }
 
 /// `{node}/chunks/{segments…}`.

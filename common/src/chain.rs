@@ -41,6 +41,11 @@ pub struct ReplicateRequest {
     /// The nodes after this one, in chain order.
     #[serde(default)]
     pub downstream: Vec<DownstreamNode>,
+    /// The chunk id's signature from the naming server (see
+    /// `x-dfs-chunk-signature`), passed down the chain; required when the
+    /// cluster has a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// The 502 body of a failed chained write.

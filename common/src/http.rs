@@ -1,20 +1,47 @@
 //! What the HTTP handlers of both servers share: the `{"error": …}`
-//! response every failure gets, and extractors that reject bad input in
+//! response every failure gets, extractors that reject bad input in
 //! that same shape (a 400, or a 413 for a body over the limit) instead of
-//! axum's plain-text rejections.
+//! axum's plain-text rejections, and the bearer-token check.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::api::ErrorBody;
+use crate::auth::Token;
 
 /// `status` with the JSON body `{"error": message}`.
 pub fn error_response(status: StatusCode, message: String) -> Response {
     (status, axum::Json(ErrorBody { error: message })).into_response()
+}
+
+/// Lets a request through when it carries `Authorization: Bearer <token>`
+/// (the scheme in any case, the token compared in constant time; see
+/// [`Token::admits`]); otherwise a 401 with `WWW-Authenticate: Bearer` and
+/// the usual error body, which never repeats what was sent. Both servers
+/// put it on every route but health, metrics and the docs, with
+/// `route_layer(from_fn_with_state(token, require_token))`.
+pub async fn require_token(State(token): State<Token>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    if token.admits(given) {
+        return next.run(request).await;
+    }
+    let mut response = error_response(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token".to_owned(),
+    );
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 /// Input an extractor refused: a 400 (or 413) with the usual error body.

@@ -3,23 +3,31 @@
 //! - [`api`]: the JSON bodies exchanged with the naming server and the
 //!   headers used with storage servers. Both servers generate their OpenAPI
 //!   specs from these types.
+//! - [`auth`]: the cluster token (`DFS_TOKEN`): the bearer check, signed
+//!   chunk ids, the keyed MAC of the peer handshake.
 //! - [`chain`]: chain replication on write: the `x-dfs-replicate-to` header
 //!   and the body of `POST /chunks/{chunk_id}/replicate`.
+//! - [`ids`]: the shape of the file and chunk ids the naming server makes.
 //! - [`validate`]: the rules for file names and chunk ids, applied on every
 //!   side of the wire.
 //! - [`gcs`]: `gs://bucket/object` URLs, the source of `dfs seed`.
 //! - [`shutdown`]: Ctrl-C / SIGTERM → a `CancellationToken`, for both servers.
 //! - [`http`] (feature `axum`): what both servers' handlers share: the
-//!   extractors that reject bad input as a JSON 400/413, and the
-//!   `{"error": …}` response.
+//!   extractors that reject bad input as a JSON 400/413, the
+//!   `{"error": …}` response and the bearer-token check; [`serve`]: their
+//!   HTTP or HTTPS (`TLS_CERT`, `TLS_KEY`) serve loop.
 //! - [`units`]: human-readable sizes (`8MiB`), durations (`15s`) and
 //!   bandwidths (`10m` = 10 Mbit/s) for flags and environment variables.
 
 pub mod api;
+pub mod auth;
 pub mod chain;
 pub mod gcs;
 #[cfg(feature = "axum")]
 pub mod http;
+pub mod ids;
+#[cfg(feature = "axum")]
+pub mod serve;
 pub mod shutdown;
 pub mod units;
 pub mod validate;

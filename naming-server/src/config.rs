@@ -1,8 +1,10 @@
 //! Command-line flags, each with an environment-variable fallback.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use dfs_common::serve::TlsSettings;
 use dfs_common::units::{parse_duration, parse_size};
 use dfs_common::{MAX_CHUNK_SIZE, MAX_REPLICATION, MIN_CHUNK_SIZE};
 
@@ -45,9 +47,19 @@ pub struct Config {
     #[arg(long, env = "REPAIR_AFTER", default_value = "10m", value_parser = parse_repair_after)]
     pub repair_after: RepairAfter,
 
-    /// When set, every API call except health, metrics and docs needs `Authorization: Bearer <token>`.
+    /// When set, every API call except health, metrics and docs needs
+    /// `Authorization: Bearer <token>`; it is also sent to the storage
+    /// nodes, and signs the chunk ids this server hands out.
     #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
     pub dfs_token: Option<String>,
+
+    #[command(flatten)]
+    pub tls: TlsSettings,
+
+    /// PEM file of a certificate authority to trust, besides the system's,
+    /// when calling storage nodes over HTTPS (a cluster's private CA).
+    #[arg(long, env = "DFS_CA_CERT")]
+    pub dfs_ca_cert: Option<PathBuf>,
 }
 
 fn parse_chunk_size(s: &str) -> Result<u64, String> {
@@ -110,5 +122,15 @@ mod tests {
         let off = Config::try_parse_from(["naming-server", "--repair-after", "off"]);
         assert_eq!(off.expect("off parses").repair_after, RepairAfter(None));
         assert!(Config::try_parse_from(["naming-server", "--repair-after", "0s"]).is_err());
+    }
+
+    #[test]
+    fn tls_cert_and_key_go_together() {
+        assert!(Config::try_parse_from(["naming-server", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["naming-server", "--tls-key", "k.pem"]).is_err());
+        let both = ["naming-server", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let config = Config::try_parse_from(both).expect("both parse");
+        assert_eq!(config.tls.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(config.tls.scheme(), "https");
     }
 }

@@ -30,7 +30,9 @@
 use std::sync::Arc;
 
 use axum::Router;
-use dfs_client::StorageClient;
+use dfs_client::{ClusterAccess, StorageClient};
+use dfs_common::auth::Token;
+use dfs_common::serve::Tls;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -57,11 +59,15 @@ pub enum SetupError {
 }
 
 /// The domain on the Redis at `config.redis_url` (connected lazily, so the
-/// server starts while Redis is down and says so on `/health`).
+/// server starts while Redis is down and says so on `/health`), calling
+/// storage nodes with the cluster's token and CA.
 pub fn naming(config: &Config) -> Result<Naming, SetupError> {
+    let access = ClusterAccess::new(config.dfs_token.as_deref())
+        .with_ca_cert(config.dfs_ca_cert.as_deref())?;
     Ok(Naming {
         store: Arc::new(RedisStore::new(&config.redis_url)?),
-        storage: StorageClient::new()?,
+        storage: StorageClient::new(&access)?,
+        token: Token::from_setting(config.dfs_token.as_deref()),
         settings: Arc::new(Settings {
             replication: config.replication_factor,
             chunk_size: config.chunk_size,
@@ -73,25 +79,23 @@ pub fn naming(config: &Config) -> Result<Naming, SetupError> {
     })
 }
 
-/// The whole HTTP service; `token` guards every route but health, metrics
-/// and the docs.
-pub fn app(naming: Naming, token: Option<String>) -> Router {
-    http::router(naming, token)
+/// The whole HTTP service; the cluster's token, when it has one, guards
+/// every route but health, metrics and the docs.
+pub fn app(naming: Naming) -> Router {
+    http::router(naming)
 }
 
-/// Serves `listener` and runs the background tasks until `shutdown` is
-/// cancelled, then drains in-flight requests.
+/// Serves `listener` (HTTPS only with `tls`) and runs the background tasks
+/// until `shutdown` is cancelled, then drains in-flight requests.
 pub async fn run(
     listener: TcpListener,
     naming: Naming,
-    token: Option<String>,
+    tls: Option<Tls>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let reaper = tokio::spawn(tasks::reaper::run(naming.clone(), shutdown.clone()));
     let repairs = tokio::spawn(tasks::repair::run(naming.clone(), shutdown.clone()));
-    let served = axum::serve(listener, app(naming, token))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = dfs_common::serve::serve(listener, app(naming), tls, shutdown.clone()).await;
     shutdown.cancel();
     for (name, task) in [("reaper", reaper), ("repair", repairs)] {
         if let Err(e) = task.await {

@@ -20,19 +20,21 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Config::parse();
     let naming = naming(&config).context("cannot set up the naming server")?;
+    let tls = config.tls.load().await?;
+    let scheme = config.tls.scheme();
     let listener = TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
     let addr = listener.local_addr().context("no local address")?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "naming-server listening on http://{addr}").context("write to stdout")?;
+    writeln!(stdout, "naming-server listening on {scheme}://{addr}").context("write to stdout")?;
     stdout.flush().context("flush stdout")?;
     drop(stdout);
     tracing::info!(%addr, redis = %config.redis_url, "naming-server started");
 
     let shutdown = CancellationToken::new();
     tokio::spawn(dfs_common::shutdown::cancel_on_signal(shutdown.clone()));
-    run(listener, naming, config.dfs_token.clone(), shutdown)
+    run(listener, naming, tls, shutdown)
         .await
         .context("server failed")?;
     tracing::info!("naming-server stopped");

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use dfs_common::serve::TlsSettings;
 
 /// Where the naming server is when neither `--naming-url`, `NAMING_URL`
 /// nor `COORDINATOR_URL` says.
@@ -42,9 +43,21 @@ pub struct Config {
     #[arg(long, env = "WORKER_ADDR")]
     pub worker_addr: Option<String>,
 
-    /// Bearer token sent to the naming server.
+    /// Cluster token: sent to the naming server and the other storage
+    /// nodes, and required by this node's HTTP routes (except health,
+    /// metrics and the docs) and peer connections.
     #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
     pub dfs_token: Option<String>,
+
+    /// HTTPS for the HTTP API; the advertised URL is then `https://`.
+    #[command(flatten)]
+    pub tls: TlsSettings,
+
+    /// PEM file of a certificate authority to trust, besides the system's,
+    /// when calling the naming server and other nodes over HTTPS (a
+    /// cluster's private CA). GCS calls are unaffected.
+    #[arg(long, env = "DFS_CA_CERT")]
+    pub dfs_ca_cert: Option<PathBuf>,
 
     /// Ranged GCS requests kept in flight while seeding from Cloud Storage.
     #[arg(long, env = "GCS_PARALLEL_DOWNLOADS", default_value_t = 4,
@@ -130,11 +143,17 @@ impl Config {
             .to_owned()
     }
 
-    /// The HTTP base URL to advertise, given the address actually bound.
+    /// The HTTP base URL to advertise, given the address actually bound
+    /// (`https://` when the node serves TLS).
     pub fn advertise_url(&self, bound: SocketAddr) -> String {
         match &self.advertise_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}:{}", advertise_host(bound.ip()), bound.port()),
+            None => format!(
+                "{}://{}:{}",
+                self.tls.scheme(),
+                advertise_host(bound.ip()),
+                bound.port()
+            ),
         }
     }
 
@@ -217,6 +236,11 @@ mod tests {
         ]);
         assert_eq!(c.advertise_url(bound), "http://node-a:1");
         assert_eq!(c.worker_addr(bound), "node-a:2");
+
+        let tls = config(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        assert_eq!(tls.advertise_url(bound), "https://127.0.0.1:4321");
+        assert!(Config::try_parse_from(["s", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["s", "--tls-key", "k.pem"]).is_err());
     }
 
     #[test]

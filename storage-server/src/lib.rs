@@ -7,7 +7,10 @@
 //!   the OpenAPI spec generated from the handlers.
 //! - [`replication`]: chain replication on write (`x-dfs-replicate-to`,
 //!   `POST /chunks/{id}/replicate`): forward a stored chunk to the next node,
-//!   pull one from the upstream node with [`peer::fetch`].
+//!   pull one from the upstream node with [`peer::fetch`], after checking
+//!   the chain against the naming server's node list ([`registry`]).
+//! - [`admission`]: which chunk ids a write may store (the naming server's
+//!   form; its signature when the cluster has a token).
 //! - [`distribution`]: this node's part of distribution jobs (pull each
 //!   chunk from the nearest live node above it in the chain, or GCS; report
 //!   progress to the naming server).
@@ -19,8 +22,9 @@
 //!   [`NamingClient`](dfs_client::NamingClient), built in [`run`].
 //! - [`gcs`]: reading Cloud Storage objects into the store chunk by chunk
 //!   (the head of a `dfs seed` chain).
-//! - [`peer`]: the peer transfer protocol on `TCP_PORT` (sendfile on the
-//!   sending side, [`peer::fetch`] on the receiving side).
+//! - [`peer`]: the peer transfer protocol on `TCP_PORT` (a challenge–response
+//!   handshake keyed by the cluster token, sendfile on the sending side,
+//!   [`peer::fetch`] on the receiving side).
 //! - [`store`]: the chunk store on disk (layout, atomic durable writes,
 //!   CRC32C checks, the node id, waiting for a chunk to arrive). The only
 //!   module that touches `DATA_DIR`; peer transfers go through it too.
@@ -31,6 +35,7 @@
 //! [`run`] ties them together; `main.rs` only parses the config, binds and
 //! wires signals to a [`CancellationToken`].
 
+pub mod admission;
 pub mod config;
 pub mod distribution;
 pub mod gcs;
@@ -40,6 +45,7 @@ pub mod membership;
 pub mod metrics;
 pub mod orphans;
 pub mod peer;
+pub mod registry;
 pub mod replication;
 pub mod store;
 pub mod throttle;
@@ -48,14 +54,18 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dfs_client::{NamingClient, StorageClient};
+use dfs_client::{ClusterAccess, NamingClient, StorageClient};
+use dfs_common::auth::Token;
+use dfs_common::serve::TlsError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use admission::Admission;
 pub use config::Config;
 use distribution::Distributor;
 use http::AppState;
 use integrity::Integrity;
+use registry::Registry;
 use replication::Replicator;
 use store::{ChunkStore, StoreError};
 use throttle::Throttle;
@@ -81,25 +91,32 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     #[error("setting up an HTTP client: {0}")]
     Client(#[from] dfs_client::Error),
+    /// `TLS_CERT`/`TLS_KEY` are unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Runs a storage server on `listeners` until `shutdown` is cancelled:
 /// opens the store, prints the `storage-server listening on http://ADDR
-/// peer=ADDR node_id=ID` line on stdout, registers with the naming server in
-/// the background, serves the peer protocol and HTTP, draining HTTP requests
-/// on shutdown.
+/// peer=ADDR node_id=ID` line on stdout (`https://` with TLS), registers
+/// with the naming server in the background, serves the peer protocol and
+/// HTTP (or HTTPS), draining HTTP requests on shutdown.
 pub async fn run(
     listeners: Listeners,
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let tls = config.tls.load().await?;
+    let token = Token::from_setting(config.dfs_token.as_deref());
+    let access = ClusterAccess::new(config.dfs_token.as_deref())
+        .with_ca_cert(config.dfs_ca_cert.as_deref())?;
     let store = Arc::new(ChunkStore::open(&config.data_dir).await?);
     let node_id = store.node_id().await?;
     let http_bound = listeners.http.local_addr()?;
     let peer_bound = listeners.peer.local_addr()?;
     let peer_addr = config.worker_addr(peer_bound);
-    let naming = NamingClient::new(&config.naming_url(), config.dfs_token.clone())?
-        .with_timeout(NAMING_CALL_TIMEOUT);
+    let naming =
+        NamingClient::new(&config.naming_url(), &access)?.with_timeout(NAMING_CALL_TIMEOUT);
     let membership = membership::Membership {
         naming: naming.clone(),
         node_id: node_id.clone(),
@@ -110,13 +127,16 @@ pub async fn run(
         node_id.clone(),
         peer_addr,
         store.clone(),
-        StorageClient::new()?,
+        StorageClient::new(&access)?,
+        Arc::new(Registry::new(naming.clone())),
+        token.clone(),
     ));
     {
         let mut stdout = std::io::stdout().lock();
+        let scheme = config.tls.scheme();
         writeln!(
             stdout,
-            "storage-server listening on http://{http_bound} peer={peer_bound} node_id={node_id}"
+            "storage-server listening on {scheme}://{http_bound} peer={peer_bound} node_id={node_id}"
         )?;
         stdout.flush()?;
     }
@@ -127,6 +147,8 @@ pub async fn run(
         advertise_url = %membership.url,
         worker_addr = %membership.tcp_addr,
         p2p_limit_bytes_per_sec = config.test_only_limit_p2p_bandwidth,
+        token = token.is_some(),
+        tls = tls.is_some(),
         "storage server started"
     );
     let integrity = Arc::new(Integrity::new(store.clone(), Some(config.scrub_bandwidth)));
@@ -149,6 +171,7 @@ pub async fn run(
         listeners.peer,
         store.clone(),
         throttle,
+        token.clone(),
         shutdown.clone(),
     ));
     let gcs = gcs::GcsClient::from_config(&config)
@@ -162,6 +185,7 @@ pub async fn run(
         gcs,
         gcs::DownloadOptions::from_config(&config),
         distribution::Reporter::new(naming),
+        token.clone(),
         shutdown.clone(),
     ));
     let app = http::app(AppState {
@@ -169,10 +193,10 @@ pub async fn run(
         store,
         replicator,
         distributor,
+        admission: Admission::new(token.clone()),
+        token,
     });
-    let served = axum::serve(listeners.http, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = dfs_common::serve::serve(listeners.http, app, tls, shutdown.clone()).await;
     shutdown.cancel();
     for (name, task) in [
         ("membership", heartbeats),

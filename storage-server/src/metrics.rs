@@ -45,6 +45,8 @@ pub struct Metrics {
     pub peer_crc_mismatches: Counter,
     /// Requests the peer server answered (any status).
     pub peer_requests: Counter,
+    /// Peer connections refused for a wrong or missing handshake answer.
+    pub peer_auth_failures: Counter,
     /// Chunk bytes stored from `PUT /chunks/{chunk_id}` bodies.
     pub http_put_bytes: Counter,
     /// Orphan sweeps that went through every chunk.
@@ -76,6 +78,7 @@ impl Metrics {
             peer_received_bytes: Counter::new(),
             peer_crc_mismatches: Counter::new(),
             peer_requests: Counter::new(),
+            peer_auth_failures: Counter::new(),
             http_put_bytes: Counter::new(),
             orphan_sweeps: Counter::new(),
             orphan_sweeps_failed: Counter::new(),
@@ -89,7 +92,7 @@ impl Metrics {
 
     /// The text exposition format of every counter, plus `chunks` as a gauge.
     pub fn render(&self, chunks: u64) -> String {
-        let counters: [(&str, &str, &Counter); 13] = [
+        let counters: [(&str, &str, &Counter); 14] = [
             (
                 "dfs_peer_sendfile_bytes_total",
                 "Bytes sent to peers with sendfile().",
@@ -114,6 +117,11 @@ impl Metrics {
                 "dfs_peer_requests_total",
                 "Requests answered by the peer server.",
                 &self.peer_requests,
+            ),
+            (
+                "dfs_peer_auth_failures_total",
+                "Peer connections refused for a wrong or missing handshake answer.",
+                &self.peer_auth_failures,
             ),
             (
                 "dfs_http_put_bytes_total",
@@ -200,6 +208,7 @@ mod tests {
                 "dfs_peer_crc_mismatches_total",
             ),
             (&metrics.peer_requests, "dfs_peer_requests_total"),
+            (&metrics.peer_auth_failures, "dfs_peer_auth_failures_total"),
             (&metrics.http_put_bytes, "dfs_http_put_bytes_total"),
             (&metrics.orphan_sweeps, "dfs_orphan_sweeps_total"),
             (

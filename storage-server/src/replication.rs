@@ -8,6 +8,13 @@
 //! only when all replicas are. A failure anywhere below is
 //! [`ReplicationError::ChainFailed`] naming the node that failed: the one
 //! that could not be reached, or the one whose pull or store failed.
+//!
+//! Before it connects anywhere, a node checks the chain against the naming
+//! server's node list ([`Registry`]): it pulls only from a registered
+//! node's peer address and calls only registered nodes at their registered
+//! URL. The chunk id's signature (see [`crate::admission`]) goes down the
+//! chain with the chunk, and the peer pull answers the source's challenge
+//! with the cluster token.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +22,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use dfs_client::StorageClient;
 use dfs_common::MAX_CHUNK_SIZE;
+use dfs_common::auth::Token;
 use dfs_common::chain::{
     DownstreamNode, REPLICATE_TO_HEADER, ReplicateRequest, parse_replicate_to, validate_chain,
 };
@@ -22,6 +30,7 @@ use reqwest::Url;
 use thiserror::Error;
 
 use crate::peer::{self, Expected};
+use crate::registry::{Registry, RegistryError};
 use crate::store::{ChunkMeta, ChunkStore};
 
 /// Longest `source` address accepted.
@@ -30,9 +39,14 @@ const MAX_SOURCE_LEN: usize = 512;
 /// Why a chained write failed.
 #[derive(Debug, Error)]
 pub enum ReplicationError {
-    /// The chain or the replicate request is unusable; nothing was done.
+    /// The chain or the replicate request is unusable (malformed, or names
+    /// a node that is not registered); nothing was done.
     #[error("{0}")]
     Invalid(String),
+    /// The naming server's node list, needed to check the chain, could not
+    /// be had; nothing was done.
+    #[error("{0}")]
+    Unavailable(String),
     /// The chunk to pull is larger than any chunk can be.
     #[error("chunk is larger than the limit of {MAX_CHUNK_SIZE} bytes")]
     TooLarge,
@@ -54,29 +68,51 @@ pub struct Replicator {
     store: Arc<ChunkStore>,
     /// Client of the other storage nodes' replicate calls.
     storage: StorageClient,
+    /// The registered nodes a chain may name.
+    registry: Arc<Registry>,
+    /// Answers the sources' peer challenge.
+    token: Option<Token>,
+}
+
+impl From<RegistryError> for ReplicationError {
+    fn from(err: RegistryError) -> Self {
+        match err {
+            RegistryError::Unregistered(message) => Self::Invalid(message),
+            e @ RegistryError::Unavailable(_) => Self::Unavailable(e.to_string()),
+        }
+    }
 }
 
 impl Replicator {
     /// Node `node_id`, whose peers pull from `peer_addr`, holding its
-    /// chunks in `store` and calling the next node with `storage`.
+    /// chunks in `store`, calling the next node with `storage`, checking
+    /// chains against `registry` and answering peer challenges with `token`.
     pub fn new(
         node_id: String,
         peer_addr: String,
         store: Arc<ChunkStore>,
         storage: StorageClient,
+        registry: Arc<Registry>,
+        token: Option<Token>,
     ) -> Self {
         Self {
             node_id,
             peer_addr,
             store,
             storage,
+            registry,
+            token,
         }
     }
 
     /// The nodes a PUT's `x-dfs-replicate-to` header asks this node to pass
     /// the chunk on to (none without the header); invalid when the header is
-    /// malformed or names this node.
-    pub fn downstream(&self, headers: &HeaderMap) -> Result<Vec<DownstreamNode>, ReplicationError> {
+    /// malformed, names this node, or names a node that is not registered
+    /// at that URL.
+    pub async fn downstream(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Vec<DownstreamNode>, ReplicationError> {
         let Some(value) = headers.get(REPLICATE_TO_HEADER) else {
             return Ok(Vec::new());
         };
@@ -85,12 +121,13 @@ impl Replicator {
         };
         let value = value.to_str().map_err(|_| invalid(String::new()))?;
         let nodes = parse_replicate_to(value).map_err(|e| invalid(format!(": {e}")))?;
-        self.check_chain(&nodes)?;
+        self.check_chain(&nodes).await?;
         Ok(nodes)
     }
 
-    /// A chain is valid, its URLs usable, and it does not loop back here.
-    fn check_chain(&self, nodes: &[DownstreamNode]) -> Result<(), ReplicationError> {
+    /// A chain is valid, its URLs usable, it does not loop back here, and
+    /// every node of it is registered at its URL.
+    async fn check_chain(&self, nodes: &[DownstreamNode]) -> Result<(), ReplicationError> {
         validate_chain(nodes).map_err(|e| ReplicationError::Invalid(e.to_string()))?;
         for node in nodes {
             if node.node_id == self.node_id {
@@ -106,16 +143,21 @@ impl Replicator {
                 )));
             }
         }
+        for node in nodes {
+            self.registry.check_node(&node.node_id, &node.url).await?;
+        }
         Ok(())
     }
 
-    /// Passes chunk `chunk_id` (stored here as `meta`) down `downstream`:
-    /// returns once every node of it holds the chunk durably.
+    /// Passes chunk `chunk_id` (stored here as `meta`, its id signed with
+    /// `signature`) down `downstream`: returns once every node of it holds
+    /// the chunk durably.
     pub async fn forward(
         &self,
         chunk_id: &str,
         meta: ChunkMeta,
         downstream: &[DownstreamNode],
+        signature: Option<&str>,
     ) -> Result<(), ReplicationError> {
         let Some((next, rest)) = downstream.split_first() else {
             return Ok(());
@@ -125,6 +167,7 @@ impl Replicator {
             size: meta.size,
             crc32c: meta.crc32c,
             downstream: rest.to_vec(),
+            signature: signature.map(str::to_owned),
         };
         let message = match self.storage.replicate(&next.url, chunk_id, &request).await {
             Ok(_) => return Ok(()),
@@ -152,7 +195,8 @@ impl Replicator {
 
     /// Serves a replicate call: pulls chunk `chunk_id` from the upstream
     /// node `request.source` over the peer protocol, stores it, then passes
-    /// it on down `request.downstream`.
+    /// it on down `request.downstream`. The source and every downstream
+    /// node must be registered; the caller has checked the chunk id.
     pub async fn replicate(
         &self,
         chunk_id: &str,
@@ -173,20 +217,31 @@ impl Replicator {
                 request.source
             )));
         }
-        self.check_chain(&request.downstream)?;
+        self.check_chain(&request.downstream).await?;
+        self.registry.check_source(source).await?;
         let expected = Expected {
             size: Some(request.size),
             crc32c: Some(request.crc32c),
         };
         // The upstream stored the chunk before calling: no need to wait for it.
-        let meta = peer::fetch(source, chunk_id, expected, Duration::ZERO, &self.store)
-            .await
-            .map_err(|err| ReplicationError::ChainFailed {
-                failed_node: self.node_id.clone(),
-                message: format!("node {}: {err}", self.node_id),
-            })?;
+        let token = self.token.as_ref();
+        let meta = peer::fetch(
+            source,
+            chunk_id,
+            expected,
+            Duration::ZERO,
+            &self.store,
+            token,
+        )
+        .await
+        .map_err(|err| ReplicationError::ChainFailed {
+            failed_node: self.node_id.clone(),
+            message: format!("node {}: {err}", self.node_id),
+        })?;
         tracing::info!(%chunk_id, %source, size = meta.size, "chunk replicated from a peer");
-        self.forward(chunk_id, meta, &request.downstream).await?;
+        let signature = request.signature.as_deref();
+        self.forward(chunk_id, meta, &request.downstream, signature)
+            .await?;
         Ok(meta)
     }
 }

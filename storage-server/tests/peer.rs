@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dfs_common::auth::Token;
 use storage_server::metrics::METRICS;
+use storage_server::peer::handshake::{self, Hello};
 use storage_server::peer::wire::{self, Request, RequestKind, ResponseHeader, Status};
 use storage_server::peer::{self, Expected, PeerError};
 use storage_server::store::{ChunkStore, StoreError};
@@ -13,6 +15,9 @@ use storage_server::throttle::Throttle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+
+#[path = "peer/handshake_auth.rs"]
+mod handshake_auth;
 
 /// A chunk store with a peer server in front of it.
 struct Node {
@@ -24,6 +29,15 @@ struct Node {
 
 impl Node {
     async fn start(rate: Option<u64>) -> Self {
+        Self::spawn(rate, None).await
+    }
+
+    /// A node whose peer server requires `token`.
+    pub(crate) async fn guarded(token: &str) -> Self {
+        Self::spawn(None, Token::from_setting(Some(token))).await
+    }
+
+    async fn spawn(rate: Option<u64>, token: Option<Token>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(ChunkStore::open(dir.path()).await.expect("open store"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -33,6 +47,7 @@ impl Node {
             listener,
             store.clone(),
             Arc::new(Throttle::new(rate)),
+            token,
             shutdown.clone(),
         ));
         Self {
@@ -80,13 +95,21 @@ impl Drop for Node {
     }
 }
 
-fn data(len: usize, seed: u8) -> Vec<u8> {
+/// A raw connection to an open peer server, past its hello.
+async fn connect(addr: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let hello = handshake::read_hello(&mut stream).await.expect("hello");
+    assert!(!hello.auth_required, "an open server asks for no answer");
+    stream
+}
+
+pub(crate) fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 11) as u8)
         .collect()
 }
 
-fn expect(data: &[u8]) -> Expected {
+pub(crate) fn expect(data: &[u8]) -> Expected {
     Expected {
         size: Some(data.len() as u64),
         crc32c: Some(crc32c::crc32c(data)),
@@ -103,9 +126,16 @@ async fn fetches_a_whole_chunk_with_sendfile() {
         METRICS.peer_sendfile_bytes.get(),
         METRICS.peer_received_bytes.get(),
     );
-    let meta = peer::fetch(&a.addr, "c1", expect(&chunk), Duration::ZERO, &b.store)
-        .await
-        .expect("fetch");
+    let meta = peer::fetch(
+        &a.addr,
+        "c1",
+        expect(&chunk),
+        Duration::ZERO,
+        &b.store,
+        None,
+    )
+    .await
+    .expect("fetch");
     assert_eq!(meta.size, chunk.len() as u64);
     assert_eq!(meta.crc32c, crc32c::crc32c(&chunk));
     assert!(b.read("c1").await == chunk, "fetched bytes differ");
@@ -115,15 +145,29 @@ async fn fetches_a_whole_chunk_with_sendfile() {
 
     // Without expectations, the sender's CRC alone guards the transfer;
     // a chunk already here is returned as is.
-    let again = peer::fetch(&a.addr, "c1", Expected::default(), Duration::ZERO, &b.store)
-        .await
-        .expect("fetch again");
+    let again = peer::fetch(
+        &a.addr,
+        "c1",
+        Expected::default(),
+        Duration::ZERO,
+        &b.store,
+        None,
+    )
+    .await
+    .expect("fetch again");
     assert_eq!(again, meta);
     let empty = Vec::new();
     a.put("empty", &empty).await;
-    let meta = peer::fetch(&a.addr, "empty", expect(&empty), Duration::ZERO, &b.store)
-        .await
-        .expect("fetch empty chunk");
+    let meta = peer::fetch(
+        &a.addr,
+        "empty",
+        expect(&empty),
+        Duration::ZERO,
+        &b.store,
+        None,
+    )
+    .await
+    .expect("fetch empty chunk");
     assert_eq!(meta.size, 0);
 }
 
@@ -136,7 +180,15 @@ async fn waits_for_a_chunk_that_is_on_its_way() {
     let addr = a.addr.clone();
     let mut pending = tokio::spawn(async move {
         let start = Instant::now();
-        let result = peer::fetch(&addr, "late", expected, Duration::from_secs(20), &store).await;
+        let result = peer::fetch(
+            &addr,
+            "late",
+            expected,
+            Duration::from_secs(20),
+            &store,
+            None,
+        )
+        .await;
         (result, start.elapsed())
     });
     // Still waiting while the sender does not have it.
@@ -163,6 +215,7 @@ async fn missing_chunk_is_not_found_after_the_wait() {
         Expected::default(),
         Duration::from_millis(200),
         &b.store,
+        None,
     )
     .await;
     assert!(
@@ -187,7 +240,7 @@ async fn corrupted_sender_copy_is_refused_and_nothing_stored() {
     std::fs::write(&path, &on_disk).expect("corrupt chunk file");
     let mismatches = METRICS.peer_crc_mismatches.get();
     for expected in [expect(&chunk), Expected::default()] {
-        let result = peer::fetch(&a.addr, "rot", expected, Duration::ZERO, &b.store).await;
+        let result = peer::fetch(&a.addr, "rot", expected, Duration::ZERO, &b.store, None).await;
         assert!(
             matches!(&result, Err(PeerError::CrcMismatch { expected, actual, .. })
                 if *expected == crc32c::crc32c(&chunk) && *actual == crc32c::crc32c(&on_disk)),
@@ -212,7 +265,7 @@ async fn mismatched_expectations_store_nothing() {
         size: Some(999),
         crc32c: None,
     };
-    let result = peer::fetch(&a.addr, "x", wrong_size, Duration::ZERO, &b.store).await;
+    let result = peer::fetch(&a.addr, "x", wrong_size, Duration::ZERO, &b.store, None).await;
     assert!(
         matches!(
             result,
@@ -228,7 +281,7 @@ async fn mismatched_expectations_store_nothing() {
         size: None,
         crc32c: Some(7),
     };
-    let result = peer::fetch(&a.addr, "x", wrong_crc, Duration::ZERO, &b.store).await;
+    let result = peer::fetch(&a.addr, "x", wrong_crc, Duration::ZERO, &b.store, None).await;
     assert!(
         matches!(result, Err(PeerError::CrcMismatch { expected: 7, .. })),
         "{result:?}"
@@ -240,6 +293,7 @@ async fn mismatched_expectations_store_nothing() {
         Expected::default(),
         Duration::ZERO,
         &b.store,
+        None,
     )
     .await;
     assert!(
@@ -260,6 +314,7 @@ async fn dead_or_failing_sources_are_told_apart() {
         Expected::default(),
         Duration::ZERO,
         &b.store,
+        None,
     )
     .await;
     assert!(
@@ -274,6 +329,8 @@ async fn dead_or_failing_sources_are_told_apart() {
     let sent = chunk.clone();
     tokio::spawn(async move {
         let (mut stream, _) = fake.accept().await.expect("accept");
+        let hello = Hello::new(false).encode();
+        stream.write_all(&hello).await.expect("hello");
         let request = wire::read_request(&mut stream).await.expect("request");
         assert_eq!(request.map(|r| r.chunk_id), Some("cut".to_owned()));
         let header = ResponseHeader {
@@ -287,7 +344,15 @@ async fn dead_or_failing_sources_are_told_apart() {
         stream.write_all(&header.encode()).await.expect("header");
         stream.write_all(&sent[..400]).await.expect("part");
     });
-    let result = peer::fetch(&fake_addr, "cut", expect(&chunk), Duration::ZERO, &b.store).await;
+    let result = peer::fetch(
+        &fake_addr,
+        "cut",
+        expect(&chunk),
+        Duration::ZERO,
+        &b.store,
+        None,
+    )
+    .await;
     assert!(
         matches!(result, Err(PeerError::ConnectionLost { .. })),
         "{result:?}"
@@ -310,6 +375,7 @@ async fn dead_or_failing_sources_are_told_apart() {
         Expected::default(),
         Duration::ZERO,
         &b.store,
+        None,
     )
     .await;
     assert!(
@@ -323,7 +389,7 @@ async fn serves_ranges_and_refuses_bad_frames() {
     let a = Node::start(None).await;
     let chunk = data(10_000, 6);
     a.put("r", &chunk).await;
-    let mut stream = TcpStream::connect(&a.addr).await.expect("connect");
+    let mut stream = connect(&a.addr).await;
     let ranged = Request {
         kind: RequestKind::Get,
         chunk_id: "r".into(),
@@ -372,17 +438,7 @@ async fn serves_ranges_and_refuses_bad_frames() {
     assert_eq!(header.status, Status::UnsupportedVersion);
     assert!(header.message.contains("version 9"), "{}", header.message);
     // The rest of the frame was never read, so the close may come as a reset.
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
-        .await
-        .expect("server hangs up");
-    assert!(
-        matches!(&read, Ok(0))
-            || read
-                .as_ref()
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-        "{read:?}"
-    );
+    expect_hang_up(&mut stream).await;
 }
 
 #[tokio::test]
@@ -394,7 +450,7 @@ async fn throttled_sender_holds_its_rate() {
 
     // The send rate as the receiving socket sees it (no disk work counted).
     let calls = METRICS.peer_sendfile_calls.get();
-    let mut stream = TcpStream::connect(&a.addr).await.expect("connect");
+    let mut stream = connect(&a.addr).await;
     let start = Instant::now();
     stream
         .write_all(&Request::whole("slow", 0).encode())
@@ -417,5 +473,21 @@ async fn throttled_sender_holds_its_rate() {
     eprintln!(
         "{} bytes at {rate} B/s: {secs:.3}s (ideal {expected:.3}s)",
         chunk.len()
+    );
+}
+
+/// Waits for the server to hang up (cleanly, or with a reset when it left
+/// bytes unread).
+pub(crate) async fn expect_hang_up(stream: &mut TcpStream) {
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("server hangs up");
+    assert!(
+        matches!(&read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{read:?}"
     );
 }

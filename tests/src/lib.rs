@@ -8,6 +8,10 @@
 //! drops, and every test owns its temp dirs, so tests run in parallel.
 //!
 //! [`FakeGcs`] runs the real fake-gcs-server (a GCS emulator) the same way.
+//!
+//! A cluster may run with a token ([`ClusterBuilder::token`]), serve HTTPS
+//! with a test CA ([`ClusterBuilder::tls`]), and keep its servers' logs
+//! for the test to read ([`ClusterBuilder::capture_logs`]).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -15,16 +19,21 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+mod builder;
 pub mod fake_gcs;
-pub use fake_gcs::FakeGcs;
 mod redis;
+mod servers;
+
+pub use builder::{ClusterBuilder, TlsFiles};
+pub use fake_gcs::FakeGcs;
 pub use redis::Redis;
+pub use servers::StorageNode;
+use servers::spawn_naming;
 
 /// How long a process may take to come up before the test fails.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Path of a workspace binary, next to the test executable's target dir.
 pub fn bin_path(name: &str) -> PathBuf {
@@ -61,217 +70,30 @@ where
     }
 }
 
-fn free_port() -> Result<u16> {
+/// A chunk id in the form the naming server makes
+/// (`<file id>-<index>-<8 hex digits>`), derived from `label` so a test can
+/// name its chunks: storage nodes refuse to store ids of any other form.
+pub fn chunk_id(label: &str) -> String {
+    let hash = u64::from(crc32c::crc32c(label.as_bytes()));
+    format!("{hash:016x}-{:016x}-0-{hash:08x}", label.len())
+}
+
+pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// The command for server binary `name` on a free loopback port, quiet
-/// logs, stdout piped (for its listening line), killed with its handle;
-/// `env` (the test's settings) overrides these defaults.
-fn server_command(name: &str, env: &[(String, String)]) -> Command {
-    let mut command = Command::new(bin_path(name));
-    command
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    command.envs(env.iter().map(|(k, v)| (k, v)));
-    command
-}
-
-/// Starts a naming server on a free loopback port against `redis_url`;
-/// returns the process and its base URL.
-async fn spawn_naming(redis_url: &str, env: &[(String, String)]) -> Result<(Child, String)> {
-    let mut naming = server_command("naming-server", env)
-        .env("REDIS_URL", redis_url)
-        .spawn()
-        .context("spawn naming-server")?;
-    let url = word(
-        &listening_line(&mut naming, "naming-server").await?,
-        "http://",
-        true,
-    )?;
-    Ok((naming, url))
-}
-
-/// Reads the child's first stdout line, `… listening on http://ADDR …`,
-/// and returns it.
-async fn listening_line(child: &mut Child, what: &str) -> Result<String> {
-    let stdout = child.stdout.take().context("child stdout not captured")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
-        .await
-        .with_context(|| format!("{what} did not report its address in time"))??
-        .with_context(|| format!("{what} exited before listening"))?;
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(line)
-}
-
-/// The first word of `line` starting with `prefix`, with the prefix kept
-/// (`http://`) or dropped (`peer=`).
-fn word(line: &str, prefix: &str, keep_prefix: bool) -> Result<String> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(prefix))
-        .map(|rest| {
-            if keep_prefix {
-                format!("{prefix}{rest}")
-            } else {
-                rest.to_owned()
-            }
-        })
-        .with_context(|| format!("no {prefix}… in the first line {line:?}"))
-}
-
-/// A running storage-server process and the data dir it keeps across restarts.
-pub struct StorageNode {
-    child: Option<Child>,
-    url: String,
-    peer_addr: String,
-    node_id: String,
-    data_dir: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl StorageNode {
-    async fn spawn(naming_url: &str, data_dir: &Path, env: &[(String, String)]) -> Result<Self> {
-        let mut child = server_command("storage-server", env)
-            .env("TCP_PORT", "0")
-            .env("NAMING_URL", naming_url)
-            .env("DATA_DIR", data_dir)
-            .spawn()
-            .context("spawn storage-server")?;
-        let line = listening_line(&mut child, "storage-server").await?;
-        let node_id = std::fs::read_to_string(data_dir.join("node_id"))
-            .context("storage-server wrote no DATA_DIR/node_id")?
-            .trim()
-            .to_owned();
-        Ok(Self {
-            child: Some(child),
-            url: word(&line, "http://", true)?,
-            peer_addr: word(&line, "peer=", false)?,
-            node_id,
-            data_dir: data_dir.to_owned(),
-            env: env.to_vec(),
-        })
-    }
-
-    /// HTTP base URL of the node (changes when it restarts on a new port).
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// `host:port` of the node's peer-transfer listener.
-    pub fn peer_addr(&self) -> &str {
-        &self.peer_addr
-    }
-
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// Path of a stored chunk file, if this node holds it.
-    pub fn chunk_path(&self, chunk_id: &str) -> Option<PathBuf> {
-        let hash = format!("{:08x}", crc32c::crc32c(chunk_id.as_bytes()));
-        let path = self
-            .data_dir
-            .join("chunks")
-            .join(&hash[0..2])
-            .join(&hash[2..4])
-            .join(chunk_id);
-        path.exists().then_some(path)
-    }
-
-    /// Files left in the node's temp dir.
-    pub fn temp_files(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.data_dir.join("tmp"))
-            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default()
-    }
-}
-
-/// Builder for [`TestCluster`].
-#[derive(Default)]
-pub struct ClusterBuilder {
-    storage_nodes: usize,
-    naming_env: Vec<(String, String)>,
-    storage_env: Vec<(String, String)>,
-    token: Option<String>,
-}
-
-impl ClusterBuilder {
-    pub fn storage_nodes(mut self, n: usize) -> Self {
-        self.storage_nodes = n;
-        self
-    }
-
-    pub fn naming_env(mut self, key: &str, value: &str) -> Self {
-        self.naming_env.push((key.into(), value.into()));
-        self
-    }
-
-    pub fn storage_env(mut self, key: &str, value: &str) -> Self {
-        self.storage_env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Sets `DFS_TOKEN` on every server and on `dfs` runs.
-    pub fn token(mut self, token: &str) -> Self {
-        self.token = Some(token.into());
-        self
-    }
-
-    pub async fn start(self) -> Result<TestCluster> {
-        let redis = Redis::start().await?;
-        let root = tempfile::tempdir()?;
-        let mut naming_env = vec![("HEARTBEAT_TIMEOUT".to_owned(), "2s".to_owned())];
-        naming_env.extend(self.naming_env);
-        let mut storage_env = self.storage_env;
-        if let Some(token) = &self.token {
-            naming_env.push(("DFS_TOKEN".into(), token.clone()));
-            storage_env.push(("DFS_TOKEN".into(), token.clone()));
-        }
-        let (naming, naming_url) = spawn_naming(redis.url(), &naming_env).await?;
-        let mut cluster = TestCluster {
-            redis,
-            naming,
-            naming_url,
-            naming_env,
-            storage: Vec::new(),
-            token: self.token,
-            http: reqwest::Client::new(),
-            root,
-        };
-        for i in 0..self.storage_nodes {
-            let dir = cluster.root.path().join(format!("node{i}"));
-            std::fs::create_dir_all(&dir)?;
-            let node = StorageNode::spawn(&cluster.naming_url, &dir, &storage_env).await?;
-            cluster.storage.push(node);
-        }
-        cluster.wait_for_live_nodes(self.storage_nodes).await?;
-        Ok(cluster)
-    }
 }
 
 /// Redis, one naming server and N storage servers, each with its own temp dir.
 pub struct TestCluster {
     pub redis: Redis,
-    naming: Child,
-    naming_url: String,
-    naming_env: Vec<(String, String)>,
-    storage: Vec<StorageNode>,
-    token: Option<String>,
-    http: reqwest::Client,
-    root: tempfile::TempDir,
+    pub(crate) naming: Child,
+    pub(crate) naming_url: String,
+    pub(crate) naming_env: Vec<(String, String)>,
+    pub(crate) storage: Vec<StorageNode>,
+    pub(crate) token: Option<String>,
+    pub(crate) ca_cert: Option<PathBuf>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) logs: Option<PathBuf>,
 }
 
 impl TestCluster {
@@ -286,7 +108,51 @@ impl TestCluster {
     /// Starts another naming server on the same Redis (the storage nodes
     /// keep talking to the first); returns it and its base URL.
     pub async fn naming_replica(&self) -> Result<(Child, String)> {
-        spawn_naming(self.redis.url(), &self.naming_env).await
+        let log = self.logs.as_ref().map(|dir| dir.join("naming-replica.log"));
+        spawn_naming(self.redis.url(), &self.naming_env, log.as_deref()).await
+    }
+
+    /// Starts storage node number `storage.len()` with `env`.
+    pub(crate) async fn spawn_storage(&mut self, env: &[(String, String)]) -> Result<usize> {
+        let i = self.storage.len();
+        let dir = self.root.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let log = self
+            .logs
+            .as_ref()
+            .map(|logs| logs.join(format!("storage-{i}.log")));
+        let node = StorageNode::spawn(&self.naming_url, &dir, env, log).await?;
+        self.storage.push(node);
+        Ok(i)
+    }
+
+    /// Everything the servers wrote to stderr so far (needs
+    /// [`ClusterBuilder::capture_logs`]).
+    pub fn server_logs(&self) -> Result<String> {
+        let dir = self.logs.as_ref().context("logs are not captured")?;
+        let mut text = String::new();
+        for entry in std::fs::read_dir(dir)? {
+            text.push_str(&std::fs::read_to_string(entry?.path())?);
+        }
+        Ok(text)
+    }
+
+    /// The cluster's token, if it has one.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The harness's HTTP client (trusting the cluster's CA, if any).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `request` with the cluster's token, if it has one.
+    pub fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// A folder owned by this test for local files.
@@ -304,17 +170,12 @@ impl TestCluster {
 
     /// Adds and starts one more storage node; returns its index.
     pub async fn add_storage(&mut self) -> Result<usize> {
-        let i = self.storage.len();
-        let dir = self.root.path().join(format!("node{i}"));
-        std::fs::create_dir_all(&dir)?;
         let env = self
             .storage
             .first()
             .map(|n| n.env.clone())
             .unwrap_or_default();
-        let node = StorageNode::spawn(&self.naming_url, &dir, &env).await?;
-        self.storage.push(node);
-        Ok(i)
+        self.spawn_storage(&env).await
     }
 
     /// Kills storage node `i` (SIGKILL: no goodbye to the naming server).
@@ -331,7 +192,8 @@ impl TestCluster {
         if old.is_running() {
             bail!("storage node {i} is already running");
         }
-        let node = StorageNode::spawn(&self.naming_url, &old.data_dir, &old.env).await?;
+        let node =
+            StorageNode::spawn(&self.naming_url, &old.data_dir, &old.env, old.log.clone()).await?;
         self.storage[i] = node;
         Ok(())
     }
@@ -363,11 +225,7 @@ impl TestCluster {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<serde_json::Value> {
-        let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
-        let response = request.send().await?;
+        let response = self.authorized(request).send().await?;
         let status = response.status();
         let body = response.text().await?;
         if !status.is_success() {
@@ -378,7 +236,7 @@ impl TestCluster {
 
     /// Counter `name` from storage node `i`'s `GET /metrics`.
     pub async fn storage_metric(&self, i: usize, name: &str) -> Result<u64> {
-        self.metric_at(&self.storage[i].url, name).await
+        self.metric_at(self.storage[i].url(), name).await
     }
 
     /// Counter `name` from the naming server's `GET /metrics`.
@@ -459,7 +317,7 @@ impl TestCluster {
             }
             for replica in replicas {
                 let url = format!("{}/chunks/{id}", replica["url"].as_str().context("url")?);
-                let response = self.http.get(&url).send().await?;
+                let response = self.authorized(self.http.get(&url)).send().await?;
                 if response.status() != reqwest::StatusCode::OK {
                     bail!("{url}: {}", response.status());
                 }
@@ -512,9 +370,13 @@ impl TestCluster {
             .args(args)
             .envs(env.iter().copied())
             .env("DFS_NAMING_URL", &self.naming_url)
-            .env_remove("DFS_TOKEN");
+            .env_remove("DFS_TOKEN")
+            .env_remove("DFS_CA_CERT");
         if let Some(token) = &self.token {
             command.env("DFS_TOKEN", token);
+        }
+        if let Some(ca) = &self.ca_cert {
+            command.env("DFS_CA_CERT", ca);
         }
         let output = command
             .stdin(Stdio::null())

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use dfs_tests::{TestCluster, write_random_file};
+use dfs_tests::{TestCluster, chunk_id, write_random_file};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -98,6 +98,7 @@ async fn chained_put_names_the_node_that_failed() -> Result<()> {
     );
     let http = reqwest::Client::new();
     let data = vec![7u8; 200_000];
+    let (ok, bad, dead) = (chunk_id("ok-1"), chunk_id("bad-1"), chunk_id("dead-1"));
     let put = |id: &str, chain: String, body: &[u8]| {
         http.put(format!("{a}/chunks/{id}"))
             .header("x-dfs-crc32c", crc32c::crc32c(body).to_string())
@@ -106,41 +107,41 @@ async fn chained_put_names_the_node_that_failed() -> Result<()> {
             .send()
     };
 
-    let response = put("ok-1", format!("{b_id}={b},{c_id}={c}"), &data).await?;
+    let response = put(&ok, format!("{b_id}={b},{c_id}={c}"), &data).await?;
     ensure!(
         response.status() == StatusCode::CREATED,
         "{}",
         response.status()
     );
     for node in [&b, &c] {
-        let got = http.get(format!("{node}/chunks/ok-1")).send().await?;
+        let got = http.get(format!("{node}/chunks/{ok}")).send().await?;
         ensure!(got.bytes().await?[..] == data[..], "{node} lacks the chunk");
     }
 
     // Malformed chains are refused before anything is stored (and before
     // the body is read: a small body, so the client is done sending first).
     let own_id = cluster.storage(0).node_id().to_owned();
-    for bad in [
+    for chain in [
         b_id.clone(),
         format!("{b_id}={b},"),
         format!("{b_id}=ftp://x"),
         format!("{b_id}={b},{b_id}={c}"),
         format!("{own_id}={a}"),
     ] {
-        let response = put("bad-1", bad.clone(), b"tiny").await?;
+        let response = put(&bad, chain.clone(), b"tiny").await?;
         ensure!(
             response.status() == StatusCode::BAD_REQUEST,
-            "{bad:?}: {}",
+            "{chain:?}: {}",
             response.status()
         );
     }
-    let response = http.head(format!("{a}/chunks/bad-1")).send().await?;
+    let response = http.head(format!("{a}/chunks/{bad}")).send().await?;
     ensure!(response.status() == StatusCode::NOT_FOUND);
 
     // The last node of the chain is down: the 502 names it, in the header
     // and the body; the nodes above it keep their copies.
     cluster.stop_storage(2).await?;
-    let response = put("dead-1", format!("{b_id}={b},{c_id}={c}"), &data).await?;
+    let response = put(&dead, format!("{b_id}={b},{c_id}={c}"), &data).await?;
     ensure!(
         response.status() == StatusCode::BAD_GATEWAY,
         "{}",
@@ -162,7 +163,7 @@ async fn chained_put_names_the_node_that_failed() -> Result<()> {
         "{body}"
     );
     for node in [&a, &b] {
-        let got = http.head(format!("{node}/chunks/dead-1")).send().await?;
+        let got = http.head(format!("{node}/chunks/{dead}")).send().await?;
         ensure!(got.status() == StatusCode::OK, "{node}: {}", got.status());
     }
     Ok(())

@@ -76,12 +76,15 @@ async fn sweeps_delete_orphans_and_nothing_else() -> Result<()> {
     let kept = [
         // an upload still in progress
         format!("{pending_id}-0-00000000"),
-        // not an id the naming server makes: never its to judge
-        "not-a-dfs-chunk".to_owned(),
     ];
+    // Not an id the naming server makes: never its to judge. A node
+    // refuses to store one, but older versions did not.
+    let foreign = "not-a-dfs-chunk".to_owned();
     for id in orphans.iter().chain(&kept) {
         put_chunk(&cluster, 0, id, b"some bytes").await?;
     }
+    cluster.storage(0).plant_chunk(&foreign, b"some bytes")?;
+    let kept: Vec<String> = kept.into_iter().chain([foreign]).collect();
 
     wait_until(WAIT, || async {
         orphans

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use dfs_tests::{TestCluster, bin_path, wait_until};
+use dfs_tests::{TestCluster, bin_path, chunk_id, wait_until};
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -63,7 +63,14 @@ impl Lone {
         })
     }
 
-    fn chunk(&self, id: &str) -> String {
+    /// URL of the chunk this test calls `label` (an id in the naming
+    /// server's form, which is all a node stores).
+    fn chunk(&self, label: &str) -> String {
+        self.raw_chunk(&chunk_id(label))
+    }
+
+    /// URL of chunk `id`, whatever it looks like.
+    fn raw_chunk(&self, id: &str) -> String {
         format!("{}/chunks/{id}", self.url)
     }
 
@@ -300,7 +307,8 @@ async fn bad_uploads_store_nothing() -> Result<()> {
 
     // Declared larger than 64 MiB: refused before any byte is read.
     let request = format!(
-        "PUT /chunks/huge HTTP/1.1\r\nHost: x\r\n{CRC_HEADER}: 0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "PUT /chunks/{} HTTP/1.1\r\nHost: x\r\n{CRC_HEADER}: 0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        chunk_id("huge"),
         64 * 1024 * 1024 + 1
     );
     let (status, text) = raw(node.addr(), request.as_bytes()).await?;
@@ -309,7 +317,8 @@ async fn bad_uploads_store_nothing() -> Result<()> {
 
     // A body cut short by the client.
     let request = format!(
-        "PUT /chunks/cut HTTP/1.1\r\nHost: x\r\n{CRC_HEADER}: 0\r\nContent-Length: 100000\r\n\r\n{}",
+        "PUT /chunks/{} HTTP/1.1\r\nHost: x\r\n{CRC_HEADER}: 0\r\nContent-Length: 100000\r\n\r\n{}",
+        chunk_id("cut"),
         "x".repeat(30_000)
     );
     let mut stream = TcpStream::connect(node.addr()).await?;
@@ -424,16 +433,16 @@ async fn invalid_ids_touch_nothing_outside_data_dir() -> Result<()> {
 
     for id in ["a.b", "..%2F..%2Fescape", "a%2Fb", "node_id%00"] {
         let put = http
-            .put(node.chunk(id))
+            .put(node.raw_chunk(id))
             .header(CRC_HEADER, "0")
             .body("")
             .send()
             .await?;
         assert_eq!(put.status(), StatusCode::BAD_REQUEST, "PUT {id}");
         assert!(put.json::<serde_json::Value>().await?["error"].is_string());
-        let get = http.get(node.chunk(id)).send().await?;
+        let get = http.get(node.raw_chunk(id)).send().await?;
         assert_eq!(get.status(), StatusCode::BAD_REQUEST, "GET {id}");
-        let delete = http.delete(node.chunk(id)).send().await?;
+        let delete = http.delete(node.raw_chunk(id)).send().await?;
         assert_eq!(delete.status(), StatusCode::BAD_REQUEST, "DELETE {id}");
     }
     // Literal dot segments, which HTTP clients would normalise away.
@@ -497,7 +506,8 @@ async fn registers_and_comes_back_as_the_same_node() -> Result<()> {
     assert_eq!(listed[0]["url"], cluster.storage(0).url());
 
     let http = reqwest::Client::new();
-    let url = format!("{}/chunks/kept-across-restart", cluster.storage(0).url());
+    let kept = chunk_id("kept-across-restart");
+    let url = format!("{}/chunks/{kept}", cluster.storage(0).url());
     assert_eq!(
         put(&http, &url, b"survivor").await?.status(),
         StatusCode::CREATED
@@ -521,10 +531,7 @@ async fn registers_and_comes_back_as_the_same_node() -> Result<()> {
             && nodes["nodes"][0]["alive"] == true
     })
     .await?;
-    let got = http
-        .get(format!("{new_url}/chunks/kept-across-restart"))
-        .send()
-        .await?;
+    let got = http.get(format!("{new_url}/chunks/{kept}")).send().await?;
     assert_eq!(got.bytes().await?.as_ref(), b"survivor");
     Ok(())
 }

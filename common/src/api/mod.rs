@@ -304,6 +304,11 @@ pub struct ChunkAllocation {
     pub size: u64,
     /// `replication` distinct live nodes, in the order the write should take.
     pub targets: Vec<NodeTarget>,
+    /// When the cluster has a token: the naming server's signature of
+    /// `chunk_id`, to send in `x-dfs-chunk-signature` with the chunk's PUT;
+    /// storage nodes store no other chunk ids. Absent without a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// A storage node a chunk goes to.

@@ -29,9 +29,9 @@ fn out_of_range(index: u64, info: &FileInfo) -> String {
     )
 }
 
-/// A fresh chunk id for chunk `request.index` of a pending file, and
-/// `replication` distinct live nodes (none of `request.exclude`) to write
-/// it to, in random order.
+/// A fresh chunk id for chunk `request.index` of a pending file (signed
+/// when the cluster has a token), and `replication` distinct live nodes
+/// (none of `request.exclude`) to write it to, in random order.
 pub async fn allocate(
     naming: &Naming,
     file_id: &str,
@@ -67,6 +67,7 @@ pub async fn allocate(
         })
         .collect();
     Ok(ChunkAllocation {
+        signature: naming.sign_chunk_id(&chunk_id),
         chunk_id,
         index: request.index,
         size,

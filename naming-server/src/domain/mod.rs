@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dfs_client::StorageClient;
+use dfs_common::auth::Token;
 
 use crate::metrics::Metrics;
 use crate::store::MetadataStore;
@@ -55,13 +56,25 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct Naming {
     pub store: Arc<dyn MetadataStore>,
-    /// Calls to storage nodes (assignments, GCS look-ups, repair copies).
+    /// Calls to storage nodes (assignments, GCS look-ups, repair copies),
+    /// with the cluster's token.
     pub storage: StorageClient,
+    /// The cluster's token (`DFS_TOKEN`), when it has one: it guards the
+    /// HTTP routes and signs the chunk ids this server allocates.
+    pub token: Option<Token>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Naming {
+    /// The signature storage nodes need to store chunk `chunk_id`; `None`
+    /// without a token (a token-less cluster trusts its network).
+    pub fn sign_chunk_id(&self, chunk_id: &str) -> Option<String> {
+        self.token
+            .as_ref()
+            .map(|token| token.sign_chunk_id(chunk_id))
+    }
+
     /// Fails when the metadata store does not answer.
     pub async fn check_store(&self) -> DomainResult<()> {
         Ok(self.store.ping().await?)

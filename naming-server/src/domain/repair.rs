@@ -292,6 +292,7 @@ async fn copy_down_chain(
                 url: node.url.clone(),
             })
             .collect(),
+        signature: naming.sign_chunk_id(&chunk.chunk_id),
     };
     let copied = naming
         .storage

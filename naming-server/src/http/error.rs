@@ -3,7 +3,7 @@
 //! handler (malformed JSON, paths, queries) is rejected in the same shape
 //! by the `dfs_common::http` extractors.
 
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dfs_common::http::error_response;
 use thiserror::Error;
@@ -14,8 +14,6 @@ use crate::domain::DomainError;
 pub enum ApiError {
     #[error(transparent)]
     Domain(#[from] DomainError),
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
     #[error("no such route")]
     NoRoute,
 }
@@ -31,7 +29,6 @@ impl ApiError {
                 DomainError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NoRoute => StatusCode::NOT_FOUND,
         }
     }
@@ -51,13 +48,6 @@ impl IntoResponse for ApiError {
             }
             _ => self.to_string(),
         };
-        let mut response = error_response(status, message);
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
+        error_response(status, message)
     }
 }

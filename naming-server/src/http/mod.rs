@@ -4,14 +4,14 @@
 //!
 //! - `files`, `chunks`, `nodes`, `distributions`, `system`: the handlers,
 //!   documented for OpenAPI (utoipa).
-//! - `auth`: the bearer-token check; `observe`: request spans and metrics.
+//! - `observe`: request spans and metrics (the bearer-token check is
+//!   `dfs_common::http::require_token`, shared with the storage servers).
 //! - `openapi`: the document's base.
-
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
+use dfs_common::http::require_token;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,7 +20,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::domain::Naming;
 
-mod auth;
 mod chunks;
 mod distributions;
 mod error;
@@ -63,13 +62,12 @@ fn routers() -> (OpenApiRouter<Naming>, OpenApiRouter<Naming>) {
     (protected, public)
 }
 
-/// The whole HTTP service. With a `token`, every route but health,
-/// metrics and the docs needs `Authorization: Bearer <token>`.
-pub fn router(naming: Naming, token: Option<String>) -> Router {
+/// The whole HTTP service. When the cluster has a token, every route but
+/// health, metrics and the docs needs `Authorization: Bearer <token>`.
+pub fn router(naming: Naming) -> Router {
     let (mut protected, public) = routers();
-    if let Some(token) = token.filter(|t| !t.is_empty()) {
-        let token: Arc<str> = token.into();
-        protected = protected.route_layer(from_fn_with_state(token, auth::require_token));
+    if let Some(token) = naming.token.clone() {
+        protected = protected.route_layer(from_fn_with_state(token, require_token));
     }
     let (router, spec) = protected.merge(public).split_for_parts();
     let metrics = naming.metrics.clone();

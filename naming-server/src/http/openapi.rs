@@ -2,9 +2,9 @@
 //! bearer scheme. The routes add their paths (see `http/mod.rs`); the
 //! tests keep `openapi/naming-server.json` equal to what is served.
 
+use dfs_common::auth::BearerScheme;
+use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Spec;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
                        route except /health, /metrics, /openapi.json and /swagger-ui needs \
                        `Authorization: Bearer <token>`."
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerScheme),
     tags(
         (name = "files", description = "Create, look up, list and delete files"),
         (name = "chunks", description = "Allocate chunk targets, finalize, locate chunks"),
@@ -25,18 +25,6 @@ use utoipa::{Modify, OpenApi};
     )
 )]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut Spec) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 /// Title, description, tags and the security scheme; routes add the paths.
 pub fn base() -> Spec {

@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dfs_common::api::ChainAssignment;
+use dfs_common::auth::Token;
 use tokio_util::sync::CancellationToken;
 
 use crate::gcs::{DownloadOptions, GcsClient};
@@ -43,11 +44,14 @@ impl std::fmt::Debug for Distributor {
 }
 
 impl Distributor {
+    /// Runs jobs into `store`, from peers (answering their challenge with
+    /// `token`) or GCS, reporting with `reporter`, until `shutdown`.
     pub fn new(
         store: Arc<ChunkStore>,
         gcs: Result<Arc<GcsClient>, String>,
         gcs_options: DownloadOptions,
         reporter: Reporter,
+        token: Option<Token>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -56,6 +60,7 @@ impl Distributor {
                 gcs,
                 gcs_options,
                 reporter,
+                token,
                 shutdown,
             },
             running: Mutex::new(HashSet::new()),

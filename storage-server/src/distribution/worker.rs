@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dfs_common::api::{ChainAssignment, ChainChunk, NodeReport, NodeState, PeerRef};
+use dfs_common::auth::Token;
 use dfs_common::gcs::GcsUrl;
 use thiserror::Error;
 use tokio::time::Instant;
@@ -40,6 +41,8 @@ pub(super) struct Resources {
     pub(super) gcs: Result<Arc<GcsClient>, String>,
     pub(super) gcs_options: DownloadOptions,
     pub(super) reporter: Reporter,
+    /// Answers the sources' peer challenge.
+    pub(super) token: Option<Token>,
     /// Cancelled when the node shuts down; every job stops then.
     pub(super) shutdown: CancellationToken,
 }
@@ -213,6 +216,7 @@ impl Puller<'_> {
     /// Gets one chunk into the store; returns its size.
     async fn pull(&mut self, chunk: &ChainChunk) -> Result<u64, JobError> {
         let store = &self.resources.store;
+        let token = self.resources.token.as_ref();
         let expected = Expected {
             size: Some(chunk.size),
             crc32c: chunk.crc32c,
@@ -253,7 +257,15 @@ impl Puller<'_> {
                 );
             }
             for (source, wait) in sources {
-                match peer::fetch(&source.tcp_addr, &chunk.chunk_id, expected, wait, store).await {
+                let fetched = peer::fetch(
+                    &source.tcp_addr,
+                    &chunk.chunk_id,
+                    expected,
+                    wait,
+                    store,
+                    token,
+                );
+                match fetched.await {
                     Ok(meta) => return Ok(meta.size),
                     Err(e @ (PeerError::Connect { .. } | PeerError::ConnectionLost { .. })) => {
                         tracing::warn!(node = %source.node_id, error = %e, "source unreachable; moving up the chain");

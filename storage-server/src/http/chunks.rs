@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dfs_common::MAX_CHUNK_SIZE;
 use dfs_common::api::{CRC32C_HEADER, ErrorBody, StoredChunk, chunk_etag, parse_crc32c};
+use dfs_common::auth::CHUNK_SIGNATURE_HEADER;
 use dfs_common::chain::ChainErrorBody;
 use dfs_common::http::AppPath;
 use futures::TryStreamExt;
@@ -64,10 +65,13 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
     headers
 }
 
-/// Store a chunk. The body is streamed to disk and only kept when its
-/// CRC32C equals the `x-dfs-crc32c` header. With `x-dfs-replicate-to`, the
-/// chunk is then passed down that chain of nodes over the peer protocol, and
-/// the answer comes once every one of them holds it.
+/// Store a chunk. Only ids in the form the naming server makes are taken,
+/// and, when the cluster has a token, only with the naming server's
+/// signature of the id in `x-dfs-chunk-signature`. The body is streamed to
+/// disk and only kept when its CRC32C equals the `x-dfs-crc32c` header.
+/// With `x-dfs-replicate-to` (registered nodes only, at their registered
+/// URLs), the chunk is then passed down that chain of nodes over the peer
+/// protocol, and the answer comes once every one of them holds it.
 #[utoipa::path(
     put,
     path = "/chunks/{chunk_id}",
@@ -77,18 +81,26 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
         ("x-dfs-crc32c" = String, Header, description = "CRC32C of the body, decimal or 0x-prefixed hex"),
         ("x-dfs-replicate-to" = Option<String>, Header,
             description = "Nodes to replicate to after this one, in order: node_id=http_url pairs joined by commas"),
+        ("x-dfs-chunk-signature" = Option<String>, Header,
+            description = "The naming server's signature of the chunk id, from its allocation; required when the cluster has a token"),
     ),
     request_body(content = ChunkBody, content_type = "application/octet-stream",
         description = "The chunk's bytes, at most 64 MiB"),
     responses(
         (status = 201, description = "Stored", body = StoredChunk),
         (status = 200, description = "Already stored with the same CRC32C", body = StoredChunk),
-        (status = 400, description = "Invalid id, missing/invalid CRC header or CRC mismatch", body = ErrorBody),
+        (status = 400, description = "Invalid id (or not one the naming server makes), missing/invalid CRC header, \
+            CRC mismatch, or a chain naming an unregistered node", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "Missing or wrong chunk-id signature", body = ErrorBody),
         (status = 409, description = "Already stored with another CRC32C", body = ErrorBody),
         (status = 413, description = "Body larger than 64 MiB", body = ErrorBody),
         (status = 502, description = "Stored here, but a node of the chain failed; `x-dfs-failed-node` names it",
             body = ChainErrorBody),
-    )
+        (status = 503, description = "The naming server's node list, needed to check the chain, is unreachable",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
 )]
 pub async fn put_chunk(
     State(state): State<AppState>,
@@ -97,6 +109,10 @@ pub async fn put_chunk(
     ChunkBody(body): ChunkBody,
 ) -> Result<Response, ApiError> {
     dfs_common::validate::chunk_id(&id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let signature = headers
+        .get(CHUNK_SIGNATURE_HEADER)
+        .map(|value| value.to_str().unwrap_or_default());
+    state.admission.check(&id, signature)?;
     let crc = headers
         .get(CRC32C_HEADER)
         .ok_or_else(|| ApiError::BadRequest(format!("missing {CRC32C_HEADER} header")))?;
@@ -105,7 +121,7 @@ pub async fn put_chunk(
         .ok()
         .and_then(parse_crc32c)
         .ok_or_else(|| ApiError::BadRequest(format!("invalid {CRC32C_HEADER} header")))?;
-    let downstream = state.replicator.downstream(&headers)?;
+    let downstream = state.replicator.downstream(&headers).await?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -128,7 +144,10 @@ pub async fn put_chunk(
         WriteOutcome::AlreadyPresent => StatusCode::OK,
     };
     METRICS.http_put_bytes.add(meta.size);
-    state.replicator.forward(&id, meta, &downstream).await?;
+    state
+        .replicator
+        .forward(&id, meta, &downstream, signature)
+        .await?;
     let mut response = (status, Json(stored_chunk(id, meta))).into_response();
     if let Ok(etag) = HeaderValue::from_str(&chunk_etag(meta.crc32c)) {
         response.headers_mut().insert(header::ETAG, etag);
@@ -172,9 +191,11 @@ fn requested_range(headers: &HeaderMap, len: u64) -> Result<Option<RangeInclusiv
         (status = 200, description = "The whole chunk", content(("application/octet-stream"))),
         (status = 206, description = "The requested range, with Content-Range", content(("application/octet-stream"))),
         (status = 400, description = "Invalid chunk id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such chunk", body = ErrorBody),
         (status = 416, description = "Range not satisfiable; Content-Range: bytes */LEN", body = ErrorBody),
-    )
+    ),
+    security(("bearer" = []))
 )]
 pub async fn get_chunk(
     State(state): State<AppState>,
@@ -211,8 +232,10 @@ pub async fn get_chunk(
     responses(
         (status = 200, description = "The chunk exists; Content-Length and ETag describe it"),
         (status = 400, description = "Invalid chunk id"),
+        (status = 401, description = "Missing or wrong bearer token"),
         (status = 404, description = "No such chunk"),
-    )
+    ),
+    security(("bearer" = []))
 )]
 pub async fn head_chunk(
     State(state): State<AppState>,
@@ -231,8 +254,10 @@ pub async fn head_chunk(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid chunk id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such chunk", body = ErrorBody),
-    )
+    ),
+    security(("bearer" = []))
 )]
 pub async fn delete_chunk(
     State(state): State<AppState>,

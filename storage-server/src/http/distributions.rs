@@ -66,8 +66,10 @@ fn check(state: &AppState, assignment: &ChainAssignment) -> Result<(), ApiError>
         (status = 202, body = AssignmentAck, description = "Started"),
         (status = 200, body = AssignmentAck, description = "Already running here"),
         (status = 400, body = ErrorBody, description = "Malformed assignment"),
+        (status = 401, body = ErrorBody, description = "Missing or wrong bearer token"),
         (status = 409, body = ErrorBody, description = "The assignment is for another node"),
-    ))]
+    ),
+    security(("bearer" = [])))]
 pub async fn start_assignment(
     State(state): State<AppState>,
     AppJson(assignment): AppJson<ChainAssignment>,
@@ -99,11 +101,13 @@ pub struct ObjectQuery {
     responses(
         (status = 200, body = GcsObjectInfo),
         (status = 400, body = ErrorBody, description = "Not a gs:// URL, or GCS refused the request"),
+        (status = 401, body = ErrorBody, description = "Missing or wrong bearer token"),
         (status = 403, body = ErrorBody, description = "No permission to read the object"),
         (status = 404, body = ErrorBody, description = "No such object"),
         (status = 502, body = ErrorBody, description = "GCS failed or could not be reached"),
         (status = 503, body = ErrorBody, description = "GCS is not usable on this node (credentials, settings)"),
-    ))]
+    ),
+    security(("bearer" = [])))]
 pub async fn get_gcs_object(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ObjectQuery>,

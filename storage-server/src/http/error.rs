@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use dfs_common::api::ErrorBody;
 use dfs_common::chain::{ChainErrorBody, FAILED_NODE_HEADER};
 
+use crate::admission::AdmissionError;
 use crate::gcs::GcsError;
 use crate::replication::ReplicationError;
 use crate::store::StoreError;
@@ -14,6 +15,9 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// Refused whoever asks: a chunk id the naming server did not sign.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("chunk not found")]
     NotFound,
     #[error("{0}")]
@@ -41,6 +45,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -87,6 +92,7 @@ impl From<ReplicationError> for ApiError {
     fn from(err: ReplicationError) -> Self {
         match err {
             ReplicationError::Invalid(message) => Self::BadRequest(message),
+            ReplicationError::Unavailable(message) => Self::Unavailable(message),
             e @ ReplicationError::TooLarge => Self::TooLarge(e.to_string()),
             ReplicationError::ChainFailed {
                 failed_node,
@@ -95,6 +101,17 @@ impl From<ReplicationError> for ApiError {
                 failed_node,
                 message,
             },
+        }
+    }
+}
+
+impl From<AdmissionError> for ApiError {
+    fn from(err: AdmissionError) -> Self {
+        match err {
+            e @ AdmissionError::Malformed(_) => Self::BadRequest(e.to_string()),
+            e @ (AdmissionError::Unsigned(_) | AdmissionError::BadSignature(_)) => {
+                Self::Forbidden(e.to_string())
+            }
         }
     }
 }

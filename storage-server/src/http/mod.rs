@@ -21,6 +21,9 @@ mod system;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Request;
+use axum::middleware::from_fn_with_state;
+use dfs_common::auth::BearerScheme;
+use dfs_common::http::require_token;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,7 +33,15 @@ pub use state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "dfs storage-server"),
+    info(
+        title = "dfs storage-server",
+        description = "Chunk bytes on one node's disk, chain replication, distribution assignments. \
+                       Errors are JSON `{\"error\": \"...\"}`. When the cluster has a token, every \
+                       route except /health, /metrics, /openapi.json and /swagger-ui needs \
+                       `Authorization: Bearer <token>`, and a chunk write needs the naming server's \
+                       signature of the chunk id."
+    ),
+    modifiers(&BearerScheme),
     tags(
         (name = "chunks", description = "Chunk bytes, addressed by chunk id"),
         (name = "distribution", description = "This node's part of distribution jobs; GCS lookups"),
@@ -40,9 +51,14 @@ pub use state::AppState;
 struct ApiDoc;
 
 /// The HTTP application: the API routes, `/openapi.json` and Swagger UI at
-/// `/swagger-ui`.
+/// `/swagger-ui`. When the cluster has a token, every route but health,
+/// metrics and the docs requires it.
 pub fn app(state: AppState) -> Router {
-    let (api, spec) = router();
+    let (mut protected, public) = routers();
+    if let Some(token) = state.token.clone() {
+        protected = protected.route_layer(from_fn_with_state(token, require_token));
+    }
+    let (api, spec) = protected.merge(public).split_for_parts();
     api.merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
         // Chunk bodies are streamed and capped by the store, not buffered.
         .layer(DefaultBodyLimit::disable())
@@ -58,9 +74,10 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The API routes together with their OpenAPI description.
-fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The API routes behind the token check, and the open ones, with their
+/// OpenAPI description.
+fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let protected = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(utoipa_axum::routes!(
             chunks::put_chunk,
             chunks::get_chunk,
@@ -69,13 +86,15 @@ fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(utoipa_axum::routes!(replicate::replicate_chunk))
         .routes(utoipa_axum::routes!(distributions::start_assignment))
-        .routes(utoipa_axum::routes!(distributions::get_gcs_object))
+        .routes(utoipa_axum::routes!(distributions::get_gcs_object));
+    let public = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(system::get_health))
-        .routes(utoipa_axum::routes!(system::get_metrics))
-        .split_for_parts()
+        .routes(utoipa_axum::routes!(system::get_metrics));
+    (protected, public)
 }
 
 /// The storage server's OpenAPI spec.
 pub fn spec() -> utoipa::openapi::OpenApi {
-    router().1
+    let (protected, public) = routers();
+    protected.merge(public).into_openapi()
 }

@@ -2,6 +2,9 @@
 
 use std::sync::Arc;
 
+use dfs_common::auth::Token;
+
+use crate::admission::Admission;
 use crate::distribution::Distributor;
 use crate::replication::Replicator;
 use crate::store::ChunkStore;
@@ -17,4 +20,9 @@ pub struct AppState {
     pub replicator: Arc<Replicator>,
     /// Runs this node's part of distribution jobs.
     pub distributor: Arc<Distributor>,
+    /// The cluster's token: when set, every route but health, metrics and
+    /// the docs requires it.
+    pub token: Option<Token>,
+    /// Which chunk ids a write may store.
+    pub admission: Admission,
 }

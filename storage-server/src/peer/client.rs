@@ -7,11 +7,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dfs_common::MAX_CHUNK_SIZE;
+use dfs_common::auth::Token;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
+use super::handshake;
 use super::wire::{self, IO_TIMEOUT, MAX_WAIT, Request, Status};
 use crate::metrics::METRICS;
 use crate::store::{ChunkMeta, ChunkStore, StoreError};
@@ -62,6 +64,10 @@ pub enum PeerError {
         expected: u64,
         actual: u64,
     },
+    /// The source refused this node: it requires the cluster token and
+    /// this node has none, or another one.
+    #[error("peer {addr} refused the connection: {message}")]
+    Unauthorized { addr: String, message: String },
     /// The source refused the request or failed on its side (bad request,
     /// unsupported version, disk error), with its message.
     #[error("peer {addr} refused chunk {chunk_id}: {message}")]
@@ -100,7 +106,8 @@ impl Expected {
 
 /// Fetches chunk `chunk_id` from the peer at `addr` (`host:port`) into
 /// `store`, and returns its meta. The peer may wait up to `wait` (capped at
-/// [`MAX_WAIT`]) for the chunk to arrive on its side.
+/// [`MAX_WAIT`]) for the chunk to arrive on its side. `token` answers the
+/// peer's challenge when it asks for one.
 ///
 /// The bytes go through the store's write path (temp file, CRC32C check,
 /// fsync, rename), checked against the CRC32C the peer announces and against
@@ -112,6 +119,7 @@ pub async fn fetch(
     expected: Expected,
     wait: Duration,
     store: &ChunkStore,
+    token: Option<&Token>,
 ) -> Result<ChunkMeta, PeerError> {
     match store.meta(chunk_id).await {
         Ok(meta) if expected.accepts(meta) => return Ok(meta),
@@ -124,35 +132,26 @@ pub async fn fetch(
         source,
     };
     let mut stream = connect(addr).await?;
+    let mut frames = authenticate(addr, &mut stream, token).await?;
     let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-    let request = Request::whole(chunk_id, wait_ms).encode();
-    with_timeout(IO_TIMEOUT, stream.write_all(&request))
+    frames.extend(Request::whole(chunk_id, wait_ms).encode());
+    with_timeout(IO_TIMEOUT, stream.write_all(&frames))
         .await
         .map_err(lost)?;
-    let header =
-        match tokio::time::timeout(wait + IO_TIMEOUT, wire::read_response(&mut stream)).await {
-            Err(_) => return Err(lost(timed_out())),
-            Ok(Err(wire::WireError::Io(err))) => return Err(lost(err)),
-            Ok(Err(wire::WireError::Truncated)) => {
-                return Err(lost(io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "connection closed before the response",
-                )));
-            }
-            Ok(Err(source)) => {
-                return Err(PeerError::Protocol {
-                    addr: addr.to_owned(),
-                    source,
-                });
-            }
-            Ok(Ok(header)) => header,
-        };
+    let response = wire::read_response(&mut stream);
+    let header = receive(addr, wait + IO_TIMEOUT, "response", response).await?;
     match header.status {
         Status::Ok => {}
         Status::NotFound => {
             return Err(PeerError::NotFound {
                 addr: addr.to_owned(),
                 chunk_id: chunk_id.to_owned(),
+            });
+        }
+        Status::Unauthorized => {
+            return Err(PeerError::Unauthorized {
+                addr: addr.to_owned(),
+                message: header.message,
             });
         }
         _ => {
@@ -199,6 +198,52 @@ pub async fn fetch(
         Err(StoreError::CrcMismatch { expected, actual }) => Err(crc_mismatch(expected, actual)),
         Err(StoreError::Upload(source)) => Err(lost(source)),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// Reads the peer's hello; the frames to send before the first request:
+/// the answer to its challenge when it asks for one.
+async fn authenticate(
+    addr: &str,
+    stream: &mut TcpStream,
+    token: Option<&Token>,
+) -> Result<Vec<u8>, PeerError> {
+    let hello = receive(addr, IO_TIMEOUT, "hello", handshake::read_hello(stream)).await?;
+    if !hello.auth_required {
+        return Ok(Vec::new());
+    }
+    let token = token.ok_or_else(|| PeerError::Unauthorized {
+        addr: addr.to_owned(),
+        message: "it requires authentication, and this node has no DFS_TOKEN".to_owned(),
+    })?;
+    Ok(handshake::encode_auth(&handshake::answer(token, &hello.nonce)).to_vec())
+}
+
+/// A frame from the peer at `addr` within `limit`: silence, a broken
+/// link or a close before the `what` is `ConnectionLost`; anything that is
+/// not this protocol is `Protocol`.
+async fn receive<T>(
+    addr: &str,
+    limit: Duration,
+    what: &str,
+    frame: impl Future<Output = Result<T, wire::WireError>>,
+) -> Result<T, PeerError> {
+    let lost = |source: io::Error| PeerError::ConnectionLost {
+        addr: addr.to_owned(),
+        source,
+    };
+    match tokio::time::timeout(limit, frame).await {
+        Err(_) => Err(lost(timed_out())),
+        Ok(Err(wire::WireError::Io(err))) => Err(lost(err)),
+        Ok(Err(wire::WireError::Truncated)) => Err(lost(io::Error::new(
+            ErrorKind::UnexpectedEof,
+            format!("connection closed before the {what}"),
+        ))),
+        Ok(Err(source)) => Err(PeerError::Protocol {
+            addr: addr.to_owned(),
+            source,
+        }),
+        Ok(Ok(frame)) => Ok(frame),
     }
 }
 

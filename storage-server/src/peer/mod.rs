@@ -3,7 +3,9 @@
 //! `sendfile()` straight from the chunk file. `PROTOCOL.md` beside this file
 //! is the wire reference.
 //!
-//! - [`wire`]: request and response framing.
+//! - [`wire`]: request and response framing; [`handshake`]: the hello and
+//!   the challenge–response that open every connection (HMAC-SHA256 keyed
+//!   by the cluster token, when it has one).
 //! - [`serve`]: the listener (one task per connection, requests in turn).
 //! - [`fetch`]: pull one chunk from a peer into the local
 //!   [`ChunkStore`](crate::store::ChunkStore), verified against the
@@ -15,6 +17,7 @@
 //! upstream is still receiving it: chunks pipeline down a chain.
 
 mod client;
+pub mod handshake;
 mod server;
 pub mod wire;
 

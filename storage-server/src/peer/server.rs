@@ -1,12 +1,15 @@
-//! The peer listener. One task per connection answers its requests in turn:
-//! a response header, then the bytes straight from the chunk file with
-//! `sendfile()` (never copied through user space), in pieces paced by the
-//! node's send [`Throttle`].
+//! The peer listener. One task per connection sends the hello, checks the
+//! answer to its challenge when the node has a token (refusing, counting
+//! and closing on a wrong or missing one), then answers its requests in
+//! turn: a response header, then the bytes straight from the chunk file
+//! with `sendfile()` (never copied through user space), in pieces paced by
+//! the node's send [`Throttle`].
 
 use std::io::{self, ErrorKind};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dfs_common::auth::Token;
 use nix::sys::sendfile::sendfile64;
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, Interest};
@@ -14,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::handshake::{self, Hello};
 use super::wire::{self, IO_TIMEOUT, MAX_WAIT, Request, ResponseHeader, Status, TO_END, WireError};
 use crate::metrics::METRICS;
 use crate::store::{ChunkMeta, ChunkStore, StoreError};
@@ -23,16 +27,26 @@ use crate::throttle::Throttle;
 const MAX_PIECE: u64 = 1024 * 1024;
 /// Smallest piece between throttle checks when a rate is set.
 const MIN_PIECE: u64 = 16 * 1024;
+/// Most bytes read and dropped from a refused connection before it closes.
+const LINGER_BYTES: usize = 64 * 1024;
+/// Longest a refused connection is kept for that.
+const LINGER_TIME: Duration = Duration::from_secs(2);
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Why a connection is refused, as the client reads it (never the token).
+const REFUSED: &str = "peer authentication failed: wrong or missing answer to the challenge \
+                       (do both nodes run with the same DFS_TOKEN?)";
+
 /// Serves peer requests on `listener` from `store` until `shutdown` is
 /// cancelled; open connections are dropped then. `throttle` paces every
-/// byte this node sends.
+/// byte this node sends. With a `token`, only connections that answer the
+/// challenge with it are served.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<ChunkStore>,
     throttle: Arc<Throttle>,
+    token: Option<Token>,
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
@@ -46,6 +60,7 @@ pub async fn serve(
                 let connection = Connection {
                     store: store.clone(),
                     throttle: throttle.clone(),
+                    token: token.clone(),
                 };
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
@@ -73,13 +88,45 @@ pub async fn serve(
 struct Connection {
     store: Arc<ChunkStore>,
     throttle: Arc<Throttle>,
+    token: Option<Token>,
 }
 
 impl Connection {
-    /// Answers requests until the peer hangs up, goes idle for
-    /// [`IO_TIMEOUT`], or sends something that is not a request.
+    /// Sends the hello; when the node has a token, checks the answer (a
+    /// wrong or missing one is refused, counted, and the connection
+    /// closed); then answers requests until the peer hangs up, goes idle
+    /// for [`IO_TIMEOUT`], or sends something that is not a request.
     async fn run(self, mut stream: TcpStream) -> io::Result<()> {
         stream.set_nodelay(true)?;
+        let hello = Hello::new(self.token.is_some());
+        write_all(&mut stream, &hello.encode()).await?;
+        if let Some(token) = &self.token {
+            let read = tokio::time::timeout(IO_TIMEOUT, handshake::read_auth(&mut stream)).await;
+            let refused = match read {
+                Ok(Ok(answer)) => !handshake::verify(token, &hello.nonce, &answer),
+                // Gone before answering: nothing to refuse.
+                Ok(Err(WireError::Truncated)) => return Ok(()),
+                Ok(Err(WireError::Io(err))) => return Err(err),
+                Ok(Err(WireError::UnsupportedVersion(version))) => {
+                    let message = format!("unsupported protocol version {version}");
+                    let header = ResponseHeader::error(Status::UnsupportedVersion, &message);
+                    return write_header(&mut stream, &header).await;
+                }
+                // Silent, or a request where the answer was due.
+                Err(_) | Ok(Err(_)) => true,
+            };
+            if refused {
+                METRICS.peer_auth_failures.inc();
+                let peer = stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                tracing::warn!(%peer, "peer connection refused: wrong or missing answer to the challenge");
+                let header = ResponseHeader::error(Status::Unauthorized, REFUSED);
+                write_header(&mut stream, &header).await?;
+                return linger(stream).await;
+            }
+        }
         loop {
             let read = tokio::time::timeout(IO_TIMEOUT, wire::read_request(&mut stream)).await;
             let request = match read {
@@ -186,8 +233,33 @@ async fn range_crc(file: &mut File, offset: u64, length: u64) -> io::Result<u32>
     }
 }
 
+/// Closes a refused connection so that the refusal reaches the client:
+/// hangs up the sending side, then reads and drops what the client had
+/// already sent (its request after the answer), for at most
+/// [`LINGER_BYTES`] or [`LINGER_TIME`]. Closing with unread bytes would
+/// reset the connection, and a reset can destroy the refusal in flight.
+async fn linger(mut stream: TcpStream) -> io::Result<()> {
+    stream.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let drain = async {
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    Ok(())
+}
+
 async fn write_header(stream: &mut TcpStream, header: &ResponseHeader) -> io::Result<()> {
-    tokio::time::timeout(IO_TIMEOUT, stream.write_all(&header.encode()))
+    write_all(stream, &header.encode()).await
+}
+
+async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    tokio::time::timeout(IO_TIMEOUT, stream.write_all(bytes))
         .await
         .map_err(|_| io::Error::new(ErrorKind::TimedOut, "peer stopped reading"))?
 }

@@ -10,8 +10,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// First four bytes of every request and response header.
 pub const MAGIC: [u8; 4] = *b"DFSP";
-/// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+/// The protocol version this build speaks (2: every connection opens with
+/// the handshake of [`super::handshake`]).
+pub const VERSION: u8 = 2;
 /// `length` value meaning "up to the end of the chunk".
 pub const TO_END: u64 = u64::MAX;
 /// Longest error message a response carries; longer ones are cut.
@@ -39,6 +40,12 @@ pub enum WireError {
     UnsupportedVersion(u8),
     #[error("unknown request type {0}")]
     BadKind(u8),
+    #[error("unknown authentication mode {0} in the hello")]
+    BadAuthMode(u8),
+    #[error("frame of type {0} where the answer to the challenge was due")]
+    NotAuthenticated(u8),
+    #[error("reserved bytes of a handshake frame are not zero")]
+    Reserved,
     #[error("unknown response status {0}")]
     BadStatus(u8),
     #[error("invalid chunk id in request: {0}")]
@@ -66,6 +73,9 @@ impl From<std::io::Error> for WireError {
 pub enum RequestKind {
     /// Send bytes `offset..offset+length` of a chunk.
     Get = 1,
+    /// The answer to the server's challenge (a handshake frame, only as
+    /// the first frame of a connection that needs it).
+    Auth = 2,
 }
 
 /// One request frame.
@@ -159,6 +169,9 @@ pub enum Status {
     UnsupportedVersion = 4,
     /// The server failed (disk error); try another source.
     Internal = 5,
+    /// The connection did not answer the challenge, or answered it wrong;
+    /// the server closes it.
+    Unauthorized = 6,
 }
 
 impl Status {
@@ -170,6 +183,7 @@ impl Status {
             3 => Self::RangeNotSatisfiable,
             4 => Self::UnsupportedVersion,
             5 => Self::Internal,
+            6 => Self::Unauthorized,
             _ => return None,
         })
     }
@@ -250,7 +264,11 @@ pub async fn read_response<R: AsyncRead + Unpin>(r: &mut R) -> Result<ResponseHe
     })
 }
 
-fn check_prefix(prefix: &[u8; PREFIX]) -> Result<(), WireError> {
+/// Checks the magic and version a frame starts with.
+pub(super) fn check_prefix(prefix: &[u8]) -> Result<(), WireError> {
+    if prefix.len() < 5 {
+        return Err(WireError::Truncated);
+    }
     let magic = [prefix[0], prefix[1], prefix[2], prefix[3]];
     if magic != MAGIC {
         return Err(WireError::BadMagic(magic));

@@ -36,7 +36,7 @@ async fn request_round_trips() {
     let request = sample_request();
     let bytes = request.encode();
     assert_eq!(bytes.len(), REQUEST_FIXED + request.chunk_id.len());
-    assert_eq!(&bytes[..5], b"DFSP\x01");
+    assert_eq!(&bytes[..5], b"DFSP\x02");
     assert_eq!(
         decode_request(&bytes).await.expect("decodes"),
         Some(request)
@@ -90,11 +90,12 @@ async fn bad_magic_and_version_are_refused() {
         decode_request(&bytes).await,
         Err(WireError::BadMagic(m)) if &m == b"XFSP"
     ));
+    // Version 1, which had no handshake, is not spoken any more.
     let mut bytes = sample_request().encode();
-    bytes[4] = 2;
+    bytes[4] = 1;
     assert!(matches!(
         decode_request(&bytes).await,
-        Err(WireError::UnsupportedVersion(2))
+        Err(WireError::UnsupportedVersion(1))
     ));
     let mut bytes = sample_response().encode();
     bytes[4] = 0;
@@ -172,7 +173,7 @@ fn layout_matches_protocol_md() {
         wait_ms: 3,
     }
     .encode();
-    assert_eq!(&request[..8], b"DFSP\x01\x01\x02\x00");
+    assert_eq!(&request[..8], b"DFSP\x02\x01\x02\x00");
     assert_eq!(request[8..16], 1u64.to_be_bytes());
     assert_eq!(request[16..24], 2u64.to_be_bytes());
     assert_eq!(request[24..28], 3u32.to_be_bytes());
@@ -187,7 +188,7 @@ fn layout_matches_protocol_md() {
         message: "m".into(),
     }
     .encode();
-    assert_eq!(&response[..8], b"DFSP\x01\x03\x00\x01");
+    assert_eq!(&response[..8], b"DFSP\x02\x03\x00\x01");
     assert_eq!(response[8..16], 1u64.to_be_bytes());
     assert_eq!(response[16..24], 2u64.to_be_bytes());
     assert_eq!(response[24..28], 3u32.to_be_bytes());
