@@ -70,6 +70,7 @@ pub fn naming(config: &Config) -> Result<Naming, SetupError> {
             repair_after: config.repair_after.0,
         }),
         metrics: Arc::new(Metrics::default()),
+        started: std::time::Instant::now(),
     })
 }
 

@@ -192,6 +192,27 @@ async fn too_few_live_nodes_is_503() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_new_naming_server_asks_to_retry_a_shortage() -> Result<()> {
+    // Right after a start, live nodes may not have been heard from yet:
+    // a shortage carries Retry-After. Once a heartbeat timeout has passed
+    // it is a plain 503, not worth waiting for.
+    let cluster = cluster(&[("HEARTBEAT_TIMEOUT", "3s")]).await?;
+    let api = Api::new(&cluster);
+    let init = json!({"name": "x", "size": 1, "replication": 1});
+    let (status, retry_after) = api.post_retry_after("/files/init", &init).await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    wait_until(WAIT, || async {
+        api.post_retry_after("/files/init", &init)
+            .await
+            .is_ok_and(|reply| reply == (StatusCode::SERVICE_UNAVAILABLE, None))
+    })
+    .await
+    .context("the shortage never became a plain 503")?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn token_guards_everything_but_health_metrics_and_docs() -> Result<()> {
     let cluster = dfs_tests::TestCluster::builder()
         .token("s3cret")
@@ -253,10 +274,14 @@ async fn health_is_503_when_redis_is_down() -> Result<()> {
         &api,
         Method::POST,
         "/files/init",
-        Some(init),
+        Some(init.clone()),
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await?;
+    // An outage: clients are told to try again shortly.
+    let (status, retry_after) = api.post_retry_after("/files/init", &init).await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after.as_deref(), Some("1"));
     Ok(())
 }
 

@@ -42,7 +42,7 @@ pub async fn allocate(
         .ok_or_else(|| DomainError::Invalid(out_of_range(request.index, &info)))?;
     let mut live = nodes::live(naming).await?;
     live.retain(|node| !request.exclude.contains(&node.node_id));
-    nodes::require(info.replication, live.len())?;
+    nodes::require(naming, info.replication, live.len())?;
     live.shuffle(&mut rand::rng());
     live.truncate(info.replication as usize);
     let chunk_id = new_chunk_id(file_id, request.index);

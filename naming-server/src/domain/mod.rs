@@ -14,7 +14,7 @@
 //!   and in background scans after a node is lost.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dfs_client::StorageClient;
 
@@ -55,12 +55,27 @@ pub struct Naming {
     pub storage: StorageClient,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// When this process started. For its first `HEARTBEAT_TIMEOUT` it may
+    /// not have heard from every live node yet (they heartbeat at a third
+    /// of it), which matters after a restart of the only replica.
+    pub started: Instant,
 }
 
 impl Naming {
     /// Fails when the metadata store does not answer.
     pub async fn check_store(&self) -> DomainResult<()> {
         Ok(self.store.ping().await?)
+    }
+
+    /// The error for too few storage nodes able to take part, saying
+    /// `message`: worth trying again shortly while this process is too new
+    /// to have heard from every live node, plainly unavailable otherwise.
+    pub fn shortage(&self, message: String) -> DomainError {
+        if self.started.elapsed() < self.settings.heartbeat_timeout {
+            DomainError::TryLater(message)
+        } else {
+            DomainError::Unavailable(message)
+        }
     }
 }
 

@@ -37,12 +37,10 @@ pub async fn live(naming: &Naming) -> DomainResult<Vec<NodeRecord>> {
     Ok(nodes)
 }
 
-/// `Unavailable` unless `have >= need`.
-pub fn require(need: u32, have: usize) -> DomainResult<()> {
+/// A [`Naming::shortage`] unless `have >= need` live nodes.
+pub fn require(naming: &Naming, need: u32, have: usize) -> DomainResult<()> {
     if have < need as usize {
-        return Err(DomainError::Unavailable(format!(
-            "need {need} live storage nodes, have {have}"
-        )));
+        return Err(naming.shortage(format!("need {need} live storage nodes, have {have}")));
     }
     Ok(())
 }

@@ -10,6 +10,9 @@ use thiserror::Error;
 
 use crate::domain::DomainError;
 
+/// `Retry-After` (seconds) of a 503 that a moment's wait may cure.
+const RETRY_AFTER_SECS: u32 = 1;
+
 #[derive(Debug, Error)]
 pub enum ApiError {
     #[error(transparent)]
@@ -28,7 +31,9 @@ impl ApiError {
                 DomainError::NotFound(_) => StatusCode::NOT_FOUND,
                 DomainError::Conflict(_) => StatusCode::CONFLICT,
                 DomainError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                DomainError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                DomainError::Unavailable(_) | DomainError::TryLater(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -45,18 +50,29 @@ impl IntoResponse for ApiError {
                 tracing::error!(%detail, "internal error");
                 "internal error (see the naming-server log)".to_owned()
             }
-            Self::Domain(DomainError::Unavailable(detail)) => {
+            Self::Domain(DomainError::Unavailable(detail) | DomainError::TryLater(detail)) => {
                 tracing::warn!(%detail, "service unavailable");
                 detail.clone()
             }
             _ => self.to_string(),
         };
         let mut response = error_response(status, message);
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+        let headers = response.headers_mut();
+        match self {
+            Self::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            // Clients that ride out outages wait and ask again.
+            Self::Domain(DomainError::TryLater(_)) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(RETRY_AFTER_SECS),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -89,6 +89,28 @@ impl Api {
         ))
     }
 
+    /// POSTs `body`; the status and the reply's `Retry-After`, if any.
+    pub async fn post_retry_after(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, Option<String>)> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((response.status(), retry_after))
+    }
+
     pub async fn get(&self, path: &str) -> Result<(StatusCode, Value)> {
         self.call(Method::GET, path, None).await
     }

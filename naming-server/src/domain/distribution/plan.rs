@@ -142,7 +142,7 @@ pub async fn seed(naming: &Naming, request: &StartDistribution, url: &str) -> Do
     check_chunk_size(chunk_size)?;
     check_name_free(naming, &request.name).await?;
     let chain = nodes::live(naming).await?;
-    nodes::require(1, chain.len())?;
+    nodes::require(naming, 1, chain.len())?;
     let object = gcs_object(naming, &chain[0], url).await?;
     check_size(url, object.size)?;
     let file = FileInfo {
