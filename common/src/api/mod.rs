@@ -51,7 +51,9 @@ pub struct ErrorBody {
 /// `GET /health` on either server.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok` when the server can do its work.
+    /// `ok` when the server can do its work. A storage node whose disk ran
+    /// out of space says `full`: it still serves the chunks it holds, but
+    /// takes no new ones until space is freed.
     pub status: String,
 }
 
@@ -79,6 +81,10 @@ pub struct NodeStats {
     pub free_bytes: u64,
     /// Chunks stored on the node.
     pub chunk_count: u64,
+    /// The node is out of room: a write failed there for lack of space, and
+    /// not enough has been freed since.
+    #[serde(default)]
+    pub full: bool,
 }
 
 /// Reply to registration.

@@ -69,6 +69,8 @@ pub(super) fn node_record(
             capacity_bytes: field(fields, "capacity_bytes", &owner)?,
             free_bytes: field(fields, "free_bytes", &owner)?,
             chunk_count: field(fields, "chunk_count", &owner)?,
+            // Absent in records written before nodes reported it.
+            full: fields.get("full").is_some_and(|v| v == "1"),
         },
         node_id,
     })

@@ -79,14 +79,15 @@ if redis.call('HGET', KEYS[1], 'state') == 'expired' then redis.call('DEL', KEYS
 return 1
 ";
 
-/// KEYS: node, trash. ARGV: now ms, capacity, free, chunk count, max, deleted ids...
-/// Returns up to max chunk ids to delete, or nil for an unknown node.
+/// KEYS: node, trash. ARGV: now ms, capacity, free, chunk count, full (1 or
+/// 0), max, deleted ids... Returns up to max chunk ids to delete, or nil
+/// for an unknown node.
 pub const HEARTBEAT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'last_heartbeat_ms', ARGV[1], 'capacity_bytes', ARGV[2],
-  'free_bytes', ARGV[3], 'chunk_count', ARGV[4])
-for i = 6, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
-return redis.call('SRANDMEMBER', KEYS[2], ARGV[5])
+  'free_bytes', ARGV[3], 'chunk_count', ARGV[4], 'full', ARGV[5])
+for i = 7, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
+return redis.call('SRANDMEMBER', KEYS[2], ARGV[6])
 ";
 
 /// KEYS: node, trash, node set, repair flag. ARGV: node id, the time (ms)
