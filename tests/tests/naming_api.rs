@@ -8,6 +8,8 @@ mod cleanup;
 mod distributions;
 #[path = "naming_api/files.rs"]
 mod files;
+#[path = "naming_api/placement.rs"]
+mod placement;
 #[path = "naming_api/support.rs"]
 mod support;
 
@@ -17,7 +19,9 @@ use anyhow::{Context, Result, ensure};
 use dfs_tests::wait_until;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{Api, KIB64, WAIT, cluster, error_text, id, rejected};
+use support::{
+    Api, HEARTBEAT_FREE, KIB64, REGISTERED_FREE, WAIT, cluster, error_text, id, rejected,
+};
 
 #[tokio::test]
 async fn nodes_register_heartbeat_and_go_dead() -> Result<()> {
@@ -32,9 +36,9 @@ async fn nodes_register_heartbeat_and_go_dead() -> Result<()> {
     let nodes = body["nodes"].as_array().context("nodes")?;
     assert_eq!(nodes.len(), 2);
     assert!(
-        nodes
-            .iter()
-            .all(|n| n["alive"] == true && n["free_bytes"] == 500)
+        nodes.iter().all(|n| n["alive"] == true
+            && n["free_bytes"] == REGISTERED_FREE
+            && n["full"] == false)
     );
 
     // A heartbeat updates the stats; re-registering updates the url.
@@ -55,7 +59,7 @@ async fn nodes_register_heartbeat_and_go_dead() -> Result<()> {
         (beta["node_id"].as_str(), beta["url"].as_str()),
         (Some("beta"), Some("http://moved.invalid:1"))
     );
-    assert_eq!(body["nodes"][0]["free_bytes"], 400);
+    assert_eq!(body["nodes"][0]["free_bytes"], HEARTBEAT_FREE);
 
     // Unknown node: 404, so it registers again. Bad registrations: 400.
     let (status, body) = api.heartbeat("nobody", &[]).await?;

@@ -82,7 +82,9 @@ pub struct NodeStats {
     /// Chunks stored on the node.
     pub chunk_count: u64,
     /// The node is out of room: a write failed there for lack of space, and
-    /// not enough has been freed since.
+    /// not enough has been freed since. No new chunks are placed on a full
+    /// node. In `GET /nodes` also set when the node's free space beyond the
+    /// naming server's `FREE_SPACE_RESERVE` is less than the smallest chunk.
     #[serde(default)]
     pub full: bool,
 }

@@ -14,11 +14,10 @@ use dfs_common::api::{
     FinalizedChunk, NodeTarget,
 };
 use dfs_common::chunk_len;
-use rand::seq::SliceRandom;
 
 use super::files::{self, committed, pending};
 use super::nodes::{self, NodeDirectory};
-use super::{DomainError, DomainResult, Naming};
+use super::{DomainError, DomainResult, Naming, placement};
 use crate::store::ids::new_chunk_id;
 use crate::store::{Allocation, StoredChunk};
 
@@ -30,8 +29,8 @@ fn out_of_range(index: u64, info: &FileInfo) -> String {
 }
 
 /// A fresh chunk id for chunk `request.index` of a pending file, and
-/// `replication` distinct live nodes (none of `request.exclude`) to write
-/// it to, in random order.
+/// `replication` distinct live nodes (none of `request.exclude`) with room
+/// for it to write it to, chosen by [`placement::choose`].
 pub async fn allocate(
     naming: &Naming,
     file_id: &str,
@@ -43,8 +42,15 @@ pub async fn allocate(
     let mut live = nodes::live(naming).await?;
     live.retain(|node| !request.exclude.contains(&node.node_id));
     nodes::require(naming, info.replication, live.len())?;
-    live.shuffle(&mut rand::rng());
-    live.truncate(info.replication as usize);
+    let reserve = naming.settings.free_space_reserve;
+    let live = placement::choose(
+        live,
+        info.replication as usize,
+        size,
+        reserve,
+        &mut rand::rng(),
+    )
+    .map_err(|shortage| naming.shortage(shortage.to_string()))?;
     let chunk_id = new_chunk_id(file_id, request.index);
     let allocation = Allocation {
         index: request.index,

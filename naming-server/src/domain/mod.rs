@@ -8,6 +8,8 @@
 //!   what ([`nodes::NodeDirectory`]); orphan reports; forgetting a node.
 //! - [`files`]: names, pending uploads, look-ups, listings, deletes, expiry.
 //! - [`chunks`]: chunk targets, finalize, chunk locations.
+//! - [`placement`]: which nodes get a new chunk copy (room, then weighted
+//!   by free space), for writes and repairs.
 //! - [`distribution`]: plan a job, hand it out, take the nodes' reports,
 //!   and derive a job's state from them.
 //! - [`repair`]: bring chunks back to their replication factor, on demand
@@ -26,6 +28,7 @@ pub mod distribution;
 mod error;
 pub mod files;
 pub mod nodes;
+pub mod placement;
 pub mod repair;
 
 pub use error::{DomainError, DomainResult};
@@ -39,6 +42,9 @@ pub struct Settings {
     pub chunk_size: u64,
     /// A node silent this long is dead.
     pub heartbeat_timeout: Duration,
+    /// Free space every node keeps: no chunk is placed where it would eat
+    /// into it.
+    pub free_space_reserve: u64,
     /// A pending upload not finalized within this time expires.
     pub pending_ttl: Duration,
     /// Silence after which a node's chunks are re-replicated; `None`: never

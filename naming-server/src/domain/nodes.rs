@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use dfs_common::api::{
     ChunkLocation, ChunkReport, ChunkReportReply, HeartbeatRequest, HeartbeatResponse,
-    MAX_CHUNK_REPORT, NodeInfo, NodeList, RegisterRequest, RegisterResponse, Replica,
+    MAX_CHUNK_REPORT, NodeInfo, NodeList, NodeStats, RegisterRequest, RegisterResponse, Replica,
 };
 use dfs_common::{now_ms, validate};
 
-use super::{DomainError, DomainResult, Naming, Settings, millis};
+use super::{DomainError, DomainResult, Naming, Settings, millis, placement};
 use crate::store::{NodeRecord, StoreError, StoredChunk};
 
 /// Chunk ids handed to a node per heartbeat at most.
@@ -227,7 +227,8 @@ pub async fn forget(naming: &Naming, node_id: &str) -> DomainResult<()> {
     Ok(())
 }
 
-/// Every registered storage node, alive or not.
+/// Every registered storage node, alive or not; `full` when it said so or
+/// has no room beyond the reserve for even the smallest chunk.
 pub async fn list(naming: &Naming) -> DomainResult<NodeList> {
     let now = now_ms();
     let nodes = naming.store.nodes().await?;
@@ -235,11 +236,14 @@ pub async fn list(naming: &Naming) -> DomainResult<NodeList> {
         .into_iter()
         .map(|node| NodeInfo {
             alive: is_alive(&node, &naming.settings, now),
+            stats: NodeStats {
+                full: placement::is_full(&node, naming.settings.free_space_reserve),
+                ..node.stats
+            },
             node_id: node.node_id,
             url: node.url,
             tcp_addr: node.tcp_addr,
             last_heartbeat_ms: node.last_heartbeat_ms,
-            stats: node.stats,
         })
         .collect();
     Ok(NodeList { nodes })

@@ -19,12 +19,11 @@ use dfs_client::Error as ClientError;
 use dfs_common::api::{RepairProblem, RepairReport};
 use dfs_common::chain::{DownstreamNode, ReplicateRequest};
 use dfs_common::now_ms;
-use rand::seq::SliceRandom;
 use tokio_util::sync::CancellationToken;
 
 use super::files;
 use super::nodes::{NodeDirectory, is_alive};
-use super::{DomainError, DomainResult, Naming, millis};
+use super::{DomainError, DomainResult, Naming, millis, placement};
 use crate::store::{NodeRecord, StoredChunk};
 
 /// How long a background scan may hold its lease before another replica
@@ -84,20 +83,21 @@ async fn repair_file(
             problem(format!("no live replica; it was on {listed}"));
             continue;
         }
-        let mut targets: Vec<&NodeRecord> = live
+        let others: Vec<&NodeRecord> = live
             .iter()
             .copied()
             .filter(|node| !chunk.nodes.contains(&node.node_id))
             .collect();
-        targets.shuffle(&mut rand::rng());
-        targets.truncate(want - holders.len());
-        if targets.is_empty() {
-            problem(format!(
-                "{} live replicas of {want}, and no other live node to copy it to",
-                holders.len()
-            ));
-            continue;
-        }
+        let targets = match pick_targets(naming, others, want - holders.len(), chunk.size) {
+            Ok(targets) => targets,
+            Err(why) => {
+                problem(format!(
+                    "{} live replicas of {want}, and {why}",
+                    holders.len()
+                ));
+                continue;
+            }
+        };
         let (added, error) = match copy_down_chain(naming, &chunk, holders[0], &targets).await {
             Ok(()) => (targets.len(), None),
             Err((held, error)) => (held, Some(error)),
@@ -143,6 +143,32 @@ async fn repair_file(
         );
     }
     Ok(report)
+}
+
+/// Up to `want` of `others` with room for a chunk of `size` bytes (as many
+/// as have room when fewer do), chosen by [`placement::choose_up_to`]; why
+/// none when none can take it.
+fn pick_targets<'a>(
+    naming: &Naming,
+    others: Vec<&'a NodeRecord>,
+    want: usize,
+    size: u64,
+) -> Result<Vec<&'a NodeRecord>, String> {
+    if others.is_empty() {
+        return Err("no other live node to copy it to".to_owned());
+    }
+    let reserve = naming.settings.free_space_reserve;
+    let targets = placement::choose_up_to(others, want, size, reserve, &mut rand::rng());
+    if targets.is_empty() {
+        let shortage = placement::Shortage {
+            need: want,
+            have: 0,
+            size,
+            reserve,
+        };
+        return Err(format!("no other live node has room for it: {shortage}"));
+    }
+    Ok(targets)
 }
 
 /// Asks `targets[0]` to pull `chunk` from `source` and pass it down the

@@ -13,6 +13,9 @@ use super::observe::record_span;
 use crate::domain::{Naming, chunks};
 
 /// Allocate `replication` distinct live storage nodes for one chunk of a pending file.
+///
+/// Only nodes with room for the chunk are chosen (free space beyond
+/// `FREE_SPACE_RESERVE`, and not full); emptier nodes are more likely.
 #[utoipa::path(post, path = "/files/{file_id}/chunks", tag = "chunks",
     params(("file_id" = String, Path)),
     request_body = AllocateChunkRequest,
@@ -22,7 +25,8 @@ use crate::domain::{Naming, chunks};
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired file"),
         (status = 409, body = ErrorBody, description = "File already committed"),
-        (status = 503, body = ErrorBody, description = "Too few live storage nodes, or Redis unreachable"),
+        (status = 503, body = ErrorBody, description = "Too few live storage nodes with room for the chunk, \
+            or Redis unreachable; with Retry-After when a moment's wait should cure it"),
     ),
     security(("bearer" = [])))]
 pub async fn allocate_chunk(

@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 pub const LONG_TIMEOUT: &str = "60s";
 pub const WAIT: Duration = Duration::from_secs(15);
 pub const KIB64: u64 = 64 * 1024;
+/// Disk size and free space a simulated node reports when it registers,
+/// and in its heartbeats: plenty of room beyond the default reserve.
+pub const CAPACITY: u64 = 1 << 40;
+pub const REGISTERED_FREE: u64 = 500 << 30;
+pub const HEARTBEAT_FREE: u64 = 400 << 30;
 
 /// A cluster with no storage processes; tests register nodes themselves.
 pub async fn cluster(env: &[(&str, &str)]) -> Result<TestCluster> {
@@ -144,7 +149,7 @@ impl Api {
             "node_id": node_id,
             "url": format!("http://{node_id}.invalid:5001"),
             "tcp_addr": format!("{node_id}.invalid:50051"),
-            "capacity_bytes": 1000, "free_bytes": 500, "chunk_count": 0,
+            "capacity_bytes": CAPACITY, "free_bytes": REGISTERED_FREE, "chunk_count": 0,
         });
         self.expect(
             Method::POST,
@@ -171,7 +176,7 @@ impl Api {
         node_id: &str,
         deleted: &[String],
     ) -> Result<(StatusCode, Value)> {
-        let body = json!({"capacity_bytes": 1000, "free_bytes": 400, "chunk_count": 1, "deleted": deleted});
+        let body = json!({"capacity_bytes": CAPACITY, "free_bytes": HEARTBEAT_FREE, "chunk_count": 1, "deleted": deleted});
         self.post(&format!("/nodes/{node_id}/heartbeat"), body)
             .await
     }
