@@ -41,16 +41,19 @@ pub async fn allocate_chunk(
 
 /// Commit a pending file: atomically claims its name (409 if taken) and
 /// records its chunks.
+///
+/// Safe to retry: the same finalize again, after it committed, answers the
+/// record.
 #[utoipa::path(post, path = "/files/{file_id}/finalize", tag = "chunks",
     params(("file_id" = String, Path)),
     request_body = FinalizeRequest,
     responses(
-        (status = 200, body = FileRecord, description = "Committed"),
+        (status = 200, body = FileRecord, description = "Committed (now, or by this same finalize before)"),
         (status = 400, body = ErrorBody, description = "Size or chunk list does not match the file and its allocations"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired upload"),
-        (status = 409, body = ErrorBody, description = "Name taken, or already committed"),
-        (status = 503, body = ErrorBody, description = "Redis unreachable"),
+        (status = 409, body = ErrorBody, description = "Name taken, or already committed with other chunks"),
+        (status = 503, body = ErrorBody, description = "Redis unreachable (with Retry-After)"),
     ),
     security(("bearer" = [])))]
 pub async fn finalize_file(
