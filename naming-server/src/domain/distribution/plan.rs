@@ -188,12 +188,12 @@ async fn gcs_object(naming: &Naming, node: &NodeRecord, url: &str) -> DomainResu
         .gcs_object(&node.url, url)
         .await
         .map_err(|e| match e {
-            ClientError::Api { status, message } if status.as_u16() == 404 => {
-                DomainError::NotFound(message)
-            }
-            ClientError::Api { status, message } if status.is_client_error() => {
-                DomainError::Invalid(message)
-            }
+            ClientError::Api {
+                status, message, ..
+            } if status.as_u16() == 404 => DomainError::NotFound(message),
+            ClientError::Api {
+                status, message, ..
+            } if status.is_client_error() => DomainError::Invalid(message),
             e => DomainError::Unavailable(format!(
                 "storage node {} could not look {url} up: {e}",
                 node.node_id
