@@ -22,6 +22,8 @@ pub mod fake_gcs;
 pub use fake_gcs::FakeGcs;
 mod redis;
 pub use redis::Redis;
+mod tmpfs;
+pub use tmpfs::Tmpfs;
 
 /// How long a process may take to come up before the test fails.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -206,6 +208,7 @@ pub struct ClusterBuilder {
     naming_env: Vec<(String, String)>,
     storage_env: Vec<(String, String)>,
     token: Option<String>,
+    tmpfs: Option<u64>,
 }
 
 impl ClusterBuilder {
@@ -221,6 +224,13 @@ impl ClusterBuilder {
 
     pub fn storage_env(mut self, key: &str, value: &str) -> Self {
         self.storage_env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Gives every storage node a data dir of its own on a tmpfs of `size`
+    /// bytes, which really fills up (see [`Tmpfs`]).
+    pub fn storage_tmpfs(mut self, size: u64) -> Self {
+        self.tmpfs = Some(size);
         self
     }
 
@@ -249,11 +259,12 @@ impl ClusterBuilder {
             storage: Vec::new(),
             token: self.token,
             http: reqwest::Client::new(),
+            tmpfs: self.tmpfs,
+            mounts: Vec::new(),
             root,
         };
         for i in 0..self.storage_nodes {
-            let dir = cluster.root.path().join(format!("node{i}"));
-            std::fs::create_dir_all(&dir)?;
+            let dir = cluster.node_dir(i)?;
             let node = StorageNode::spawn(&cluster.naming_url, &dir, &storage_env).await?;
             cluster.storage.push(node);
         }
@@ -271,6 +282,10 @@ pub struct TestCluster {
     storage: Vec<StorageNode>,
     token: Option<String>,
     http: reqwest::Client,
+    /// Size of the tmpfs each storage node's data dir gets, if any.
+    tmpfs: Option<u64>,
+    /// Unmounted after the processes are gone, before `root` is removed.
+    mounts: Vec<Tmpfs>,
     root: tempfile::TempDir,
 }
 
@@ -302,11 +317,21 @@ impl TestCluster {
         &self.storage
     }
 
+    /// Creates the data dir of storage node `i` (on a tmpfs of its own
+    /// when the cluster has them).
+    fn node_dir(&mut self, i: usize) -> Result<PathBuf> {
+        let dir = self.root.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&dir)?;
+        if let Some(size) = self.tmpfs {
+            self.mounts.push(Tmpfs::mount(&dir, size)?);
+        }
+        Ok(dir)
+    }
+
     /// Adds and starts one more storage node; returns its index.
     pub async fn add_storage(&mut self) -> Result<usize> {
         let i = self.storage.len();
-        let dir = self.root.path().join(format!("node{i}"));
-        std::fs::create_dir_all(&dir)?;
+        let dir = self.node_dir(i)?;
         let env = self
             .storage
             .first()
@@ -571,6 +596,22 @@ pub fn write_random_file(path: &Path, len: u64, seed: u64) -> Result<()> {
         left -= n as u64;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Fails unless `actual` has the length and bytes of `expected` (compared
+/// by streaming CRC32C: files may be large).
+pub fn same_file(expected: &Path, actual: &Path) -> Result<()> {
+    let (e, a) = (
+        std::fs::metadata(expected)?.len(),
+        std::fs::metadata(actual)?.len(),
+    );
+    if e != a {
+        bail!("{} has {a} bytes, expected {e}", actual.display());
+    }
+    if file_crc32c(expected)? != file_crc32c(actual)? {
+        bail!("{} differs from {}", actual.display(), expected.display());
+    }
     Ok(())
 }
 
