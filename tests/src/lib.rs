@@ -20,6 +20,8 @@ use tokio::process::{Child, Command};
 
 pub mod fake_gcs;
 pub use fake_gcs::FakeGcs;
+mod outage;
+pub use outage::{Finished, RunningDfs};
 mod redis;
 pub use redis::Redis;
 mod tmpfs;
