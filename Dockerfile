@@ -63,9 +63,10 @@ FROM debian:bookworm-slim
 # CA bundle for HTTPS to Google Cloud Storage (rustls reads the system roots).
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 # `dfs-healthcheck`: exit 0 when this container's server answers GET /health
-# with 200. Port from HEALTHCHECK_PORT, else LISTEN_ADDR, else the server's
-# default (5001 for storage-server, 8000 otherwise). Uses bash's /dev/tcp, so
-# the image needs no curl.
+# with 200 (a storage node whose disk is full answers 200 too, with status
+# "full": it is alive and serves reads). Port from HEALTHCHECK_PORT, else
+# LISTEN_ADDR, else the server's default (5001 for storage-server, 8000
+# otherwise). Uses bash's /dev/tcp, so the image needs no curl.
 RUN printf '%s\n' \
         '#!/bin/bash' \
         'port=${HEALTHCHECK_PORT:-${LISTEN_ADDR##*:}}' \

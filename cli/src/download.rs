@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::CONCURRENCY;
 use crate::error::Error;
+use crate::patience::naming_call;
 
 /// Where `read` puts the bytes.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +35,8 @@ pub async fn read(
     destination: Destination<'_>,
     progress: &ProgressBar,
 ) -> Result<FileRecord, Error> {
-    let record = naming.file_by_name(name).await?;
+    let what = format!("looking up {name:?}");
+    let record = naming_call(&what, || naming.file_by_name(name)).await?;
     check_layout(&record).map_err(|reason| {
         Error::bad_response(
             naming.base_url(),

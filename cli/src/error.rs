@@ -9,6 +9,15 @@ pub enum Error {
     /// A call to the naming server or a storage server failed.
     #[error(transparent)]
     Client(#[from] dfs_client::Error),
+    /// The naming server stayed unreachable (or unavailable) through every
+    /// retry of a call.
+    #[error("{error} (the naming server stayed unavailable; gave up {what} after {} s)", waited.as_secs())]
+    GaveUp {
+        what: String,
+        waited: std::time::Duration,
+        #[source]
+        error: dfs_client::Error,
+    },
     /// Local filesystem trouble, with what was being done.
     #[error("{context}: {source}")]
     Io {

@@ -169,7 +169,12 @@ pub fn nodes(nodes: &[NodeInfo]) -> String {
             vec![
                 n.node_id.clone(),
                 n.url.clone(),
-                if n.alive { "alive" } else { "dead" }.to_owned(),
+                match (n.alive, n.stats.full) {
+                    (true, false) => "alive",
+                    (true, true) => "alive (full)",
+                    (false, _) => "dead",
+                }
+                .to_owned(),
                 HumanBytes(n.stats.free_bytes).to_string(),
                 HumanBytes(n.stats.capacity_bytes).to_string(),
                 n.stats.chunk_count.to_string(),
@@ -369,14 +374,28 @@ mod tests {
                 capacity_bytes: 10 << 30,
                 free_bytes: 3 << 30,
                 chunk_count: 42,
+                full: false,
                 quarantined_chunks: 2,
             },
         };
-        let out = nodes(&[node]);
-        let line = out.lines().nth(1).unwrap_or_default();
+        let full = NodeInfo {
+            node_id: "n2".into(),
+            alive: true,
+            stats: NodeStats {
+                free_bytes: 1 << 20,
+                full: true,
+                ..node.stats
+            },
+            ..node.clone()
+        };
+        let out = nodes(&[node, full]);
+        let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
-            line,
-            "n1       http://127.0.0.1:5001  dead   3.00 GiB  10.00 GiB      42            2"
+            lines[1..],
+            [
+                "n1       http://127.0.0.1:5001  dead          3.00 GiB  10.00 GiB      42            2",
+                "n2       http://127.0.0.1:5001  alive (full)  1.00 MiB  10.00 GiB      42            2",
+            ]
         );
     }
 }

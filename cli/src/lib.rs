@@ -9,6 +9,8 @@
 //! - [`download`]: `dfs read` (replica fallback, CRC32C checks, atomic write).
 //! - [`jobs`]: `seed`, `distribute` and `jobs` (distribution jobs).
 //! - [`format`]: text output of `ls`, `stat`, `nodes` and `jobs`.
+//! - [`patience`]: the naming-server calls of `create` and `read`, retried
+//!   through a naming-server restart or brief outage.
 //! - [`error`]: the CLI's error type (a client error, or the CLI's own:
 //!   local I/O, bad input, a chunk that failed everywhere, a failed job);
 //!   each value displays as one line.
@@ -19,6 +21,7 @@ pub mod download;
 pub mod error;
 pub mod format;
 pub mod jobs;
+pub mod patience;
 pub mod upload;
 
 /// Chunks in flight at once during `create` and `read`.

@@ -12,6 +12,10 @@
 //! 502 names) is excluded and the chunk gets a fresh allocation, up to
 //! [`MAX_ATTEMPTS`] times. Copies left by a failed attempt belong to an
 //! unused allocation, which the naming server collects at finalize.
+//!
+//! Every naming-server call rides out a restart of it
+//! ([`crate::patience`]); an upload cut short for good is collected by the
+//! naming server when its pending-upload TTL runs out.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -29,6 +33,7 @@ use indicatif::ProgressBar;
 
 use crate::CONCURRENCY;
 use crate::error::Error;
+use crate::patience::naming_call;
 
 /// Allocations tried per chunk before the upload fails.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -61,14 +66,13 @@ pub async fn create(
         return Err(Error::Invalid(format!("{shown} is not a regular file")));
     }
     let size = metadata.len();
-    let info = naming
-        .init_file(&InitFileRequest {
-            name: name.to_owned(),
-            size,
-            chunk_size: options.chunk_size,
-            replication: options.replication,
-        })
-        .await?;
+    let request = InitFileRequest {
+        name: name.to_owned(),
+        size,
+        chunk_size: options.chunk_size,
+        replication: options.replication,
+    };
+    let info = naming_call("starting the upload", || naming.init_file(&request)).await?;
     if info.size != size || info.chunk_size == 0 {
         return Err(Error::bad_response(
             naming.base_url(),
@@ -93,10 +97,11 @@ pub async fn create(
         .try_collect()
         .await?;
     chunks.sort_by_key(|c| c.index);
-    let record = naming
-        .finalize(&info.file_id, &FinalizeRequest { size, chunks })
-        .await?;
-    Ok(record)
+    let request = FinalizeRequest { size, chunks };
+    naming_call("finalizing the upload", || {
+        naming.finalize(&info.file_id, &request)
+    })
+    .await
 }
 
 /// One chunk's place in the file.
@@ -138,9 +143,11 @@ impl Upload<'_> {
                 index: span.index,
                 exclude: exclude.clone(),
             };
-            let allocation = match self.naming.allocate_chunk(self.file_id, &request).await {
+            let allocate = || self.naming.allocate_chunk(self.file_id, &request);
+            let what = format!("allocating chunk {}", span.index);
+            let allocation = match naming_call(&what, allocate).await {
                 Ok(allocation) => allocation,
-                Err(e) if failures.is_empty() => return Err(e.into()),
+                Err(e) if failures.is_empty() => return Err(e),
                 Err(e) => {
                     failures.push(format!("no other targets: {e}"));
                     break;

@@ -9,9 +9,14 @@ use thiserror::Error;
 pub enum Error {
     /// The server answered with an error status; `message` is its
     /// `{"error": …}` text (or the status itself when the body was not the
-    /// usual JSON).
+    /// usual JSON); `retry_after` its `Retry-After` in seconds, when it
+    /// said how soon to ask again.
     #[error("{message}")]
-    Api { status: StatusCode, message: String },
+    Api {
+        status: StatusCode,
+        message: String,
+        retry_after: Option<u64>,
+    },
     /// A chained chunk write failed (a 502 naming a node in
     /// `x-dfs-failed-node`): `failed_node` is the node the storage servers
     /// blame; the nodes above it in the chain hold the chunk.
@@ -54,6 +59,31 @@ impl Error {
                     || *status == StatusCode::REQUEST_TIMEOUT
                     || *status == StatusCode::TOO_MANY_REQUESTS
             }
+            Self::ChainFailed { .. } | Self::InvalidUrl { .. } | Self::Setup(_) => false,
+        }
+    }
+
+    /// The server is down, restarting or briefly unable to answer, and
+    /// waiting is the cure: no answer (or an unreadable one), a proxy's
+    /// 502 or 504 in front of it, a 408, or a 429 or 503 carrying
+    /// `Retry-After`. A 503 without it (too few storage nodes, say) is an
+    /// answer to act on, not an outage to wait out.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::BadResponse { .. } => true,
+            Self::Api {
+                status,
+                retry_after,
+                ..
+            } => match *status {
+                StatusCode::BAD_GATEWAY
+                | StatusCode::GATEWAY_TIMEOUT
+                | StatusCode::REQUEST_TIMEOUT => true,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                    retry_after.is_some()
+                }
+                _ => false,
+            },
             Self::ChainFailed { .. } | Self::InvalidUrl { .. } | Self::Setup(_) => false,
         }
     }
@@ -117,6 +147,7 @@ mod tests {
         let api = |status| Error::Api {
             status,
             message: String::new(),
+            retry_after: None,
         };
         assert!(api(StatusCode::SERVICE_UNAVAILABLE).is_transient());
         assert!(api(StatusCode::TOO_MANY_REQUESTS).is_transient());
@@ -132,5 +163,31 @@ mod tests {
             reason: "refused".into(),
         };
         assert!(transport.is_transient());
+    }
+
+    #[test]
+    fn outages_are_what_waiting_cures() {
+        let api = |status, retry_after| Error::Api {
+            status,
+            message: String::new(),
+            retry_after,
+        };
+        let transport = Error::Transport {
+            url: "u".into(),
+            reason: "refused".into(),
+        };
+        assert!(transport.is_outage());
+        assert!(api(StatusCode::SERVICE_UNAVAILABLE, Some(1)).is_outage());
+        assert!(api(StatusCode::BAD_GATEWAY, None).is_outage());
+        assert!(api(StatusCode::GATEWAY_TIMEOUT, None).is_outage());
+        // Too few storage nodes: transient for a job poll, not worth a wait.
+        assert!(!api(StatusCode::SERVICE_UNAVAILABLE, None).is_outage());
+        assert!(!api(StatusCode::INTERNAL_SERVER_ERROR, None).is_outage());
+        assert!(!api(StatusCode::CONFLICT, Some(1)).is_outage());
+        let chain = Error::ChainFailed {
+            failed_node: "n".into(),
+            message: String::new(),
+        };
+        assert!(!chain.is_outage());
     }
 }

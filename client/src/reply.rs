@@ -73,6 +73,11 @@ async fn check(response: Response, url: &str) -> Result<Response, Error> {
     if status.is_success() {
         return Ok(response);
     }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let failed_node = response
         .headers()
         .get(FAILED_NODE_HEADER)
@@ -100,5 +105,9 @@ async fn check(response: Response, url: &str) -> Result<Response, Error> {
             }
         }
     };
-    Err(Error::Api { status, message })
+    Err(Error::Api {
+        status,
+        message,
+        retry_after,
+    })
 }

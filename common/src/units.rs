@@ -42,6 +42,26 @@ pub fn parse_size(s: &str) -> Result<u64, ParseError> {
     n.checked_mul(1u64 << shift).ok_or_else(err)
 }
 
+/// A byte count for people: `8 MiB`, `1.5 GiB`, `512 B` (binary units, one
+/// decimal when not whole).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut unit = 0;
+    let mut scale: u64 = 1024;
+    while unit + 1 < UNITS.len() && bytes >= scale * 1024 {
+        scale *= 1024;
+        unit += 1;
+    }
+    if bytes.is_multiple_of(scale) {
+        format!("{} {}", bytes / scale, UNITS[unit])
+    } else {
+        format!("{:.1} {}", bytes as f64 / scale as f64, UNITS[unit])
+    }
+}
+
 /// Parses a duration: `500ms`, `15s`, `2m`, `1h`, `7d`; a bare number is
 /// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
@@ -101,6 +121,17 @@ mod tests {
         assert!(parse_size("8XB").is_err());
         assert!(parse_size("99999999999999999999").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(format_size(0), "0 B");
+        assert_eq!(format_size(1023), "1023 B");
+        assert_eq!(format_size(64 << 10), "64 KiB");
+        assert_eq!(format_size(8 << 20), "8 MiB");
+        assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_size(1 << 50), "1 PiB");
+        assert_eq!(format_size(u64::MAX), "16384.0 PiB");
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub struct Config {
     #[arg(long, env = "CHUNK_SIZE", default_value = "8MiB", value_parser = parse_chunk_size)]
     pub chunk_size: u64,
 
+    /// Free space every storage node keeps: a chunk is placed on a node only
+    /// when the node's free space minus this is at least the chunk's size,
+    /// e.g. `1GiB`, `0`.
+    #[arg(long, env = "FREE_SPACE_RESERVE", default_value = "1GiB", value_parser = parse_reserve)]
+    pub free_space_reserve: u64,
+
     /// A storage node silent for this long counts as dead, e.g. `15s`.
     #[arg(long, env = "HEARTBEAT_TIMEOUT", default_value = "15s", value_parser = parse_positive_duration)]
     pub heartbeat_timeout: Duration,
@@ -73,6 +79,10 @@ fn parse_chunk_size(s: &str) -> Result<u64, String> {
     }
 }
 
+fn parse_reserve(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
 /// `REPAIR_AFTER`: a duration, or `None` for `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RepairAfter(pub Option<Duration>);
@@ -102,16 +112,21 @@ mod tests {
         assert_eq!(config.chunk_size, 8 << 20);
         assert_eq!(config.replication_factor, 3);
         assert_eq!(config.pending_ttl, Duration::from_secs(3600));
+        assert_eq!(config.free_space_reserve, 1 << 30);
         let config = Config::try_parse_from([
             "naming-server",
             "--chunk-size",
             "64KiB",
             "--heartbeat-timeout",
             "500ms",
+            "--free-space-reserve",
+            "0",
         ])
         .expect("overrides parse");
         assert_eq!(config.chunk_size, 64 << 10);
         assert_eq!(config.heartbeat_timeout, Duration::from_millis(500));
+        assert_eq!(config.free_space_reserve, 0);
+        assert!(Config::try_parse_from(["naming-server", "--free-space-reserve", "lots"]).is_err());
         assert!(Config::try_parse_from(["naming-server", "--chunk-size", "1KiB"]).is_err());
         assert!(Config::try_parse_from(["naming-server", "--replication-factor", "0"]).is_err());
         assert!(Config::try_parse_from(["naming-server", "--pending-ttl", "0s"]).is_err());

@@ -72,10 +72,12 @@ pub fn naming(config: &Config) -> Result<Naming, SetupError> {
             replication: config.replication_factor,
             chunk_size: config.chunk_size,
             heartbeat_timeout: config.heartbeat_timeout,
+            free_space_reserve: config.free_space_reserve,
             pending_ttl: config.pending_ttl,
             repair_after: config.repair_after.0,
         }),
         metrics: Arc::new(Metrics::default()),
+        started: std::time::Instant::now(),
     })
 }
 

@@ -1,7 +1,8 @@
 //! Membership with the naming server: register (retrying with backoff until
 //! it answers or shutdown), then heartbeat at the interval it asks for,
 //! carrying disk stats, the chunks deleted since the last beat and the bad
-//! chunks found since (see `integrity`); the reply lists chunks to delete
+//! chunks found since (see `integrity`), and at once when the disk fills
+//! up, so no more chunks are placed here; the reply lists chunks to delete
 //! and chunks to verify. A 404 on heartbeat means the naming server forgot
 //! this node: register again. Stops when the shutdown token is cancelled.
 
@@ -57,11 +58,17 @@ impl Membership {
         };
         // Deleted chunk ids not yet acknowledged to the naming server.
         let mut deleted: Vec<String> = Vec::new();
+        let mut full = node.store.watch_full();
         while let Some(interval) = node.register_until_done(&shutdown).await {
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(interval) => {}
+                    // The disk just filled up: say so now, before more
+                    // chunks are placed here.
+                    Ok(()) = full.changed() => {
+                        tracing::info!("the disk is full; telling the naming server at once");
+                    }
                 }
                 match node.heartbeat(&deleted).await {
                     Ok(reply) => {
@@ -129,11 +136,12 @@ impl Node {
     }
 
     async fn stats(&self) -> Result<NodeStats, StoreError> {
-        let (capacity_bytes, free_bytes) = self.store.disk_stats()?;
+        let disk = self.store.disk_stats()?;
         Ok(NodeStats {
-            capacity_bytes,
-            free_bytes,
+            capacity_bytes: disk.capacity_bytes,
+            free_bytes: disk.free_bytes,
             chunk_count: self.store.chunk_count(),
+            full: disk.full,
             quarantined_chunks: self.store.quarantined_count().await?,
         })
     }

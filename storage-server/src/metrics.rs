@@ -49,6 +49,11 @@ pub struct Metrics {
     pub peer_auth_failures: Counter,
     /// Chunk bytes stored from `PUT /chunks/{chunk_id}` bodies.
     pub http_put_bytes: Counter,
+    /// Chunk writes begun on this node's disk, from any source (PUT, chain
+    /// replication, distribution, repair).
+    pub chunk_writes: Counter,
+    /// Chunk writes that failed because the disk was full.
+    pub chunk_writes_full: Counter,
     /// Orphan sweeps that went through every chunk.
     pub orphan_sweeps: Counter,
     /// Orphan sweeps given up on (naming server unreachable or refusing).
@@ -80,6 +85,8 @@ impl Metrics {
             peer_requests: Counter::new(),
             peer_auth_failures: Counter::new(),
             http_put_bytes: Counter::new(),
+            chunk_writes: Counter::new(),
+            chunk_writes_full: Counter::new(),
             orphan_sweeps: Counter::new(),
             orphan_sweeps_failed: Counter::new(),
             orphan_chunks_deleted: Counter::new(),
@@ -92,7 +99,7 @@ impl Metrics {
 
     /// The text exposition format of every counter, plus `chunks` as a gauge.
     pub fn render(&self, chunks: u64) -> String {
-        let counters: [(&str, &str, &Counter); 14] = [
+        let counters: [(&str, &str, &Counter); 16] = [
             (
                 "dfs_peer_sendfile_bytes_total",
                 "Bytes sent to peers with sendfile().",
@@ -127,6 +134,16 @@ impl Metrics {
                 "dfs_http_put_bytes_total",
                 "Chunk bytes stored from HTTP PUT bodies.",
                 &self.http_put_bytes,
+            ),
+            (
+                "dfs_chunk_writes_total",
+                "Chunk writes begun on this node's disk (PUT, replication, distribution, repair).",
+                &self.chunk_writes,
+            ),
+            (
+                "dfs_chunk_writes_full_total",
+                "Chunk writes that failed because the disk was full.",
+                &self.chunk_writes_full,
             ),
             (
                 "dfs_orphan_sweeps_total",
@@ -210,6 +227,8 @@ mod tests {
             (&metrics.peer_requests, "dfs_peer_requests_total"),
             (&metrics.peer_auth_failures, "dfs_peer_auth_failures_total"),
             (&metrics.http_put_bytes, "dfs_http_put_bytes_total"),
+            (&metrics.chunk_writes, "dfs_chunk_writes_total"),
+            (&metrics.chunk_writes_full, "dfs_chunk_writes_full_total"),
             (&metrics.orphan_sweeps, "dfs_orphan_sweeps_total"),
             (
                 &metrics.orphan_sweeps_failed,

@@ -181,7 +181,9 @@ impl Replicator {
                     message,
                 });
             }
-            Err(dfs_client::Error::Api { status, message }) => format!(
+            Err(dfs_client::Error::Api {
+                status, message, ..
+            }) => format!(
                 "node {} answered {status} to the replicate call: {message}",
                 next.node_id
             ),

@@ -30,6 +30,7 @@ mod check;
 mod dirs;
 mod error;
 mod quarantine;
+mod space;
 mod temp;
 
 use std::collections::BTreeSet;
@@ -44,10 +45,13 @@ use tokio::fs::{self, File};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::sync::{Mutex, watch};
 
+use crate::metrics::METRICS;
 pub use check::Verdict;
 use dirs::{chunk_ids_modified_before, clean_dir, count_chunks, ids_in, sync_dir};
 use error::IoContext;
 pub use error::StoreError;
+use space::Space;
+pub use space::{DiskStats, ROOM_AGAIN};
 use temp::TempPath;
 
 use crate::throttle::Throttle;
@@ -86,6 +90,8 @@ pub struct ChunkStore {
     locks: Vec<Mutex<()>>,
     /// Bumped after every commit; [`ChunkStore::wait_for`] re-checks on change.
     commits: watch::Sender<u64>,
+    /// Room on the disk; full after a write ran out of it.
+    space: Space,
 }
 
 impl ChunkStore {
@@ -107,6 +113,7 @@ impl ChunkStore {
         }
         let count = count_chunks(&chunks).await?;
         Ok(Self {
+            space: Space::new(&root),
             root,
             chunks,
             tmp,
@@ -249,15 +256,20 @@ impl ChunkStore {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// Size and free space of the filesystem holding the data directory.
-    pub fn disk_stats(&self) -> Result<(u64, u64), StoreError> {
-        let stat = nix::sys::statvfs::statvfs(self.root.as_path())
-            .map_err(std::io::Error::from)
-            .context(|| format!("statvfs {}", self.root.display()))?;
-        let fragment = stat.fragment_size();
-        let capacity = stat.blocks().saturating_mul(fragment);
-        let free = stat.blocks_available().saturating_mul(fragment);
-        Ok((capacity, free))
+    /// Size and free space of the filesystem holding the data directory,
+    /// and whether the node is full (see `store/space.rs`).
+    pub fn disk_stats(&self) -> Result<DiskStats, StoreError> {
+        self.space.stats()
+    }
+
+    /// Whether a write ran out of space and not enough has been freed since.
+    pub fn is_full(&self) -> bool {
+        self.space.is_full()
+    }
+
+    /// Changes when the node becomes full, so it can say so at once.
+    pub fn watch_full(&self) -> watch::Receiver<Option<u64>> {
+        self.space.watch()
     }
 
     /// Checks that the data directory is still there.
@@ -270,8 +282,26 @@ impl ChunkStore {
 
     /// Stores chunk `id` from `body`: at most `limit` bytes whose CRC32C must
     /// be `expected_crc` when given. Nothing is stored unless both hold. The
-    /// returned meta carries the CRC32C computed from the bytes.
+    /// returned meta carries the CRC32C computed from the bytes. A write
+    /// that runs out of space leaves nothing behind and makes the node full.
     pub async fn write<R: AsyncRead + Unpin>(
+        &self,
+        id: &str,
+        expected_crc: Option<u32>,
+        limit: u64,
+        body: R,
+    ) -> Result<(WriteOutcome, ChunkMeta), StoreError> {
+        METRICS.chunk_writes.inc();
+        let written = self.write_checked(id, expected_crc, limit, body).await;
+        if let Err(StoreError::Full { .. }) = &written {
+            METRICS.chunk_writes_full.inc();
+            self.space.ran_out();
+        }
+        written
+    }
+
+    /// [`ChunkStore::write`], but for marking the node full.
+    async fn write_checked<R: AsyncRead + Unpin>(
         &self,
         id: &str,
         expected_crc: Option<u32>,

@@ -30,6 +30,7 @@ pub struct ClusterBuilder {
     token: Option<String>,
     tls: Option<TlsFiles>,
     capture_logs: bool,
+    tmpfs: Option<u64>,
 }
 
 impl ClusterBuilder {
@@ -45,6 +46,13 @@ impl ClusterBuilder {
 
     pub fn storage_env(mut self, key: &str, value: &str) -> Self {
         self.storage_env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Gives every storage node a data dir of its own on a tmpfs of `size`
+    /// bytes, which really fills up (see [`Tmpfs`](crate::Tmpfs)).
+    pub fn storage_tmpfs(mut self, size: u64) -> Self {
+        self.tmpfs = Some(size);
         self
     }
 
@@ -109,6 +117,8 @@ impl ClusterBuilder {
             token: self.token,
             ca_cert: self.tls.map(|tls| tls.ca),
             http: http.build()?,
+            tmpfs: self.tmpfs,
+            mounts: Vec::new(),
             root,
             logs,
         };

@@ -23,14 +23,18 @@ use tokio::process::{Child, Command};
 
 mod builder;
 pub mod fake_gcs;
+mod outage;
 mod redis;
 mod servers;
+mod tmpfs;
 
 pub use builder::{ClusterBuilder, TlsFiles};
 pub use fake_gcs::FakeGcs;
+pub use outage::{Finished, RunningDfs};
 pub use redis::Redis;
 pub use servers::StorageNode;
 use servers::spawn_naming;
+pub use tmpfs::Tmpfs;
 
 /// How long a process may take to come up before the test fails.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -92,6 +96,10 @@ pub struct TestCluster {
     pub(crate) token: Option<String>,
     pub(crate) ca_cert: Option<PathBuf>,
     pub(crate) http: reqwest::Client,
+    /// Size of the tmpfs each storage node's data dir gets, if any.
+    pub(crate) tmpfs: Option<u64>,
+    /// Unmounted after the processes are gone, before `root` is removed.
+    pub(crate) mounts: Vec<Tmpfs>,
     pub(crate) root: tempfile::TempDir,
     pub(crate) logs: Option<PathBuf>,
 }
@@ -112,11 +120,21 @@ impl TestCluster {
         spawn_naming(self.redis.url(), &self.naming_env, log.as_deref()).await
     }
 
+    /// Creates the data dir of storage node `i` (on a tmpfs of its own
+    /// when the cluster has them).
+    fn node_dir(&mut self, i: usize) -> Result<PathBuf> {
+        let dir = self.root.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&dir)?;
+        if let Some(size) = self.tmpfs {
+            self.mounts.push(Tmpfs::mount(&dir, size)?);
+        }
+        Ok(dir)
+    }
+
     /// Starts storage node number `storage.len()` with `env`.
     pub(crate) async fn spawn_storage(&mut self, env: &[(String, String)]) -> Result<usize> {
         let i = self.storage.len();
-        let dir = self.root.path().join(format!("node{i}"));
-        std::fs::create_dir_all(&dir)?;
+        let dir = self.node_dir(i)?;
         let log = self
             .logs
             .as_ref()
@@ -365,6 +383,22 @@ impl TestCluster {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        let output = self
+            .dfs_command(args, env)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("run dfs")?;
+        Ok(output)
+    }
+
+    /// `dfs ARGS` against this cluster (its naming URL, token and CA), with
+    /// extra environment variables.
+    pub(crate) fn dfs_command<I, S>(&self, args: I, env: &[(&str, &str)]) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         let mut command = Command::new(bin_path("dfs"));
         command
             .args(args)
@@ -378,12 +412,7 @@ impl TestCluster {
         if let Some(ca) = &self.ca_cert {
             command.env("DFS_CA_CERT", ca);
         }
-        let output = command
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .context("run dfs")?;
-        Ok(output)
+        command
     }
 
     /// Runs `dfs` and fails unless it exits 0; returns its stdout.
@@ -443,6 +472,22 @@ pub fn write_random_file(path: &Path, len: u64, seed: u64) -> Result<()> {
         left -= n as u64;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Fails unless `actual` has the length and bytes of `expected` (compared
+/// by streaming CRC32C: files may be large).
+pub fn same_file(expected: &Path, actual: &Path) -> Result<()> {
+    let (e, a) = (
+        std::fs::metadata(expected)?.len(),
+        std::fs::metadata(actual)?.len(),
+    );
+    if e != a {
+        bail!("{} has {a} bytes, expected {e}", actual.display());
+    }
+    if file_crc32c(expected)? != file_crc32c(actual)? {
+        bail!("{} differs from {}", actual.display(), expected.display());
+    }
     Ok(())
 }
 

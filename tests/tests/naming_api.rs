@@ -8,6 +8,8 @@ mod cleanup;
 mod distributions;
 #[path = "naming_api/files.rs"]
 mod files;
+#[path = "naming_api/placement.rs"]
+mod placement;
 #[path = "naming_api/support.rs"]
 mod support;
 
@@ -17,7 +19,9 @@ use anyhow::{Context, Result, ensure};
 use dfs_tests::wait_until;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{Api, KIB64, WAIT, cluster, error_text, id, rejected};
+use support::{
+    Api, HEARTBEAT_FREE, KIB64, REGISTERED_FREE, WAIT, cluster, error_text, id, rejected,
+};
 
 #[tokio::test]
 async fn nodes_register_heartbeat_and_go_dead() -> Result<()> {
@@ -32,9 +36,9 @@ async fn nodes_register_heartbeat_and_go_dead() -> Result<()> {
     let nodes = body["nodes"].as_array().context("nodes")?;
     assert_eq!(nodes.len(), 2);
     assert!(
-        nodes
-            .iter()
-            .all(|n| n["alive"] == true && n["free_bytes"] == 500)
+        nodes.iter().all(|n| n["alive"] == true
+            && n["free_bytes"] == REGISTERED_FREE
+            && n["full"] == false)
     );
 
     // A heartbeat updates the stats; re-registering updates the url.
@@ -58,7 +62,7 @@ async fn nodes_register_heartbeat_and_go_dead() -> Result<()> {
         (beta["node_id"].as_str(), beta["url"].as_str()),
         (Some("beta"), Some("http://moved.invalid:1"))
     );
-    assert_eq!(body["nodes"][0]["free_bytes"], 400);
+    assert_eq!(body["nodes"][0]["free_bytes"], HEARTBEAT_FREE);
 
     // Unknown node: 404, so it registers again. Bad registrations: 400.
     let (status, body) = api.heartbeat("nobody", &[]).await?;
@@ -195,6 +199,27 @@ async fn too_few_live_nodes_is_503() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_new_naming_server_asks_to_retry_a_shortage() -> Result<()> {
+    // Right after a start, live nodes may not have been heard from yet:
+    // a shortage carries Retry-After. Once a heartbeat timeout has passed
+    // it is a plain 503, not worth waiting for.
+    let cluster = cluster(&[("HEARTBEAT_TIMEOUT", "3s")]).await?;
+    let api = Api::new(&cluster);
+    let init = json!({"name": "x", "size": 1, "replication": 1});
+    let (status, retry_after) = api.post_retry_after("/files/init", &init).await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    wait_until(WAIT, || async {
+        api.post_retry_after("/files/init", &init)
+            .await
+            .is_ok_and(|reply| reply == (StatusCode::SERVICE_UNAVAILABLE, None))
+    })
+    .await
+    .context("the shortage never became a plain 503")?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn token_guards_everything_but_health_metrics_and_docs() -> Result<()> {
     let cluster = dfs_tests::TestCluster::builder()
         .token("s3cret")
@@ -256,10 +281,14 @@ async fn health_is_503_when_redis_is_down() -> Result<()> {
         &api,
         Method::POST,
         "/files/init",
-        Some(init),
+        Some(init.clone()),
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await?;
+    // An outage: clients are told to try again shortly.
+    let (status, retry_after) = api.post_retry_after("/files/init", &init).await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after.as_deref(), Some("1"));
     Ok(())
 }
 

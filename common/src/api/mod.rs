@@ -51,7 +51,9 @@ pub struct ErrorBody {
 /// `GET /health` on either server.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok` when the server can do its work.
+    /// `ok` when the server can do its work. A storage node whose disk ran
+    /// out of space says `full`: it still serves the chunks it holds, but
+    /// takes no new ones until space is freed.
     pub status: String,
 }
 
@@ -83,6 +85,12 @@ pub struct NodeStats {
     /// deleted once their file has good replicas again.
     #[serde(default)]
     pub quarantined_chunks: u64,
+    /// The node is out of room: a write failed there for lack of space, and
+    /// not enough has been freed since. No new chunks are placed on a full
+    /// node. In `GET /nodes` also set when the node's free space beyond the
+    /// naming server's `FREE_SPACE_RESERVE` is less than the smallest chunk.
+    #[serde(default)]
+    pub full: bool,
 }
 
 /// Reply to registration.

@@ -18,10 +18,15 @@ pub enum DomainError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
-    /// Too few live storage nodes, a storage node that could not do its
-    /// part, or the metadata store unreachable: worth trying again later.
+    /// Too few live storage nodes (or with room), or a storage node that
+    /// could not do its part: the cluster cannot do it now.
     #[error("{0}")]
     Unavailable(String),
+    /// Briefly unable to answer: the metadata store does not answer, or
+    /// this server started too recently to have heard from every live
+    /// node. Clients should wait a moment and ask again.
+    #[error("{0}")]
+    TryLater(String),
     /// A bug or corrupt metadata.
     #[error("{0}")]
     Internal(String),
@@ -34,7 +39,8 @@ impl From<StoreError> for DomainError {
         match e {
             StoreError::NotFound(m) => Self::NotFound(m),
             StoreError::Conflict(m) => Self::Conflict(m),
-            StoreError::Unavailable(_) | StoreError::BadUrl(_) => Self::Unavailable(e.to_string()),
+            StoreError::Unavailable(_) => Self::TryLater(e.to_string()),
+            StoreError::BadUrl(_) => Self::Unavailable(e.to_string()),
             StoreError::Internal(_) => Self::Internal(e.to_string()),
         }
     }

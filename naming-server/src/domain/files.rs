@@ -80,7 +80,7 @@ pub async fn init(naming: &Naming, request: InitFileRequest) -> DomainResult<Fil
         )));
     }
     check_size("the file", request.size)?;
-    nodes::require(replication, nodes::live(naming).await?.len())?;
+    nodes::require(naming, replication, nodes::live(naming).await?.len())?;
     let now = now_ms();
     let info = FileInfo {
         file_id: new_file_id(&request.name),

@@ -8,6 +8,8 @@
 //!   what ([`nodes::NodeDirectory`]); orphan reports; forgetting a node.
 //! - [`files`]: names, pending uploads, look-ups, listings, deletes, expiry.
 //! - [`chunks`]: chunk targets, finalize, chunk locations.
+//! - [`placement`]: which nodes get a new chunk copy (room, then weighted
+//!   by free space), for writes and repairs.
 //! - [`distribution`]: plan a job, hand it out, take the nodes' reports,
 //!   and derive a job's state from them.
 //! - [`integrity`]: bad replicas, reported by readers and by the nodes'
@@ -17,7 +19,7 @@
 //!   after a node is lost or comes back.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dfs_client::StorageClient;
 use dfs_common::auth::Token;
@@ -31,6 +33,7 @@ mod error;
 pub mod files;
 pub mod integrity;
 pub mod nodes;
+pub mod placement;
 pub mod repair;
 
 pub use error::{DomainError, DomainResult};
@@ -44,6 +47,9 @@ pub struct Settings {
     pub chunk_size: u64,
     /// A node silent this long is dead.
     pub heartbeat_timeout: Duration,
+    /// Free space every node keeps: no chunk is placed where it would eat
+    /// into it.
+    pub free_space_reserve: u64,
     /// A pending upload not finalized within this time expires.
     pub pending_ttl: Duration,
     /// Silence after which a node's chunks are re-replicated; `None`: never
@@ -64,6 +70,10 @@ pub struct Naming {
     pub token: Option<Token>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// When this process started. For its first `HEARTBEAT_TIMEOUT` it may
+    /// not have heard from every live node yet (they heartbeat at a third
+    /// of it), which matters after a restart of the only replica.
+    pub started: Instant,
 }
 
 impl Naming {
@@ -78,6 +88,17 @@ impl Naming {
     /// Fails when the metadata store does not answer.
     pub async fn check_store(&self) -> DomainResult<()> {
         Ok(self.store.ping().await?)
+    }
+
+    /// The error for too few storage nodes able to take part, saying
+    /// `message`: worth trying again shortly while this process is too new
+    /// to have heard from every live node, plainly unavailable otherwise.
+    pub fn shortage(&self, message: String) -> DomainError {
+        if self.started.elapsed() < self.settings.heartbeat_timeout {
+            DomainError::TryLater(message)
+        } else {
+            DomainError::Unavailable(message)
+        }
     }
 }
 

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use dfs_common::api::{
     ChunkLocation, ChunkReport, ChunkReportReply, HeartbeatRequest, HeartbeatResponse,
-    MAX_CHUNK_REPORT, NodeInfo, NodeList, RegisterRequest, RegisterResponse, Replica,
+    MAX_CHUNK_REPORT, NodeInfo, NodeList, NodeStats, RegisterRequest, RegisterResponse, Replica,
 };
 use dfs_common::{now_ms, validate};
 
-use super::{DomainError, DomainResult, Naming, Settings, integrity, millis};
+use super::{DomainError, DomainResult, Naming, Settings, integrity, millis, placement};
 use crate::store::{NodeRecord, StoreError, StoredChunk};
 
 /// Chunk ids handed to a node per heartbeat at most.
@@ -37,12 +37,10 @@ pub async fn live(naming: &Naming) -> DomainResult<Vec<NodeRecord>> {
     Ok(nodes)
 }
 
-/// `Unavailable` unless `have >= need`.
-pub fn require(need: u32, have: usize) -> DomainResult<()> {
+/// A [`Naming::shortage`] unless `have >= need` live nodes.
+pub fn require(naming: &Naming, need: u32, have: usize) -> DomainResult<()> {
     if have < need as usize {
-        return Err(DomainError::Unavailable(format!(
-            "need {need} live storage nodes, have {have}"
-        )));
+        return Err(naming.shortage(format!("need {need} live storage nodes, have {have}")));
     }
     Ok(())
 }
@@ -253,7 +251,8 @@ pub async fn forget(naming: &Naming, node_id: &str) -> DomainResult<()> {
     Ok(())
 }
 
-/// Every registered storage node, alive or not.
+/// Every registered storage node, alive or not; `full` when it said so or
+/// has no room beyond the reserve for even the smallest chunk.
 pub async fn list(naming: &Naming) -> DomainResult<NodeList> {
     let now = now_ms();
     let nodes = naming.store.nodes().await?;
@@ -261,11 +260,14 @@ pub async fn list(naming: &Naming) -> DomainResult<NodeList> {
         .into_iter()
         .map(|node| NodeInfo {
             alive: is_alive(&node, &naming.settings, now),
+            stats: NodeStats {
+                full: placement::is_full(&node, naming.settings.free_space_reserve),
+                ..node.stats
+            },
             node_id: node.node_id,
             url: node.url,
             tcp_addr: node.tcp_addr,
             last_heartbeat_ms: node.last_heartbeat_ms,
-            stats: node.stats,
         })
         .collect();
     Ok(NodeList { nodes })

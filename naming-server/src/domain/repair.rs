@@ -22,12 +22,11 @@ use dfs_client::Error as ClientError;
 use dfs_common::api::{RepairProblem, RepairReport};
 use dfs_common::chain::{DownstreamNode, ReplicateRequest};
 use dfs_common::now_ms;
-use rand::seq::SliceRandom;
 use tokio_util::sync::CancellationToken;
 
 use super::files;
 use super::nodes::{NodeDirectory, is_alive};
-use super::{DomainError, DomainResult, Naming, millis};
+use super::{DomainError, DomainResult, Naming, millis, placement};
 use crate::store::{Edited, NodeRecord, ReplicaEdit, StoredChunk};
 
 /// How long a background scan may hold its lease before another replica
@@ -144,22 +143,20 @@ async fn restore(
     let excluded = |node: &&NodeRecord| {
         chunk.nodes.contains(&node.node_id) || chunk.bad.iter().any(|b| b.node_id == node.node_id)
     };
-    let mut targets: Vec<&NodeRecord> = directory
+    let others: Vec<&NodeRecord> = directory
         .live()
         .into_iter()
         .filter(|node| !excluded(node))
         .collect();
-    targets.shuffle(&mut rand::rng());
-    targets.truncate(want - holders.len());
-    if targets.is_empty() {
-        return short(
-            0,
-            format!(
-                "{} live replicas of {want}, and no other live node to copy it to",
-                holders.len()
-            ),
-        );
-    }
+    let targets = match pick_targets(naming, others, want - holders.len(), chunk.size) {
+        Ok(targets) => targets,
+        Err(why) => {
+            return short(
+                0,
+                format!("{} live replicas of {want}, and {why}", holders.len()),
+            );
+        }
+    };
     let (added, error) = match copy_down_chain(naming, chunk, source, &targets).await {
         Ok(()) => (targets.len(), None),
         Err((held, error)) => (held, Some(error)),
@@ -173,11 +170,10 @@ async fn restore(
             .await?;
         if edited == Edited::Gone {
             // Deleted or replaced meanwhile: the new copies are garbage.
-            let trash = new_nodes
-                .iter()
-                .map(|node| (node.clone(), chunk.chunk_id.clone()))
-                .collect();
-            naming.store.trash_chunks(trash).await?;
+            naming
+                .store
+                .trash_chunks(trash_on(&new_nodes, &chunk.chunk_id))
+                .await?;
             return short(
                 0,
                 "the file was deleted or replaced during the repair".to_owned(),
@@ -269,6 +265,32 @@ fn trash_on(nodes: &[String], chunk_id: &str) -> Vec<(String, String)> {
         .iter()
         .map(|node| (node.clone(), chunk_id.to_owned()))
         .collect()
+}
+
+/// Up to `want` of `others` with room for a chunk of `size` bytes (as many
+/// as have room when fewer do), chosen by [`placement::choose_up_to`]; why
+/// none when none can take it.
+fn pick_targets<'a>(
+    naming: &Naming,
+    others: Vec<&'a NodeRecord>,
+    want: usize,
+    size: u64,
+) -> Result<Vec<&'a NodeRecord>, String> {
+    if others.is_empty() {
+        return Err("no other live node to copy it to".to_owned());
+    }
+    let reserve = naming.settings.free_space_reserve;
+    let targets = placement::choose_up_to(others, want, size, reserve, &mut rand::rng());
+    if targets.is_empty() {
+        let shortage = placement::Shortage {
+            need: want,
+            have: 0,
+            size,
+            reserve,
+        };
+        return Err(format!("no other live node has room for it: {shortage}"));
+    }
+    Ok(targets)
 }
 
 /// Asks `targets[0]` to pull `chunk` from `source` and pass it down the

@@ -14,6 +14,9 @@ use super::observe::record_span;
 use crate::domain::{Naming, chunks, integrity};
 
 /// Allocate `replication` distinct live storage nodes for one chunk of a pending file.
+///
+/// Only nodes with room for the chunk are chosen (free space beyond
+/// `FREE_SPACE_RESERVE`, and not full); emptier nodes are more likely.
 #[utoipa::path(post, path = "/files/{file_id}/chunks", tag = "chunks",
     params(("file_id" = String, Path)),
     request_body = AllocateChunkRequest,
@@ -23,7 +26,8 @@ use crate::domain::{Naming, chunks, integrity};
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired file"),
         (status = 409, body = ErrorBody, description = "File already committed"),
-        (status = 503, body = ErrorBody, description = "Too few live storage nodes, or Redis unreachable"),
+        (status = 503, body = ErrorBody, description = "Too few live storage nodes with room for the chunk, \
+            or Redis unreachable; with Retry-After when a moment's wait should cure it"),
     ),
     security(("bearer" = [])))]
 pub async fn allocate_chunk(
@@ -38,16 +42,19 @@ pub async fn allocate_chunk(
 
 /// Commit a pending file: atomically claims its name (409 if taken) and
 /// records its chunks.
+///
+/// Safe to retry: the same finalize again, after it committed, answers the
+/// record.
 #[utoipa::path(post, path = "/files/{file_id}/finalize", tag = "chunks",
     params(("file_id" = String, Path)),
     request_body = FinalizeRequest,
     responses(
-        (status = 200, body = FileRecord, description = "Committed"),
+        (status = 200, body = FileRecord, description = "Committed (now, or by this same finalize before)"),
         (status = 400, body = ErrorBody, description = "Size or chunk list does not match the file and its allocations"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired upload"),
-        (status = 409, body = ErrorBody, description = "Name taken, or already committed"),
-        (status = 503, body = ErrorBody, description = "Redis unreachable"),
+        (status = 409, body = ErrorBody, description = "Name taken, or already committed with other chunks"),
+        (status = 503, body = ErrorBody, description = "Redis unreachable (with Retry-After)"),
     ),
     security(("bearer" = [])))]
 pub async fn finalize_file(

@@ -23,7 +23,8 @@ use crate::domain::{Naming, files, repair};
         (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "A committed file has this name"),
         (status = 413, body = ErrorBody, description = "Size over the limit"),
-        (status = 503, body = ErrorBody, description = "Too few live storage nodes, or Redis unreachable"),
+        (status = 503, body = ErrorBody, description = "Too few live storage nodes, or Redis \
+            unreachable; with Retry-After when a moment's wait should cure it"),
     ),
     security(("bearer" = [])))]
 pub async fn init_file(

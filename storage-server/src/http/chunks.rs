@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::io::SeekFrom;
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -26,6 +27,8 @@ use crate::store::{ChunkMeta, StoreError, WriteOutcome};
 
 /// Size of the reads that feed a GET response body.
 const READ_BUF: usize = 256 * 1024;
+/// How long a refused upload's remaining body is read (and dropped) at most.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The reply to a write of chunk `chunk_id`, stored here as `meta`.
 pub(super) fn stored_chunk(chunk_id: String, meta: ChunkMeta) -> StoredChunk {
@@ -95,6 +98,8 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
         (status = 403, description = "Missing or wrong chunk-id signature", body = ErrorBody),
         (status = 409, description = "Already stored with another CRC32C", body = ErrorBody),
         (status = 413, description = "Body larger than 64 MiB", body = ErrorBody),
+        (status = 507, description = "This node's disk is full: nothing was stored, and the node \
+            reports itself full until space is freed", body = ErrorBody),
         (status = 502, description = "Stored here, but a node of the chain failed; `x-dfs-failed-node` names it",
             body = ChainErrorBody),
         (status = 503, description = "The naming server's node list, needed to check the chain, is unreachable",
@@ -131,11 +136,22 @@ pub async fn put_chunk(
             "chunk is larger than the limit of {MAX_CHUNK_SIZE} bytes"
         )));
     }
-    let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
-    let (outcome, meta) = state
+    let mut reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let written = state
         .store
-        .write(&id, Some(crc), MAX_CHUNK_SIZE, reader)
-        .await?;
+        .write(&id, Some(crc), MAX_CHUNK_SIZE, &mut reader)
+        .await;
+    let (outcome, meta) = match written {
+        Err(full @ StoreError::Full { .. }) => {
+            // Take the rest of the body, so that the client reads the 507
+            // instead of a connection reset while it is still sending.
+            let (mut rest, mut sink) = (reader.take(MAX_CHUNK_SIZE), tokio::io::sink());
+            let _ =
+                tokio::time::timeout(DRAIN_TIMEOUT, tokio::io::copy(&mut rest, &mut sink)).await;
+            return Err(full.into());
+        }
+        written => written?,
+    };
     let status = match outcome {
         WriteOutcome::Created => {
             tracing::info!(chunk_id = %id, size = meta.size, "chunk stored");

@@ -28,6 +28,11 @@ pub enum ApiError {
     RangeNotSatisfiable { len: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// This node's disk is full: 507, and the node reports itself full.
+    #[error(
+        "this node's disk is full (no space left on device); it takes no new chunks until space is freed"
+    )]
+    Full(#[source] StoreError),
     /// Reading from Google Cloud Storage failed.
     #[error(transparent)]
     Gcs(#[from] GcsError),
@@ -51,6 +56,7 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::ChainFailed { .. } => StatusCode::BAD_GATEWAY,
             Self::Gcs(e) => match e {
                 GcsError::NotFound { .. } | GcsError::GenerationGone { .. } => {
@@ -66,7 +72,11 @@ impl ApiError {
                 GcsError::BadResponse { .. }
                 | GcsError::RetriesExhausted { .. }
                 | GcsError::CrcMismatch { .. } => StatusCode::BAD_GATEWAY,
-                // This node's own disk failed.
+                // This node's own disk is full, or failed.
+                GcsError::Store {
+                    source: StoreError::Full { .. },
+                    ..
+                } => StatusCode::INSUFFICIENT_STORAGE,
                 GcsError::Store { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,6 +93,7 @@ impl From<StoreError> for ApiError {
             e @ StoreError::CrcMismatch { .. } => Self::BadRequest(e.to_string()),
             e @ StoreError::Conflict { .. } => Self::Conflict(e.to_string()),
             e @ StoreError::Upload(_) => Self::BadRequest(e.to_string()),
+            e @ StoreError::Full { .. } => Self::Full(e),
             e @ StoreError::Io { .. } => Self::Internal(e),
         }
     }
@@ -119,8 +130,10 @@ impl From<AdmissionError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let Self::Internal(source) = &self {
-            tracing::error!(error = %source, "request failed");
+        match &self {
+            Self::Internal(source) => tracing::error!(error = %source, "request failed"),
+            Self::Full(source) => tracing::warn!(error = %source, "chunk refused: disk full"),
+            _ => {}
         }
         if let Self::ChainFailed {
             failed_node,

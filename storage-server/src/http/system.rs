@@ -11,12 +11,16 @@ use super::state::AppState;
 use crate::metrics::METRICS;
 
 /// `ok` while the data directory is reachable.
+///
+/// `full` (still 200: the node serves the chunks it holds) after a write
+/// ran out of disk space, until space is freed.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "health",
     responses(
-        (status = 200, description = "Healthy", body = Health),
+        (status = 200, description = "Alive: `ok`, or `full` when the disk has no room for new \
+            chunks (reads still work)", body = Health),
         (status = 503, description = "The data directory is unreachable", body = ErrorBody),
     )
 )]
@@ -25,8 +29,9 @@ pub async fn get_health(State(state): State<AppState>) -> Result<Json<Health>, A
         tracing::error!(error = %err, "health check failed");
         ApiError::Unavailable("data directory unreachable".into())
     })?;
+    let status = if state.store.is_full() { "full" } else { "ok" };
     Ok(Json(Health {
-        status: "ok".into(),
+        status: status.into(),
     }))
 }
 

@@ -1,6 +1,8 @@
 //! [`StoreError`]: every way a store operation can fail, and
 //! [`IoContext`], which says what the store was doing when I/O failed.
 
+use std::io::ErrorKind;
+
 use dfs_common::validate::InvalidChunkId;
 use thiserror::Error;
 
@@ -19,6 +21,13 @@ pub enum StoreError {
     Conflict { existing: u32, new: u32 },
     #[error("reading the upload failed: {0}")]
     Upload(#[source] std::io::Error),
+    /// The disk of `DATA_DIR` has no space left (or the quota is used up).
+    #[error("disk full ({context}: {source})")]
+    Full {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -34,9 +43,35 @@ pub(super) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Io {
-            context: what(),
-            source,
+        self.map_err(|source| {
+            let context = what();
+            match source.kind() {
+                ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+                    StoreError::Full { context, source }
+                }
+                _ => StoreError::Io { context, source },
+            }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_space_and_quota_errors_mean_the_disk_is_full() {
+        for errno in [nix::libc::ENOSPC, nix::libc::EDQUOT] {
+            let failed: std::io::Result<()> = Err(std::io::Error::from_raw_os_error(errno));
+            let err = failed.context(|| "writing x".into()).expect_err("failed");
+            assert!(matches!(err, StoreError::Full { .. }), "{err:?}");
+            assert!(
+                err.to_string().starts_with("disk full (writing x: "),
+                "{err}"
+            );
+        }
+        let failed: std::io::Result<()> = Err(std::io::Error::from_raw_os_error(nix::libc::EIO));
+        let err = failed.context(|| "writing x".into()).expect_err("failed");
+        assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
     }
 }

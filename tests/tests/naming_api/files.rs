@@ -272,16 +272,29 @@ async fn bad_input_is_rejected_and_changes_nothing() -> Result<()> {
     // Nothing stored changed, and the pending file still commits.
     assert_eq!(api.get(&format!("/files/{kept_id}")).await?.1, kept);
     assert_eq!(api.get("/files").await?.1, listing);
-    api.expect(Method::POST, &finalize, Some(good.clone()), StatusCode::OK)
+    let committed = api
+        .expect(Method::POST, &finalize, Some(good.clone()), StatusCode::OK)
         .await?;
-    rejected(
-        &api,
-        Method::POST,
-        &finalize,
-        Some(good),
-        StatusCode::CONFLICT,
-    )
-    .await?;
+    // The same finalize again (its reply was lost, the client retries):
+    // the same record, not a conflict. Anything else: 409.
+    let again = api
+        .expect(Method::POST, &finalize, Some(good.clone()), StatusCode::OK)
+        .await?;
+    assert_eq!(again, committed);
+    for body in [
+        with(&|b| b["chunks"][1]["crc32c"] = json!(54321)),
+        with(&|b| b["chunks"][1]["chunk_id"] = json!("another-upload")),
+    ] {
+        let text = rejected(
+            &api,
+            Method::POST,
+            &finalize,
+            Some(body),
+            StatusCode::CONFLICT,
+        )
+        .await?;
+        assert!(text.contains("already committed"), "{text}");
+    }
     Ok(())
 }
 

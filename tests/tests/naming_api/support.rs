@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 pub const LONG_TIMEOUT: &str = "60s";
 pub const WAIT: Duration = Duration::from_secs(15);
 pub const KIB64: u64 = 64 * 1024;
+/// Disk size and free space a simulated node reports when it registers,
+/// and in its heartbeats: plenty of room beyond the default reserve.
+pub const CAPACITY: u64 = 1 << 40;
+pub const REGISTERED_FREE: u64 = 500 << 30;
+pub const HEARTBEAT_FREE: u64 = 400 << 30;
 
 /// A cluster with no storage processes; tests register nodes themselves.
 pub async fn cluster(env: &[(&str, &str)]) -> Result<TestCluster> {
@@ -89,6 +94,28 @@ impl Api {
         ))
     }
 
+    /// POSTs `body`; the status and the reply's `Retry-After`, if any.
+    pub async fn post_retry_after(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, Option<String>)> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((response.status(), retry_after))
+    }
+
     pub async fn get(&self, path: &str) -> Result<(StatusCode, Value)> {
         self.call(Method::GET, path, None).await
     }
@@ -122,7 +149,7 @@ impl Api {
             "node_id": node_id,
             "url": format!("http://{node_id}.invalid:5001"),
             "tcp_addr": format!("{node_id}.invalid:50051"),
-            "capacity_bytes": 1000, "free_bytes": 500, "chunk_count": 0,
+            "capacity_bytes": CAPACITY, "free_bytes": REGISTERED_FREE, "chunk_count": 0,
         });
         self.expect(
             Method::POST,
@@ -149,7 +176,7 @@ impl Api {
         node_id: &str,
         deleted: &[String],
     ) -> Result<(StatusCode, Value)> {
-        let body = json!({"capacity_bytes": 1000, "free_bytes": 400, "chunk_count": 1, "deleted": deleted});
+        let body = json!({"capacity_bytes": CAPACITY, "free_bytes": HEARTBEAT_FREE, "chunk_count": 1, "deleted": deleted});
         self.post(&format!("/nodes/{node_id}/heartbeat"), body)
             .await
     }

@@ -142,7 +142,7 @@ pub async fn seed(naming: &Naming, request: &StartDistribution, url: &str) -> Do
     check_chunk_size(chunk_size)?;
     check_name_free(naming, &request.name).await?;
     let chain = nodes::live(naming).await?;
-    nodes::require(1, chain.len())?;
+    nodes::require(naming, 1, chain.len())?;
     let object = gcs_object(naming, &chain[0], url).await?;
     check_size(url, object.size)?;
     let file = FileInfo {
@@ -188,12 +188,12 @@ async fn gcs_object(naming: &Naming, node: &NodeRecord, url: &str) -> DomainResu
         .gcs_object(&node.url, url)
         .await
         .map_err(|e| match e {
-            ClientError::Api { status, message } if status.as_u16() == 404 => {
-                DomainError::NotFound(message)
-            }
-            ClientError::Api { status, message } if status.is_client_error() => {
-                DomainError::Invalid(message)
-            }
+            ClientError::Api {
+                status, message, ..
+            } if status.as_u16() == 404 => DomainError::NotFound(message),
+            ClientError::Api {
+                status, message, ..
+            } if status.is_client_error() => DomainError::Invalid(message),
             e => DomainError::Unavailable(format!(
                 "storage node {} could not look {url} up: {e}",
                 node.node_id

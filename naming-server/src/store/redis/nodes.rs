@@ -22,6 +22,7 @@ impl NodeStore for RedisStore {
                 ("capacity_bytes", node.stats.capacity_bytes.to_string()),
                 ("free_bytes", node.stats.free_bytes.to_string()),
                 ("chunk_count", node.stats.chunk_count.to_string()),
+                ("full", u8::from(node.stats.full).to_string()),
                 (
                     "quarantined_chunks",
                     node.stats.quarantined_chunks.to_string(),
@@ -56,6 +57,7 @@ impl NodeStore for RedisStore {
                 .arg(stats.capacity_bytes)
                 .arg(stats.free_bytes)
                 .arg(stats.chunk_count)
+                .arg(u8::from(stats.full))
                 .arg(stats.quarantined_chunks)
                 .arg(max)
                 .arg(deleted);

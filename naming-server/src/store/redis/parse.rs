@@ -70,6 +70,7 @@ pub(super) fn node_record(
             free_bytes: field(fields, "free_bytes", &owner)?,
             chunk_count: field(fields, "chunk_count", &owner)?,
             // Absent in records written before nodes reported it.
+            full: fields.get("full").is_some_and(|v| v == "1"),
             quarantined_chunks: field(fields, "quarantined_chunks", &owner).unwrap_or(0),
         },
         node_id,
