@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use dfs_common::api::CRC32C_HEADER;
 use dfs_common::chain::{FAILED_NODE_HEADER, REPLICATE_TO_HEADER};
-use dfs_tests::{TestCluster, same_file, wait_until, write_random_file};
+use dfs_tests::{TestCluster, chunk_id, same_file, wait_until, write_random_file};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -72,7 +72,7 @@ async fn a_full_node_says_so_and_gets_no_more_chunks() -> Result<()> {
     let mut refused = None;
     let mut stored = 0;
     for i in 0..2 * DISK / MIB {
-        match put(full.url(), &format!("fill-{i}"), MIB, i, None).await? {
+        match put(full.url(), &chunk_id(&format!("fill-{i}")), MIB, i, None).await? {
             (StatusCode::CREATED, ..) => stored += 1,
             (StatusCode::INSUFFICIENT_STORAGE, _, body) => {
                 refused = Some(body);
@@ -117,7 +117,8 @@ async fn a_full_node_says_so_and_gets_no_more_chunks() -> Result<()> {
 
     // A chained write that reaches it fails, naming it.
     let chain = format!("{full_id}={}", full.url());
-    let (status, failed, body) = put(next.url(), "chained", MIB, 99, Some(&chain)).await?;
+    let (status, failed, body) =
+        put(next.url(), &chunk_id("chained"), MIB, 99, Some(&chain)).await?;
     ensure!(status == StatusCode::BAD_GATEWAY, "{status} {body}");
     ensure!(failed.as_deref() == Some(full_id.as_str()), "{failed:?}");
     ensure!(
@@ -130,7 +131,7 @@ async fn a_full_node_says_so_and_gets_no_more_chunks() -> Result<()> {
     // One chunk deleted frees 1 MiB: more than the chunks below need, but
     // not enough to take chunks again. It stays full.
     let deleted = reqwest::Client::new()
-        .delete(format!("{}/chunks/fill-0", full.url()))
+        .delete(format!("{}/chunks/{}", full.url(), chunk_id("fill-0")))
         .send()
         .await?;
     ensure!(deleted.status() == StatusCode::NO_CONTENT);
@@ -186,7 +187,7 @@ async fn a_full_node_says_so_and_gets_no_more_chunks() -> Result<()> {
     ensure!(listed(&cluster, &full_id).await?["full"] == true);
 
     // Its chunks are still there to read.
-    let chunk = reqwest::get(format!("{}/chunks/fill-1", full.url())).await?;
+    let chunk = reqwest::get(format!("{}/chunks/{}", full.url(), chunk_id("fill-1"))).await?;
     ensure!(chunk.status() == StatusCode::OK);
     ensure!(chunk.bytes().await?.len() as u64 == MIB);
     Ok(())
