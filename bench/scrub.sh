@@ -47,7 +47,10 @@ start_node() {
         SCRUB_INTERVAL=1000d ${1:+SCRUB_BANDWIDTH=$1} \
         "$BIN/storage-server" >>"$WORK/node.log" 2>&1 &
     node_pid=$!
-    until curl -fs "http://$NODE/health" >/dev/null 2>&1; do sleep 0.05; done
+    until curl -fs "http://$NODE/health" >/dev/null 2>&1; do
+        kill -0 "$node_pid" 2>/dev/null || { tail -20 "$WORK/node.log"; exit 1; }
+        sleep 0.05
+    done
 }
 passes() { curl -fs "http://$NODE/metrics" | awk '$1 == "dfs_scrub_passes_total" { print $2 }'; }
 now() { date +%s.%N; }
