@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 SIZE_MIB=${1:-1024}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-scrub-bench.XXXXXX")
 BIN=$PWD/target/release
-REDIS_PORT=${REDIS_PORT:-6391}
-NAMING=127.0.0.1:8091
-NODE=127.0.0.1:5091
+REDIS_PORT=${REDIS_PORT:-6392}
+NAMING=127.0.0.1:8391
+NODE=127.0.0.1:5391
 export DFS_NAMING_URL=http://$NAMING
 pids=()
 node_pid=""
@@ -43,7 +43,7 @@ start_node() {
     [ -n "$node_pid" ] && { kill "$node_pid"; wait "$node_pid" 2>/dev/null || true; }
     rm -f "$WORK/node/scrub_started"
     mkdir -p "$WORK/node"
-    LISTEN_ADDR=$NODE TCP_PORT=50091 NAMING_URL=http://$NAMING DATA_DIR="$WORK/node" \
+    LISTEN_ADDR=$NODE TCP_PORT=50391 NAMING_URL=http://$NAMING DATA_DIR="$WORK/node" \
         SCRUB_INTERVAL=1000d ${1:+SCRUB_BANDWIDTH=$1} \
         "$BIN/storage-server" >>"$WORK/node.log" 2>&1 &
     node_pid=$!
