@@ -19,12 +19,22 @@ pids=()
 node_pid=""
 
 cleanup() {
+    local rc=$?
+    [ "$rc" -eq 0 ] || { echo "failed; the storage node's log ends:"; tail -20 "$WORK/node.log"; } >&2
     [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null
     kill "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$REDIS_PORT" "${NAMING##*:}" "${NODE##*:}" 50391; do
+    if port_busy "$port"; then
+        echo "error: port $port on 127.0.0.1 is already in use (another run still going?)" >&2
+        exit 1
+    fi
+done
 
 cargo build --release --locked --bins
 cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
@@ -43,7 +53,7 @@ start_node() {
     [ -n "$node_pid" ] && { kill "$node_pid"; wait "$node_pid" 2>/dev/null || true; }
     rm -f "$WORK/node/scrub_started"
     mkdir -p "$WORK/node"
-    LISTEN_ADDR=$NODE TCP_PORT=50391 NAMING_URL=http://$NAMING DATA_DIR="$WORK/node" \
+    env LISTEN_ADDR=$NODE TCP_PORT=50391 NAMING_URL=http://$NAMING DATA_DIR="$WORK/node" \
         SCRUB_INTERVAL=1000d ${1:+SCRUB_BANDWIDTH=$1} \
         "$BIN/storage-server" >>"$WORK/node.log" 2>&1 &
     node_pid=$!
@@ -62,29 +72,35 @@ head -c "$((SIZE_MIB << 20))" /dev/urandom >"$WORK/input"
 "$BIN/dfs" create "$WORK/input" bench/scrub >/dev/null
 rm -f "$WORK/input"
 
-read_secs() { # cold read of the file to /dev/null, seconds
+# Each measurement sets SECS (the node is started in this shell, not in a
+# command substitution's subshell, so it can be stopped again).
+read_file() { # cold read of the file to /dev/null
     local t0
     t0=$(now)
     "$BIN/dfs" read bench/scrub - >/dev/null
-    echo "$(now) - $t0" | bc -l
+    SECS=$(echo "$(now) - $t0" | bc -l)
 }
-scrub_secs() { # [SCRUB_BANDWIDTH]: cold scrub pass from a fresh start, seconds
+scrub_pass() { # [SCRUB_BANDWIDTH]: cold scrub pass from a fresh start
     cold
     local t0
     t0=$(now)
     start_node "${1:-}"
     until [ "$(passes)" = 1 ]; do sleep 0.05; done
-    echo "$(now) - $t0" | bc -l
+    SECS=$(echo "$(now) - $t0" | bc -l)
 }
 
 cold
-base=$(read_secs)
-capped=$(scrub_secs)
-uncapped=$(scrub_secs 1000g)
+read_file
+base=$SECS
+scrub_pass
+capped=$SECS
+scrub_pass 1000g
+uncapped=$SECS
 # A read while a capped pass runs (it takes many seconds; the read, one or two).
 cold
 start_node
-during=$(read_secs)
+read_file
+during=$SECS
 [ "$(passes)" = 0 ] || echo "warning: the pass ended before the read did"
 
 printf '\n==> results (%s MiB on one node, cold cache)\n' "$SIZE_MIB"
