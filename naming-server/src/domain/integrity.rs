@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering;
 use dfs_common::api::{BadChunk, BadReplica, SuspectReplica};
 use dfs_common::validate;
 
-use super::files::committed;
 use super::{DomainError, DomainResult, Naming};
 use crate::store::ids::chunk_owner;
 use crate::store::{Edited, ReplicaEdit};
@@ -34,7 +33,7 @@ pub async fn suspect(
     for id in [&report.chunk_id, &report.node_id] {
         validate::chunk_id(id).map_err(|e| DomainError::Invalid(e.to_string()))?;
     }
-    committed(naming, file_id).await?;
+    // Only a committed file has chunk records.
     let chunk = naming
         .store
         .chunk(file_id, index)
@@ -42,7 +41,7 @@ pub async fn suspect(
         .filter(|chunk| chunk.chunk_id == report.chunk_id)
         .ok_or_else(|| {
             DomainError::NotFound(format!(
-                "chunk {index} of file {file_id} is not {} (any more)",
+                "chunk {index} of file {file_id} is not {} (or the file is gone)",
                 report.chunk_id
             ))
         })?;
