@@ -3,6 +3,8 @@
 //! - [`api`]: the JSON bodies exchanged with the naming server and the
 //!   headers used with storage servers. Both servers generate their OpenAPI
 //!   specs from these types.
+//! - [`check`]: the rules of every request body ([`check::Check`]), the
+//!   ones the OpenAPI specs declare; the extractors of [`http`] apply them.
 //! - [`chain`]: chain replication on write: the `x-dfs-replicate-to` header
 //!   and the body of `POST /chunks/{chunk_id}/replicate`.
 //! - [`validate`]: the rules for file names and chunk ids, applied on every
@@ -17,6 +19,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod check;
 pub mod gcs;
 #[cfg(feature = "axum")]
 pub mod http;

@@ -12,17 +12,23 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::patterns::{ChunkId, FileId, FileName, GcsObjectUrl, JobId, NodeId, PeerAddr};
+
 /// `POST /distributions` on the naming server.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StartDistribution {
     /// The dfs file: with `source` absent, an existing file to copy to every
     /// live node; with `source`, the name the seeded file gets.
+    #[schema(value_type = FileName)]
     pub name: String,
     /// `gs://bucket/object` to seed from Google Cloud Storage.
     #[serde(default)]
+    #[schema(value_type = Option<GcsObjectUrl>)]
     pub source: Option<String>,
-    /// Chunk size of a seeded file; the server default when absent.
+    /// Chunk size of a seeded file, 64 KiB to 64 MiB; the server default
+    /// when absent.
     #[serde(default)]
+    #[schema(minimum = 65536, maximum = 67108864)]
     pub chunk_size: Option<u64>,
 }
 
@@ -60,9 +66,12 @@ impl NodeState {
 /// `GET /distributions/{job_id}`: a job and every node's progress.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Distribution {
+    #[schema(value_type = JobId)]
     pub job_id: String,
     /// The dfs file being distributed.
+    #[schema(value_type = FileName)]
     pub name: String,
+    #[schema(value_type = FileId)]
     pub file_id: String,
     /// `gs://bucket/object`, or `dfs` for an existing file.
     pub source: String,
@@ -89,6 +98,7 @@ pub struct Distribution {
 /// One chain node's progress.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeProgress {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// The node's HTTP base URL.
     pub url: String,
@@ -110,6 +120,7 @@ pub struct DistributionList {
 /// `POST /distributions/{job_id}/progress`: a chain node reports.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeReport {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     pub state: NodeState,
     pub chunks_done: u64,
@@ -138,9 +149,12 @@ pub struct ReportAck {
 /// `POST /distributions` on a storage server: its part of a chain.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChainAssignment {
+    #[schema(value_type = JobId)]
     pub job_id: String,
+    #[schema(value_type = FileId)]
     pub file_id: String,
     /// This node's id, as the naming server knows it.
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// Chain nodes above this one, nearest first: where to pull from.
     pub upstream: Vec<PeerRef>,
@@ -155,16 +169,21 @@ pub struct ChainAssignment {
 /// A storage node's peer-transfer endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PeerRef {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// `host:port` of its TCP listener.
+    #[schema(value_type = PeerAddr)]
     pub tcp_addr: String,
 }
 
 /// One chunk to fetch.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChainChunk {
+    #[schema(value_type = ChunkId)]
     pub chunk_id: String,
+    /// Its position in `chunks`.
     pub index: u64,
+    #[schema(minimum = 1, maximum = 67108864)]
     pub size: u64,
     /// Known for an existing file; for a seed, the head computes it and the
     /// chain checks each copy against the CRC its upstream sends.
@@ -179,6 +198,7 @@ pub struct ChainChunk {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GcsSource {
     /// `gs://bucket/object`.
+    #[schema(value_type = GcsObjectUrl)]
     pub url: String,
     pub generation: u64,
     pub size: u64,
@@ -199,6 +219,7 @@ pub struct GcsObjectInfo {
 /// Reply of a storage server to a [`ChainAssignment`].
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AssignmentAck {
+    #[schema(value_type = JobId)]
     pub job_id: String,
     /// `false` when the job was already running on the node.
     pub started: bool,

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dfs_common::api::patterns::FileId;
 use dfs_common::api::{
     AllocateChunkRequest, ChunkAllocation, ChunkLocation, ErrorBody, FileRecord, FinalizeRequest,
 };
@@ -14,7 +15,7 @@ use crate::domain::{Naming, chunks};
 
 /// Allocate `replication` distinct live storage nodes for one chunk of a pending file.
 #[utoipa::path(post, path = "/files/{file_id}/chunks", tag = "chunks",
-    params(("file_id" = String, Path)),
+    params(("file_id" = FileId, Path)),
     request_body = AllocateChunkRequest,
     responses(
         (status = 201, body = ChunkAllocation, description = "A fresh chunk id and its targets"),
@@ -38,7 +39,7 @@ pub async fn allocate_chunk(
 /// Commit a pending file: atomically claims its name (409 if taken) and
 /// records its chunks.
 #[utoipa::path(post, path = "/files/{file_id}/finalize", tag = "chunks",
-    params(("file_id" = String, Path)),
+    params(("file_id" = FileId, Path)),
     request_body = FinalizeRequest,
     responses(
         (status = 200, body = FileRecord, description = "Committed"),
@@ -60,7 +61,7 @@ pub async fn finalize_file(
 
 /// Where chunk `index` of a committed file lives, live replicas first.
 #[utoipa::path(get, path = "/files/{file_id}/chunks/{index}", tag = "chunks",
-    params(("file_id" = String, Path), ("index" = u64, Path)),
+    params(("file_id" = FileId, Path), ("index" = u64, Path)),
     responses(
         (status = 200, body = ChunkLocation),
         (status = 400, body = ErrorBody, description = "Index is not a number"),

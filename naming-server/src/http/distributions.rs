@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dfs_common::api::patterns::JobId;
 use dfs_common::api::{
     Distribution, DistributionList, ErrorBody, NodeReport, ReportAck, StartDistribution,
 };
@@ -39,7 +40,7 @@ pub async fn start_distribution(
 
 /// A job with every chain node's progress.
 #[utoipa::path(get, path = "/distributions/{job_id}", tag = "distributions",
-    params(("job_id" = String, Path)),
+    params(("job_id" = JobId, Path)),
     responses(
         (status = 200, body = Distribution),
         (status = 401, body = ErrorBody),
@@ -71,7 +72,7 @@ pub async fn list_distributions(
 /// A chain node reports its progress; the reply tells it whether the job
 /// still runs. A node that is `done` becomes a replica of every chunk.
 #[utoipa::path(post, path = "/distributions/{job_id}/progress", tag = "distributions",
-    params(("job_id" = String, Path)),
+    params(("job_id" = JobId, Path)),
     request_body = NodeReport,
     responses(
         (status = 200, body = ReportAck),

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dfs_common::api::patterns::NodeId;
 use dfs_common::api::{
     ChunkReport, ChunkReportReply, ErrorBody, HeartbeatRequest, HeartbeatResponse, NodeList,
     RegisterRequest, RegisterResponse,
@@ -33,7 +34,7 @@ pub async fn register_storage(
 /// Heartbeat of a registered node: updates its stats, acknowledges deleted
 /// chunks and returns chunk ids to delete.
 #[utoipa::path(post, path = "/nodes/{node_id}/heartbeat", tag = "nodes",
-    params(("node_id" = String, Path, description = "Id the node registered with")),
+    params(("node_id" = NodeId, Path, description = "Id the node registered with")),
     request_body = HeartbeatRequest,
     responses(
         (status = 200, body = HeartbeatResponse),
@@ -56,7 +57,7 @@ pub async fn heartbeat(
 /// seeds that were cut short). Refused when the node registered with
 /// another metadata store, so a wiped store never empties the nodes.
 #[utoipa::path(post, path = "/nodes/{node_id}/chunk_report", tag = "nodes",
-    params(("node_id" = String, Path, description = "Id the node registered with")),
+    params(("node_id" = NodeId, Path, description = "Id the node registered with")),
     request_body = ChunkReport,
     responses(
         (status = 200, body = ChunkReportReply),
@@ -80,7 +81,7 @@ pub async fn report_chunks(
 /// listed, as dead. A live node is refused; a forgotten node that comes back
 /// simply registers again.
 #[utoipa::path(delete, path = "/nodes/{node_id}", tag = "nodes",
-    params(("node_id" = String, Path, description = "Id the node registered with")),
+    params(("node_id" = NodeId, Path, description = "Id the node registered with")),
     responses(
         (status = 204, description = "Forgotten"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -2,6 +2,7 @@
 //! bearer scheme. The routes add their paths (see `http/mod.rs`); the
 //! tests keep `openapi/naming-server.json` equal to what is served.
 
+use dfs_common::api::patterns::{FileId, FileName, JobId, NodeId};
 use utoipa::openapi::OpenApi as Spec;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -15,6 +16,8 @@ use utoipa::{Modify, OpenApi};
                        route except /health, /metrics, /openapi.json and /swagger-ui needs \
                        `Authorization: Bearer <token>`."
     ),
+    // The constrained strings of parameters: utoipa collects only those of bodies.
+    components(schemas(FileId, FileName, JobId, NodeId)),
     modifiers(&BearerAuth),
     tags(
         (name = "files", description = "Create, look up, list and delete files"),

@@ -10,6 +10,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dfs_common::MAX_CHUNK_SIZE;
+use dfs_common::api::patterns::{ChunkId, Crc32cHeader, ReplicateToHeader};
 use dfs_common::api::{CRC32C_HEADER, ErrorBody, StoredChunk, chunk_etag, parse_crc32c};
 use dfs_common::chain::ChainErrorBody;
 use dfs_common::http::AppPath;
@@ -73,9 +74,9 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
     path = "/chunks/{chunk_id}",
     tag = "chunks",
     params(
-        ("chunk_id" = String, Path, description = "Chunk id: 1-128 characters of [A-Za-z0-9_-]"),
-        ("x-dfs-crc32c" = String, Header, description = "CRC32C of the body, decimal or 0x-prefixed hex"),
-        ("x-dfs-replicate-to" = Option<String>, Header,
+        ("chunk_id" = ChunkId, Path),
+        ("x-dfs-crc32c" = Crc32cHeader, Header, description = "CRC32C of the body, decimal or 0x-prefixed hex"),
+        ("x-dfs-replicate-to" = Option<ReplicateToHeader>, Header, nullable = false,
             description = "Nodes to replicate to after this one, in order: node_id=http_url pairs joined by commas"),
     ),
     request_body(content = ChunkBody, content_type = "application/octet-stream",
@@ -83,7 +84,7 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
     responses(
         (status = 201, description = "Stored", body = StoredChunk),
         (status = 200, description = "Already stored with the same CRC32C", body = StoredChunk),
-        (status = 400, description = "Invalid id, missing/invalid CRC header or CRC mismatch", body = ErrorBody),
+        (status = 400, description = "Invalid id, missing/invalid CRC header, invalid chain or CRC mismatch", body = ErrorBody),
         (status = 409, description = "Already stored with another CRC32C", body = ErrorBody),
         (status = 413, description = "Body larger than 64 MiB", body = ErrorBody),
         (status = 502, description = "Stored here, but a node of the chain failed; `x-dfs-failed-node` names it",
@@ -165,8 +166,8 @@ fn requested_range(headers: &HeaderMap, len: u64) -> Result<Option<RangeInclusiv
     path = "/chunks/{chunk_id}",
     tag = "chunks",
     params(
-        ("chunk_id" = String, Path, description = "Chunk id"),
-        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-99, bytes=-100, bytes=100-; several ranges get the whole chunk"),
+        ("chunk_id" = ChunkId, Path),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range, e.g. bytes=0-99, bytes=-100, bytes=100-; several ranges get the whole chunk"),
     ),
     responses(
         (status = 200, description = "The whole chunk", content(("application/octet-stream"))),
@@ -207,7 +208,7 @@ pub async fn get_chunk(
     head,
     path = "/chunks/{chunk_id}",
     tag = "chunks",
-    params(("chunk_id" = String, Path, description = "Chunk id")),
+    params(("chunk_id" = ChunkId, Path)),
     responses(
         (status = 200, description = "The chunk exists; Content-Length and ETag describe it"),
         (status = 400, description = "Invalid chunk id"),
@@ -227,7 +228,7 @@ pub async fn head_chunk(
     delete,
     path = "/chunks/{chunk_id}",
     tag = "chunks",
-    params(("chunk_id" = String, Path, description = "Chunk id")),
+    params(("chunk_id" = ChunkId, Path)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid chunk id", body = ErrorBody),

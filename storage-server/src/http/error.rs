@@ -87,7 +87,7 @@ impl From<ReplicationError> for ApiError {
     fn from(err: ReplicationError) -> Self {
         match err {
             ReplicationError::Invalid(message) => Self::BadRequest(message),
-            e @ ReplicationError::TooLarge => Self::TooLarge(e.to_string()),
+            ReplicationError::Conflict(message) => Self::Conflict(message),
             ReplicationError::ChainFailed {
                 failed_node,
                 message,

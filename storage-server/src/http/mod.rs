@@ -21,6 +21,7 @@ mod system;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Request;
+use dfs_common::api::patterns::{ChunkId, Crc32cHeader, GcsObjectUrl, ReplicateToHeader};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,9 +29,15 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use state::AppState;
 
+/// Largest JSON request body: an assignment lists every chunk of a file.
+const MAX_JSON_BODY: usize = 64 << 20;
+
+/// The base of the spec; the constrained strings parameters and headers
+/// refer to are listed, since utoipa collects only those of bodies.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "dfs storage-server"),
+    components(schemas(ChunkId, Crc32cHeader, ReplicateToHeader, GcsObjectUrl)),
     tags(
         (name = "chunks", description = "Chunk bytes, addressed by chunk id"),
         (name = "distribution", description = "This node's part of distribution jobs; GCS lookups"),
@@ -44,8 +51,9 @@ struct ApiDoc;
 pub fn app(state: AppState) -> Router {
     let (api, spec) = router();
     api.merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
-        // Chunk bodies are streamed and capped by the store, not buffered.
-        .layer(DefaultBodyLimit::disable())
+        // JSON bodies are buffered up to this limit; chunk bodies are
+        // streamed (the limit does not apply to them) and capped by the store.
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let route = request

@@ -1,0 +1,300 @@
+//! Bad input, end to end: every route of both servers refuses it with a
+//! 4xx and a JSON error naming the problem, never a 5xx; a malformed
+//! replicate call is a 400, not a 502 naming the node itself.
+
+use anyhow::{Context, Result, ensure};
+use dfs_tests::TestCluster;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const MAX_CHUNK_SIZE: u64 = 64 << 20;
+
+/// Sends `body` (raw text, with `content_type` when given) and returns the
+/// status, the `x-dfs-failed-node` header and the JSON body (`Null` when
+/// empty); fails when a body is not JSON.
+async fn send(
+    method: Method,
+    url: &str,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> Result<(StatusCode, Option<String>, Value)> {
+    let mut request = reqwest::Client::new().request(method.clone(), url);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
+    let status = response.status();
+    let failed_node = response
+        .headers()
+        .get("x-dfs-failed-node")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await?;
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{method} {url}: {status} with a non-JSON body {text:?}"))?
+    };
+    Ok((status, failed_node, value))
+}
+
+async fn post_json(url: &str, body: &Value) -> Result<(StatusCode, Option<String>, Value)> {
+    send(
+        Method::POST,
+        url,
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await
+}
+
+/// Expects `want` and an `{"error": …}` body containing `says`.
+fn refused(got: &(StatusCode, Option<String>, Value), want: StatusCode, says: &str) -> Result<()> {
+    let (status, _, body) = got;
+    ensure!(*status == want, "expected {want}, got {status}: {body}");
+    let error = body["error"].as_str().context("no error field")?;
+    ensure!(error.contains(says), "{error:?} does not say {says:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_replicate_calls_are_400_not_502() -> Result<()> {
+    let cluster = TestCluster::builder().storage_nodes(2).start().await?;
+    let (a, b) = (cluster.storage(0), cluster.storage(1));
+    let url = |id: &str| format!("{}/chunks/{id}/replicate", b.url());
+    let request = |source: &str, size: u64, downstream: Value| json!({"source": source, "size": size, "crc32c": 0, "downstream": downstream});
+    let many: Vec<Value> = (0..17)
+        .map(|i| json!({"node_id": format!("n{i}"), "url": "http://h"}))
+        .collect();
+    let bad_requests = [
+        (request("nohost", 1, json!([])), "source address"),
+        (request("h:0", 1, json!([])), "source address"),
+        (request("h:65536", 1, json!([])), "source address"),
+        (request(" h:1", 1, json!([])), "source address"),
+        (request("", 1, json!([])), "source address"),
+        (
+            request("h:1", 1, json!([{"node_id": "a/b", "url": "http://h"}])),
+            "node id",
+        ),
+        (
+            request("h:1", 1, json!([{"node_id": "a", "url": "ftp://h"}])),
+            "URL",
+        ),
+        (
+            request("h:1", 1, json!([{"node_id": "a", "url": "http://h,i"}])),
+            "URL",
+        ),
+        (
+            request(
+                "h:1",
+                1,
+                json!([{"node_id": "a", "url": "http://h"}, {"node_id": "a", "url": "http://i"}]),
+            ),
+            "twice",
+        ),
+        (request("h:1", 1, Value::Array(many)), "longer than 16"),
+        (
+            request("h:1", 1, json!([{"node_id": b.node_id(), "url": b.url()}])),
+            "names this node",
+        ),
+        (json!({"source": "h:1", "size": 1}), "crc32c"),
+        (json!({"source": "h:1", "size": 1, "crc32c": -1}), "crc32c"),
+        (
+            json!({"source": "h:1", "size": 1, "crc32c": 4_294_967_296_u64}),
+            "crc32c",
+        ),
+        (json!({"source": "h:1", "size": "big", "crc32c": 0}), "size"),
+    ];
+    for (body, says) in &bad_requests {
+        let got = post_json(&url("c1"), body).await?;
+        refused(&got, StatusCode::BAD_REQUEST, says).with_context(|| body.to_string())?;
+        ensure!(got.1.is_none(), "{body}: names a failed node {:?}", got.1);
+    }
+    let too_big = post_json(&url("c1"), &request("h:1", MAX_CHUNK_SIZE + 1, json!([]))).await?;
+    refused(&too_big, StatusCode::PAYLOAD_TOO_LARGE, "larger than")?;
+    let bad_id = post_json(&url("a.b"), &request("h:1", 1, json!([]))).await?;
+    refused(&bad_id, StatusCode::BAD_REQUEST, "chunk id")?;
+    for (content_type, body) in [
+        (Some("application/json"), ""),
+        (Some("application/json"), "not json"),
+        (Some("application/json"), "[]"),
+        (
+            Some("text/plain"),
+            "{\"source\": \"h:1\", \"size\": 1, \"crc32c\": 0}",
+        ),
+        (None, "{\"source\": \"h:1\", \"size\": 1, \"crc32c\": 0}"),
+    ] {
+        let got = send(Method::POST, &url("c1"), content_type, body).await?;
+        ensure!(
+            got.0 == StatusCode::BAD_REQUEST,
+            "{content_type:?} {body:?}: {got:?}"
+        );
+        ensure!(got.2["error"].is_string(), "{got:?}");
+    }
+
+    // The edges that are fine: an empty chunk, pulled from a node holding it.
+    let put = reqwest::Client::new()
+        .put(format!("{}/chunks/empty", a.url()))
+        .header("x-dfs-crc32c", "0")
+        .body("")
+        .send()
+        .await?;
+    ensure!(put.status() == StatusCode::CREATED, "{}", put.status());
+    let pulled = post_json(&url("empty"), &request(a.peer_addr(), 0, json!([]))).await?;
+    ensure!(pulled.0 == StatusCode::OK, "{pulled:?}");
+    ensure!(pulled.2["size"] == 0, "{pulled:?}");
+    // Held here with another CRC32C: a conflict, whatever the source.
+    let mut other = request("127.0.0.1:1", 0, json!([]));
+    other["crc32c"] = json!(1);
+    refused(
+        &post_json(&url("empty"), &other).await?,
+        StatusCode::CONFLICT,
+        "CRC32C",
+    )?;
+    // A well-formed call this node cannot carry out is still its failure.
+    let (status, failed_node, body) =
+        post_json(&url("c2"), &request("127.0.0.1:1", 1, json!([]))).await?;
+    ensure!(status == StatusCode::BAD_GATEWAY, "{status}: {body}");
+    ensure!(
+        failed_node.as_deref() == Some(b.node_id()),
+        "{failed_node:?}"
+    );
+    Ok(())
+}
+
+/// Every JSON route of both servers, with a body that is otherwise fine
+/// where that matters little: only the shape of the refusal is checked.
+fn json_routes(cluster: &TestCluster) -> Vec<String> {
+    let naming = cluster.naming_url();
+    let file = "0123456789abcdef-0123456789abcdef";
+    let storage = cluster.storage(0).url();
+    vec![
+        format!("{naming}/register_storage"),
+        format!("{naming}/nodes/n1/heartbeat"),
+        format!("{naming}/nodes/n1/chunk_report"),
+        format!("{naming}/files/init"),
+        format!("{naming}/files/{file}/chunks"),
+        format!("{naming}/files/{file}/finalize"),
+        format!("{naming}/distributions"),
+        format!("{naming}/distributions/0123456789abcdef/progress"),
+        format!("{storage}/chunks/c1/replicate"),
+        format!("{storage}/distributions"),
+    ]
+}
+
+#[tokio::test]
+async fn malformed_and_huge_json_is_refused_everywhere() -> Result<()> {
+    let cluster = TestCluster::builder().storage_nodes(1).start().await?;
+    for url in json_routes(&cluster) {
+        for (content_type, body) in [
+            (Some("application/json"), ""),
+            (Some("application/json"), "{"),
+            (Some("application/json"), "[1, 2]"),
+            (Some("application/json"), "{\"node_id\": 5}"),
+            (Some("text/plain"), "{}"),
+            (None, "{}"),
+        ] {
+            let got = send(Method::POST, &url, content_type, body).await?;
+            ensure!(
+                got.0 == StatusCode::BAD_REQUEST && got.2["error"].is_string(),
+                "{url} {content_type:?} {body:?}: {got:?}"
+            );
+        }
+        // Over the 64 MiB a JSON body may have: refused before it is parsed.
+        let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(65 << 20));
+        let got = send(Method::POST, &url, Some("application/json"), huge).await?;
+        ensure!(got.0 == StatusCode::PAYLOAD_TOO_LARGE, "{url}: {got:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn ids_addresses_and_queries_keep_their_rules() -> Result<()> {
+    let cluster = TestCluster::builder().storage_nodes(1).start().await?;
+    let naming = cluster.naming_url();
+    let register = |node_id: &str, url: &str, tcp_addr: &str| {
+        json!({"node_id": node_id, "url": url, "tcp_addr": tcp_addr,
+               "capacity_bytes": 0, "free_bytes": 0, "chunk_count": 0})
+    };
+    let url = format!("{naming}/register_storage");
+    for (body, says) in [
+        // A comma would break the x-dfs-replicate-to header of every chain.
+        (register("n1", "http://h:1,x", "h:2"), "node URL"),
+        (register("n1", "http://h 1", "h:2"), "node URL"),
+        (register("n1", "http://", "h:2"), "node URL"),
+        (register("n1", "http://h:1", "h"), "tcp_addr"),
+        (register("n1", "http://h:1", "h:99999"), "tcp_addr"),
+        (register(&"n".repeat(129), "http://h:1", "h:2"), "node id"),
+    ] {
+        refused(
+            &post_json(&url, &body).await?,
+            StatusCode::BAD_REQUEST,
+            says,
+        )
+        .with_context(|| body.to_string())?;
+    }
+    let ok = post_json(&url, &register("n1", "http://[::1]:1", "[::1]:2")).await?;
+    ensure!(ok.0 == StatusCode::OK, "{ok:?}");
+
+    let report = json!({"cluster_id": "c", "chunk_ids": ["../x"]});
+    let got = post_json(&format!("{naming}/nodes/n1/chunk_report"), &report).await?;
+    refused(&got, StatusCode::BAD_REQUEST, "chunk id")?;
+    let heartbeat =
+        json!({"capacity_bytes": 0, "free_bytes": 0, "chunk_count": 0, "deleted": ["a b"]});
+    let got = post_json(&format!("{naming}/nodes/n1/heartbeat"), &heartbeat).await?;
+    refused(&got, StatusCode::BAD_REQUEST, "chunk id")?;
+    let allocate = json!({"index": 0, "exclude": ["a/b"]});
+    let got = post_json(
+        &format!("{naming}/files/0123456789abcdef-0123456789abcdef/chunks"),
+        &allocate,
+    )
+    .await?;
+    refused(&got, StatusCode::BAD_REQUEST, "node id")?;
+    let seed = json!({"name": "x", "source": "gs://Bad/o"});
+    refused(
+        &post_json(&format!("{naming}/distributions"), &seed).await?,
+        StatusCode::BAD_REQUEST,
+        "source",
+    )?;
+
+    let long = "x".repeat(1025);
+    for (query, says) in [
+        (format!("prefix={long}"), "prefix"),
+        (format!("after={long}"), "after"),
+        (format!("name={long}"), "1025 bytes"),
+        ("name=".to_owned(), "empty"),
+        ("name=a%00b".to_owned(), "NUL"),
+        ("limit=0".to_owned(), "limit"),
+        ("limit=1001".to_owned(), "limit"),
+        ("limit=-1".to_owned(), "limit"),
+    ] {
+        let got = send(Method::GET, &format!("{naming}/files?{query}"), None, "").await?;
+        refused(&got, StatusCode::BAD_REQUEST, says).with_context(|| query.clone())?;
+    }
+    let page = send(
+        Method::GET,
+        &format!("{naming}/files?limit=1000&prefix={}", "x".repeat(1024)),
+        None,
+        "",
+    )
+    .await?;
+    ensure!(page.0 == StatusCode::OK, "{page:?}");
+
+    let storage = cluster.storage(0).url();
+    for query in ["url=s3://b/o", "url=gs://b/o", "url=gs://bkt/", "url="] {
+        let got = send(
+            Method::GET,
+            &format!("{storage}/gcs/object?{query}"),
+            None,
+            "",
+        )
+        .await?;
+        ensure!(got.0 == StatusCode::BAD_REQUEST, "{query}: {got:?}");
+    }
+    Ok(())
+}
