@@ -298,3 +298,97 @@ async fn ids_addresses_and_queries_keep_their_rules() -> Result<()> {
     }
     Ok(())
 }
+
+/// `GET /chunks/{id}` with `headers`: status, `Content-Range`, body.
+async fn get_chunk(url: &str, headers: &[(&str, &str)]) -> Result<(StatusCode, String, Vec<u8>)> {
+    let mut request = reqwest::Client::new().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let content_range = response
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Ok((status, content_range, response.bytes().await?.to_vec()))
+}
+
+#[tokio::test]
+async fn range_headers_follow_rfc_9110() -> Result<()> {
+    let cluster = TestCluster::builder().storage_nodes(1).start().await?;
+    let base = cluster.storage(0).url();
+    let http = reqwest::Client::new();
+    let body: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    let crc = crc32c::crc32c(&body);
+    for (id, data) in [("ranged", &body[..]), ("empty", &[][..])] {
+        let put = http
+            .put(format!("{base}/chunks/{id}"))
+            .header("x-dfs-crc32c", crc32c::crc32c(data).to_string())
+            .body(data.to_vec())
+            .send()
+            .await?;
+        ensure!(put.status() == StatusCode::CREATED, "{}", put.status());
+    }
+    let url = format!("{base}/chunks/ranged");
+    let etag = format!("\"{crc:08x}\"");
+
+    // One satisfiable range: 206 with Content-Range.
+    for (range, start, end) in [
+        ("bytes=10-19", 10, 19),
+        ("Bytes=990-", 990, 999),
+        ("bytes=-5000", 0, 999),
+        ("bytes=5-99999999999999999999999", 5, 999),
+    ] {
+        let (status, content_range, got) = get_chunk(&url, &[("range", range)]).await?;
+        ensure!(status == StatusCode::PARTIAL_CONTENT, "{range}: {status}");
+        ensure!(
+            content_range == format!("bytes {start}-{end}/1000"),
+            "{range}: {content_range}"
+        );
+        ensure!(got == body[start..=end], "{range}: wrong bytes");
+    }
+    let (status, _, got) = get_chunk(&url, &[("range", "bytes=0-9"), ("if-range", &etag)]).await?;
+    ensure!(
+        status == StatusCode::PARTIAL_CONTENT && got == body[..10],
+        "If-Range {etag}: {status}"
+    );
+
+    // Unsatisfiable: 416 with Content-Range: bytes */LEN.
+    for (url, range, len) in [
+        (url.clone(), "bytes=1000-", 1000),
+        (url.clone(), "bytes=-0", 1000),
+        (format!("{base}/chunks/empty"), "bytes=0-", 0),
+    ] {
+        let (status, content_range, _) = get_chunk(&url, &[("range", range)]).await?;
+        ensure!(
+            status == StatusCode::RANGE_NOT_SATISFIABLE,
+            "{range}: {status}"
+        );
+        ensure!(
+            content_range == format!("bytes */{len}"),
+            "{range}: {content_range}"
+        );
+    }
+
+    // Invalid syntax, another unit, several ranges, a stale If-Range:
+    // ignored, the whole chunk.
+    for headers in [
+        vec![("range", "bytes=5-3")],
+        vec![("range", "bytes=abc")],
+        vec![("range", "bytes=0 -1")],
+        vec![("range", "bytes")],
+        vec![("range", "items=0-9")],
+        vec![("range", "bytes=0-1,10-11")],
+        vec![("range", "bytes=0-1,2000-")],
+        vec![("range", "bytes=0-9"), ("if-range", "\"00000000\"")],
+    ] {
+        let (status, content_range, got) = get_chunk(&url, &headers).await?;
+        ensure!(status == StatusCode::OK, "{headers:?}: {status}");
+        ensure!(content_range.is_empty(), "{headers:?}: {content_range}");
+        ensure!(got == body, "{headers:?}: not the whole chunk");
+    }
+    Ok(())
+}

@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::io::SeekFrom;
-use std::ops::RangeInclusive;
 
 use axum::Json;
 use axum::body::Body;
@@ -20,6 +19,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::range::{Requested, requested};
 use super::state::AppState;
 use crate::metrics::METRICS;
 use crate::store::{ChunkMeta, StoreError, WriteOutcome};
@@ -137,37 +137,19 @@ pub async fn put_chunk(
     Ok(response)
 }
 
-/// The single byte range a `Range` header asks for: `Ok(None)` for the whole
-/// chunk (no header, another unit, or several ranges).
-fn requested_range(headers: &HeaderMap, len: u64) -> Result<Option<RangeInclusive<u64>>, ApiError> {
-    let Some(value) = headers.get(header::RANGE) else {
-        return Ok(None);
-    };
-    let unsatisfiable = || ApiError::RangeNotSatisfiable { len };
-    let value = value.to_str().map_err(|_| unsatisfiable())?;
-    if !value.trim_start().starts_with("bytes=") {
-        return Ok(None);
-    }
-    if len == 0 {
-        return Err(unsatisfiable());
-    }
-    let ranges = http_range_header::parse_range_header(value)
-        .and_then(|parsed| parsed.validate(len))
-        .map_err(|_| unsatisfiable())?;
-    match ranges.as_slice() {
-        [range] => Ok(Some(range.clone())),
-        _ => Ok(None),
-    }
-}
-
 /// Read a chunk, or one byte range of it.
+///
+/// Per RFC 9110, a `Range` of another unit, of several ranges or of invalid
+/// syntax is ignored, as is one whose `If-Range` is not the chunk's ETag.
 #[utoipa::path(
     get,
     path = "/chunks/{chunk_id}",
     tag = "chunks",
     params(
         ("chunk_id" = ChunkId, Path),
-        ("Range" = Option<String>, Header, nullable = false, description = "One byte range, e.g. bytes=0-99, bytes=-100, bytes=100-; several ranges get the whole chunk"),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range, e.g. bytes=0-99, bytes=-100, bytes=100-; \
+            another unit, several ranges or invalid syntax get the whole chunk"),
+        ("If-Range" = Option<String>, Header, nullable = false, description = "Apply Range only if this is the chunk's ETag"),
     ),
     responses(
         (status = 200, description = "The whole chunk", content(("application/octet-stream"))),
@@ -183,9 +165,13 @@ pub async fn get_chunk(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (mut file, meta) = state.store.open_chunk(&id).await?;
-    let Some(range) = requested_range(&headers, meta.size)? else {
-        let body = Body::from_stream(ReaderStream::with_capacity(file, READ_BUF));
-        return Ok((chunk_headers(meta, meta.size), body).into_response());
+    let range = match requested(&headers, meta.size, &chunk_etag(meta.crc32c)) {
+        Requested::Part(range) => range,
+        Requested::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { len: meta.size }),
+        Requested::Whole => {
+            let body = Body::from_stream(ReaderStream::with_capacity(file, READ_BUF));
+            return Ok((chunk_headers(meta, meta.size), body).into_response());
+        }
     };
     let (start, end) = (*range.start(), *range.end());
     let len = end - start + 1;

@@ -5,7 +5,8 @@
 //! `openapi/storage-server.json`; the `openapi` test fails when the two
 //! differ.
 //!
-//! - `chunks`: `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`.
+//! - `chunks`: `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`; `range`: what a
+//!   `Range` header asks of a chunk (RFC 9110).
 //! - `replicate`: `POST /chunks/{chunk_id}/replicate`, a link of a
 //!   replication chain.
 //! - `distributions`: `POST /distributions` and `GET /gcs/object`.
@@ -14,6 +15,7 @@
 mod chunks;
 mod distributions;
 mod error;
+mod range;
 mod replicate;
 mod state;
 mod system;
