@@ -10,7 +10,7 @@ use thiserror::Error;
 use utoipa::ToSchema;
 
 use crate::MAX_REPLICATION;
-use crate::api::patterns::{NodeId, NodeUrl, PeerAddr};
+use crate::api::patterns::{Crc32c, NodeId, NodeUrl, PeerAddr};
 use crate::validate;
 
 /// Header on `PUT /chunks/{chunk_id}`: the nodes the chunk goes to after this
@@ -36,10 +36,11 @@ pub struct ReplicateRequest {
     /// Peer-transfer `host:port` of the node that holds the chunk.
     #[schema(value_type = PeerAddr)]
     pub source: String,
-    /// Exact size of the chunk, at most 64 MiB (more is a 413).
-    #[schema(maximum = 67108864)]
+    /// Exact size of the chunk: 1 byte to 64 MiB (more is a 413).
+    #[schema(minimum = 1, maximum = 67108864)]
     pub size: u64,
     /// CRC32C (Castagnoli) the chunk must have.
+    #[schema(value_type = Crc32c)]
     pub crc32c: u32,
     /// The nodes after this one, in chain order: at most 16, none twice.
     #[serde(default)]

@@ -234,6 +234,11 @@ impl Check for ChainAssignment {
 impl Check for ReplicateRequest {
     fn check(&self) -> Result<(), Invalid> {
         peer_addr("source address", &self.source)?;
+        if self.size == 0 {
+            return Err(bad(format!(
+                "size 0: a chunk has 1 to {MAX_CHUNK_SIZE} bytes"
+            )));
+        }
         if self.size > MAX_CHUNK_SIZE {
             return Err(Invalid::TooLarge(format!(
                 "chunk is larger than the limit of {MAX_CHUNK_SIZE} bytes"
@@ -295,7 +300,8 @@ mod tests {
             crc32c: 0,
             downstream: Vec::new(),
         };
-        assert_eq!(replicate(0).check(), Ok(()));
+        assert!(matches!(replicate(0).check(), Err(Invalid::BadRequest(_))));
+        assert_eq!(replicate(1).check(), Ok(()));
         assert_eq!(replicate(MAX_CHUNK_SIZE).check(), Ok(()));
         assert!(matches!(
             replicate(MAX_CHUNK_SIZE + 1).check(),

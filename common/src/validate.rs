@@ -82,7 +82,8 @@ pub const MAX_HOST_LEN: usize = 253;
 
 /// Checks a peer-transfer address, `host:port`: a host name or IPv4
 /// address of `[A-Za-z0-9._-]` (1-253 characters) or an IPv6 address in
-/// brackets, and a port 1-65535 without sign or leading zero.
+/// brackets (one that parses), and a port 1-65535 without sign or leading
+/// zero.
 pub fn peer_addr(addr: &str) -> bool {
     let Some((host, port)) = addr.rsplit_once(':') else {
         return false;
@@ -97,6 +98,7 @@ pub fn peer_addr(addr: &str) -> bool {
                 && ipv6
                     .bytes()
                     .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                && ipv6.parse::<std::net::Ipv6Addr>().is_ok()
         }
         None => {
             (1..=MAX_HOST_LEN).contains(&host.len())
@@ -195,6 +197,8 @@ mod tests {
             "host:80 ",
             "[::1:80",
             "[]:80",
+            "[00a]:80",
+            "[1:2:3]:80",
             "a:b:80",
             "h\u{e9}:80",
         ] {

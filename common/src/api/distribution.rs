@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::patterns::{ChunkId, FileId, FileName, GcsObjectUrl, JobId, NodeId, PeerAddr};
+use super::patterns::{ChunkId, Crc32c, FileId, FileName, GcsObjectUrl, JobId, NodeId, PeerAddr};
 
 /// `POST /distributions` on the naming server.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -123,9 +123,12 @@ pub struct NodeReport {
     #[schema(value_type = NodeId)]
     pub node_id: String,
     pub state: NodeState,
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub chunks_done: u64,
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub bytes_done: u64,
     /// Milliseconds since the node started on the job.
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub elapsed_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -134,6 +137,7 @@ pub struct NodeReport {
     pub fatal: bool,
     /// On `done` from a seeding head: every chunk's CRC32C, by index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Crc32c>)]
     pub crc32c: Vec<u32>,
 }
 
@@ -182,12 +186,14 @@ pub struct ChainChunk {
     #[schema(value_type = ChunkId)]
     pub chunk_id: String,
     /// Its position in `chunks`.
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub index: u64,
     #[schema(minimum = 1, maximum = 67108864)]
     pub size: u64,
     /// Known for an existing file; for a seed, the head computes it and the
     /// chain checks each copy against the CRC its upstream sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Crc32c>)]
     pub crc32c: Option<u32>,
     /// Live nodes that hold the chunk (existing files only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -200,10 +206,13 @@ pub struct GcsSource {
     /// `gs://bucket/object`.
     #[schema(value_type = GcsObjectUrl)]
     pub url: String,
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub generation: u64,
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub size: u64,
     /// The object's CRC32C, which the chunks' combined CRC must equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Crc32c>)]
     pub crc32c: Option<u32>,
 }
 
@@ -213,6 +222,7 @@ pub struct GcsObjectInfo {
     pub size: u64,
     pub generation: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Crc32c>)]
     pub crc32c: Option<u32>,
 }
 

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 mod distribution;
 pub mod patterns;
 pub use distribution::*;
-use patterns::{ChunkId, ClusterId, FileId, FileName, NodeId, NodeUrl, PeerAddr};
+use patterns::{ChunkId, ClusterId, Crc32c, FileId, FileName, NodeId, NodeUrl, PeerAddr};
 
 /// Header carrying a chunk's CRC32C (decimal or `0x`-prefixed hex) on
 /// `PUT /chunks/{chunk_id}`; the storage server refuses a body that does not
@@ -46,6 +46,7 @@ pub struct StoredChunk {
     /// Length in bytes.
     pub size: u64,
     /// CRC32C (Castagnoli) of the stored bytes.
+    #[schema(value_type = Crc32c)]
     pub crc32c: u32,
 }
 
@@ -85,10 +86,13 @@ pub struct RegisterRequest {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 pub struct NodeStats {
     /// Size of the filesystem holding the data directory.
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub capacity_bytes: u64,
     /// Bytes still free there.
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub free_bytes: u64,
     /// Chunks stored on the node.
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub chunk_count: u64,
 }
 
@@ -276,6 +280,7 @@ pub struct FileSize {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AllocateChunkRequest {
     /// Index of the chunk, `0..chunk_count`.
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub index: u64,
     /// Nodes to avoid, e.g. ones that just failed a write of this chunk.
     #[serde(default)]
@@ -322,6 +327,7 @@ pub struct FinalizeRequest {
 /// One written chunk, as the client reports it at finalize.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FinalizedChunk {
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
     pub index: u64,
     /// The id from the allocation that was written.
     #[schema(value_type = ChunkId)]
@@ -329,6 +335,7 @@ pub struct FinalizedChunk {
     #[schema(minimum = 1, maximum = 67108864)]
     pub size: u64,
     /// CRC32C (Castagnoli) of the chunk's bytes.
+    #[schema(value_type = Crc32c)]
     pub crc32c: u32,
     /// Ids of the nodes that acknowledged the chunk (1 to 16); all from
     /// its allocation.
@@ -343,6 +350,7 @@ pub struct ChunkLocation {
     pub chunk_id: String,
     pub index: u64,
     pub size: u64,
+    #[schema(value_type = Crc32c)]
     pub crc32c: u32,
     /// Live replicas first.
     pub replicas: Vec<Replica>,

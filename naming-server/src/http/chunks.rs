@@ -61,7 +61,7 @@ pub async fn finalize_file(
 
 /// Where chunk `index` of a committed file lives, live replicas first.
 #[utoipa::path(get, path = "/files/{file_id}/chunks/{index}", tag = "chunks",
-    params(("file_id" = FileId, Path), ("index" = u64, Path)),
+    params(("file_id" = FileId, Path), ("index" = u64, Path, maximum = 18_446_744_073_709_551_615_u64)),
     responses(
         (status = 200, body = ChunkLocation),
         (status = 400, body = ErrorBody, description = "Index is not a number"),

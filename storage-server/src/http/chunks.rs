@@ -13,8 +13,8 @@ use dfs_common::api::patterns::{ChunkId, Crc32cHeader, ReplicateToHeader};
 use dfs_common::api::{CRC32C_HEADER, ErrorBody, StoredChunk, chunk_etag, parse_crc32c};
 use dfs_common::chain::ChainErrorBody;
 use dfs_common::http::AppPath;
-use futures::TryStreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::ToSchema;
 
@@ -50,6 +50,26 @@ impl<S: Send + Sync> FromRequest<S> for ChunkBody {
     }
 }
 
+/// The body as a reader, or a 400 when it holds no byte: a chunk of a file
+/// always has 1 to 64 MiB.
+async fn not_empty(body: Body) -> Result<impl AsyncRead + Unpin, ApiError> {
+    let mut data = body.into_data_stream().map_err(std::io::Error::other);
+    let first = loop {
+        match data.try_next().await {
+            Ok(Some(bytes)) if bytes.is_empty() => {}
+            Ok(Some(bytes)) => break bytes,
+            Ok(None) => {
+                return Err(ApiError::BadRequest(format!(
+                    "empty body: a chunk has 1 to {MAX_CHUNK_SIZE} bytes"
+                )));
+            }
+            Err(e) => return Err(StoreError::Upload(e).into()),
+        }
+    };
+    let first = futures::stream::once(std::future::ready(Ok(first)));
+    Ok(StreamReader::new(first.chain(data)))
+}
+
 /// Headers every chunk response carries.
 fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -80,11 +100,11 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
             description = "Nodes to replicate to after this one, in order: node_id=http_url pairs joined by commas"),
     ),
     request_body(content = ChunkBody, content_type = "application/octet-stream",
-        description = "The chunk's bytes, at most 64 MiB"),
+        description = "The chunk's bytes: 1 byte to 64 MiB"),
     responses(
         (status = 201, description = "Stored", body = StoredChunk),
         (status = 200, description = "Already stored with the same CRC32C", body = StoredChunk),
-        (status = 400, description = "Invalid id, missing/invalid CRC header, invalid chain or CRC mismatch", body = ErrorBody),
+        (status = 400, description = "Invalid id, missing/invalid CRC header, invalid chain, empty body or CRC mismatch", body = ErrorBody),
         (status = 409, description = "Already stored with another CRC32C", body = ErrorBody),
         (status = 413, description = "Body larger than 64 MiB", body = ErrorBody),
         (status = 502, description = "Stored here, but a node of the chain failed; `x-dfs-failed-node` names it",
@@ -116,7 +136,7 @@ pub async fn put_chunk(
             "chunk is larger than the limit of {MAX_CHUNK_SIZE} bytes"
         )));
     }
-    let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let reader = not_empty(body).await?;
     let (outcome, meta) = state
         .store
         .write(&id, Some(crc), MAX_CHUNK_SIZE, reader)
