@@ -183,48 +183,105 @@ async fn malformed_replicate_calls_are_400_not_502() -> Result<()> {
     Ok(())
 }
 
-/// Every JSON route of both servers, with a body that is otherwise fine
-/// where that matters little: only the shape of the refusal is checked.
-fn json_routes(cluster: &TestCluster) -> Vec<String> {
-    let naming = cluster.naming_url();
-    let file = "0123456789abcdef-0123456789abcdef";
-    let storage = cluster.storage(0).url();
-    vec![
-        format!("{naming}/register_storage"),
-        format!("{naming}/nodes/n1/heartbeat"),
-        format!("{naming}/nodes/n1/chunk_report"),
-        format!("{naming}/files/init"),
-        format!("{naming}/files/{file}/chunks"),
-        format!("{naming}/files/{file}/finalize"),
-        format!("{naming}/distributions"),
-        format!("{naming}/distributions/0123456789abcdef/progress"),
-        format!("{storage}/chunks/c1/replicate"),
-        format!("{storage}/distributions"),
-    ]
+/// One operation of a committed spec, with the statuses it documents.
+struct Operation {
+    method: Method,
+    /// The path with every parameter replaced by `param(name)`.
+    path: String,
+    takes_json: bool,
+    has_params: bool,
+    statuses: Vec<String>,
+}
+
+/// Every operation of the committed spec of `server`.
+fn operations(server: &str, param: impl Fn(&str) -> String) -> Result<Vec<Operation>> {
+    let path = format!("{}/../openapi/{server}.json", env!("CARGO_MANIFEST_DIR"));
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let mut found = Vec::new();
+    for (template, item) in spec["paths"].as_object().context("no paths")? {
+        for (method, operation) in item.as_object().context("bad path item")? {
+            let mut path = template.clone();
+            let mut has_params = false;
+            while let Some((start, end)) = path.find('{').zip(path.find('}')) {
+                let name = path[start + 1..end].to_owned();
+                path.replace_range(start..=end, &param(&name));
+                has_params = true;
+            }
+            found.push(Operation {
+                method: method.to_uppercase().parse()?,
+                path,
+                takes_json: operation["requestBody"]["content"]["application/json"].is_object(),
+                has_params,
+                statuses: operation["responses"]
+                    .as_object()
+                    .context("no responses")?
+                    .keys()
+                    .cloned()
+                    .collect(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Expects `want`, a JSON error (but to HEAD), and `want` among the
+/// documented statuses.
+fn documented(
+    op: &Operation,
+    got: &(StatusCode, Option<String>, Value),
+    want: StatusCode,
+) -> Result<()> {
+    let what = format!("{} {}", op.method, op.path);
+    let error_body = got.2["error"].is_string() || op.method == Method::HEAD;
+    ensure!(got.0 == want && error_body, "{what}: {got:?}");
+    ensure!(
+        op.statuses.iter().any(|s| s == want.as_str()),
+        "{what} answers {want}, which its spec does not document"
+    );
+    Ok(())
 }
 
 #[tokio::test]
-async fn malformed_and_huge_json_is_refused_everywhere() -> Result<()> {
+async fn malformed_json_and_paths_are_refused_as_documented() -> Result<()> {
     let cluster = TestCluster::builder().storage_nodes(1).start().await?;
-    for url in json_routes(&cluster) {
-        for (content_type, body) in [
-            (Some("application/json"), ""),
-            (Some("application/json"), "{"),
-            (Some("application/json"), "[1, 2]"),
-            (Some("application/json"), "{\"node_id\": 5}"),
-            (Some("text/plain"), "{}"),
-            (None, "{}"),
-        ] {
-            let got = send(Method::POST, &url, content_type, body).await?;
-            ensure!(
-                got.0 == StatusCode::BAD_REQUEST && got.2["error"].is_string(),
-                "{url} {content_type:?} {body:?}: {got:?}"
-            );
+    // Parameters that pass, so the body is what is refused.
+    let fine = |name: &str| match name {
+        "file_id" => "0123456789abcdef-0123456789abcdef".to_owned(),
+        "index" => "0".to_owned(),
+        _ => "n1".to_owned(),
+    };
+    for (server, base) in [
+        ("naming-server", cluster.naming_url()),
+        ("storage-server", cluster.storage(0).url()),
+    ] {
+        for op in operations(server, fine)?.iter().filter(|op| op.takes_json) {
+            let url = format!("{base}{}", op.path);
+            for (content_type, body) in [
+                (Some("application/json"), ""),
+                (Some("application/json"), "{"),
+                (Some("application/json"), "[1, 2]"),
+                (Some("application/json"), "{\"node_id\": 5}"),
+                (Some("text/plain"), "{}"),
+                (None, "{}"),
+            ] {
+                let got = send(op.method.clone(), &url, content_type, body).await?;
+                documented(op, &got, StatusCode::BAD_REQUEST)
+                    .with_context(|| format!("{content_type:?} {body:?}"))?;
+            }
+            // Over the 64 MiB a JSON body may have: refused before parsing.
+            let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(65 << 20));
+            let got = send(op.method.clone(), &url, Some("application/json"), huge).await?;
+            documented(op, &got, StatusCode::PAYLOAD_TOO_LARGE)?;
         }
-        // Over the 64 MiB a JSON body may have: refused before it is parsed.
-        let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(65 << 20));
-        let got = send(Method::POST, &url, Some("application/json"), huge).await?;
-        ensure!(got.0 == StatusCode::PAYLOAD_TOO_LARGE, "{url}: {got:?}");
+        // A path parameter that is not UTF-8 once decoded.
+        for op in operations(server, |_| "%FF".to_owned())?
+            .iter()
+            .filter(|op| op.has_params)
+        {
+            let url = format!("{base}{}", op.path);
+            let got = send(op.method.clone(), &url, Some("application/json"), "{}").await?;
+            documented(op, &got, StatusCode::BAD_REQUEST)?;
+        }
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ use crate::domain::{Naming, chunks};
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired file"),
         (status = 409, body = ErrorBody, description = "File already committed"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Too few live storage nodes, or Redis unreachable"),
     ),
     security(("bearer" = [])))]
@@ -47,6 +48,7 @@ pub async fn allocate_chunk(
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired upload"),
         (status = 409, body = ErrorBody, description = "Name taken, or already committed"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]

@@ -25,7 +25,7 @@ use crate::domain::distribution::jobs;
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "No such dfs file or GCS object"),
         (status = 409, body = ErrorBody, description = "Seeding onto a name that is taken"),
-        (status = 413, body = ErrorBody, description = "Object over the size limit"),
+        (status = 413, body = ErrorBody, description = "Object over the size limit, or a body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "No live storage node, GCS unreachable, or Redis unreachable"),
     ),
     security(("bearer" = [])))]
@@ -43,6 +43,7 @@ pub async fn start_distribution(
     params(("job_id" = JobId, Path)),
     responses(
         (status = 200, body = Distribution),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired job"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
@@ -79,6 +80,7 @@ pub async fn list_distributions(
         (status = 400, body = ErrorBody, description = "Node not in the chain, or a bad CRC list"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired job"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]

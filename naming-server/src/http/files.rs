@@ -25,7 +25,7 @@ use crate::domain::{Naming, files, repair};
         (status = 400, body = ErrorBody, description = "Bad name, chunk size or replication"),
         (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "A committed file has this name"),
-        (status = 413, body = ErrorBody, description = "Size over the limit"),
+        (status = 413, body = ErrorBody, description = "Size over the limit, or a body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Too few live storage nodes, or Redis unreachable"),
     ),
     security(("bearer" = [])))]
@@ -120,6 +120,7 @@ pub async fn find_files(
     params(("file_id" = FileId, Path)),
     responses(
         (status = 200, body = FileRecord),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or not finalized"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
@@ -138,6 +139,7 @@ pub async fn get_file(
     params(("file_id" = FileId, Path)),
     responses(
         (status = 200, body = FileSize),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or not finalized"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
@@ -157,6 +159,7 @@ pub async fn get_file_size(
     params(("file_id" = FileId, Path)),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown file"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
@@ -180,6 +183,7 @@ pub async fn delete_file(
     params(("file_id" = FileId, Path)),
     responses(
         (status = 200, body = RepairReport),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or unfinalized file"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),

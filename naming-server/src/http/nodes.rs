@@ -20,7 +20,9 @@ use crate::domain::{Naming, nodes};
     responses(
         (status = 200, body = RegisterResponse, description = "Registered; heartbeat at the given interval"),
         (status = 400, body = ErrorBody, description = "Bad node id, url or address"),
-        (status = 401, body = ErrorBody), (status = 503, body = ErrorBody, description = "Redis unreachable"),
+        (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
+        (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
 pub async fn register_storage(
@@ -40,6 +42,7 @@ pub async fn register_storage(
         (status = 200, body = HeartbeatResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown node: register again"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
@@ -63,7 +66,7 @@ pub async fn heartbeat(
         (status = 200, body = ChunkReportReply),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "The node knows another cluster id: this metadata store is not the one it registered with"),
-        (status = 413, body = ErrorBody, description = "Too many chunk ids in one report"),
+        (status = 413, body = ErrorBody, description = "Too many chunk ids in one report, or a body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]

@@ -26,6 +26,7 @@ use super::state::AppState;
         (status = 200, body = AssignmentAck, description = "Already running here"),
         (status = 400, body = ErrorBody, description = "Malformed assignment"),
         (status = 409, body = ErrorBody, description = "The assignment is for another node"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
     ))]
 pub async fn start_assignment(
     State(state): State<AppState>,

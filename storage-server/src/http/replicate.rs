@@ -24,7 +24,7 @@ use super::state::AppState;
         (status = 200, description = "Stored here and on every downstream node", body = StoredChunk),
         (status = 400, description = "Invalid id or request (source address, chain)", body = ErrorBody),
         (status = 409, description = "Stored here with another CRC32C", body = ErrorBody),
-        (status = 413, description = "Size above 64 MiB", body = ErrorBody),
+        (status = 413, description = "Size above 64 MiB, or a body over 64 MiB", body = ErrorBody),
         (status = 502, description = "This node or one below failed; `x-dfs-failed-node` names it",
             body = ChainErrorBody),
     )
