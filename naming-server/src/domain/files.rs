@@ -108,7 +108,8 @@ pub async fn list(
     after: Option<&str>,
     limit: Option<usize>,
 ) -> DomainResult<FileList> {
-    let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    // The HTTP query keeps limit within 1-1000; a page is never empty.
+    let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT).max(1);
     let page = naming.store.list(prefix, after, limit).await?;
     Ok(FileList {
         files: page.files,
