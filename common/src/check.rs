@@ -36,7 +36,7 @@ pub trait Check {
 const SHOWN_CHARS: usize = 64;
 
 /// `value` quoted for an error message, cut short when long.
-pub fn shown(value: &str) -> String {
+fn shown(value: &str) -> String {
     match value.char_indices().nth(SHOWN_CHARS) {
         Some((end, _)) => format!("{:?}…", &value[..end]),
         None => format!("{value:?}"),
@@ -63,7 +63,7 @@ pub fn file_name(value: &str) -> Result<(), Invalid> {
 }
 
 /// A peer-transfer `host:port`.
-pub fn peer_addr(what: &str, value: &str) -> Result<(), Invalid> {
+fn peer_addr(what: &str, value: &str) -> Result<(), Invalid> {
     if validate::peer_addr(value) {
         return Ok(());
     }

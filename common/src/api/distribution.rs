@@ -12,7 +12,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::patterns::{ChunkId, Crc32c, FileId, FileName, GcsObjectUrl, JobId, NodeId, PeerAddr};
+use super::patterns::{
+    ChunkId, Crc32c, FileId, FileName, GcsObjectUrl, JobId, NodeId, PeerAddr, Uint64,
+};
 
 /// `POST /distributions` on the naming server.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -123,12 +125,12 @@ pub struct NodeReport {
     #[schema(value_type = NodeId)]
     pub node_id: String,
     pub state: NodeState,
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub chunks_done: u64,
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub bytes_done: u64,
     /// Milliseconds since the node started on the job.
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub elapsed_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -186,7 +188,7 @@ pub struct ChainChunk {
     #[schema(value_type = ChunkId)]
     pub chunk_id: String,
     /// Its position in `chunks`.
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub index: u64,
     #[schema(minimum = 1, maximum = 67108864)]
     pub size: u64,
@@ -206,9 +208,9 @@ pub struct GcsSource {
     /// `gs://bucket/object`.
     #[schema(value_type = GcsObjectUrl)]
     pub url: String,
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub generation: u64,
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub size: u64,
     /// The object's CRC32C, which the chunks' combined CRC must equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 mod distribution;
 pub mod patterns;
 pub use distribution::*;
-use patterns::{ChunkId, ClusterId, Crc32c, FileId, FileName, NodeId, NodeUrl, PeerAddr};
+use patterns::{ChunkId, ClusterId, Crc32c, FileId, FileName, NodeId, NodeUrl, PeerAddr, Uint64};
 
 /// Header carrying a chunk's CRC32C (decimal or `0x`-prefixed hex) on
 /// `PUT /chunks/{chunk_id}`; the storage server refuses a body that does not
@@ -86,13 +86,13 @@ pub struct RegisterRequest {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 pub struct NodeStats {
     /// Size of the filesystem holding the data directory.
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub capacity_bytes: u64,
     /// Bytes still free there.
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub free_bytes: u64,
     /// Chunks stored on the node.
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub chunk_count: u64,
 }
 
@@ -280,7 +280,7 @@ pub struct FileSize {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AllocateChunkRequest {
     /// Index of the chunk, `0..chunk_count`.
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub index: u64,
     /// Nodes to avoid, e.g. ones that just failed a write of this chunk.
     #[serde(default)]
@@ -327,7 +327,7 @@ pub struct FinalizeRequest {
 /// One written chunk, as the client reports it at finalize.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FinalizedChunk {
-    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[schema(value_type = Uint64)]
     pub index: u64,
     /// The id from the allocation that was written.
     #[schema(value_type = ChunkId)]

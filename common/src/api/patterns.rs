@@ -12,22 +12,46 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-/// A CRC32C (Castagnoli): an integer 0-4294967295. (Declared by hand:
-/// utoipa would call a `u32` an `int32`, which stops at 2147483647.)
+/// An unsigned integer schema up to `max`, without a `format`: utoipa
+/// would call a `u32` an `int32` and a `u64` an `int64`, whose ranges stop
+/// at 2^31-1 and 2^63-1, short of what the servers take.
+fn unsigned(max: u64, description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(max))
+        .description(Some(description))
+        .into()
+}
+
+/// A CRC32C (Castagnoli): an integer 0-4294967295.
 pub struct Crc32c;
 
 impl PartialSchema for Crc32c {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .minimum(Some(0))
-            .maximum(Some(u32::MAX))
-            .description(Some("A CRC32C (Castagnoli): an integer 0-4294967295."))
-            .into()
+        unsigned(
+            u32::MAX.into(),
+            "A CRC32C (Castagnoli): an integer 0-4294967295.",
+        )
     }
 }
 
 impl ToSchema for Crc32c {}
+
+/// A count, size, time or index the servers read as an unsigned 64-bit
+/// integer: 0-18446744073709551615.
+pub struct Uint64;
+
+impl PartialSchema for Uint64 {
+    fn schema() -> RefOr<Schema> {
+        unsigned(
+            u64::MAX,
+            "An unsigned 64-bit integer: 0-18446744073709551615.",
+        )
+    }
+}
+
+impl ToSchema for Uint64 {}
 
 /// A chunk id: 1-128 characters of `[A-Za-z0-9_-]`, safe as a file name.
 #[derive(ToSchema)]
@@ -154,6 +178,13 @@ mod tests {
         let schema = serde_json::to_value(Crc32c::schema()).expect("schema serializes");
         assert_eq!(schema["minimum"], 0);
         assert_eq!(schema["maximum"], u64::from(u32::MAX));
+        assert!(schema.get("format").is_none(), "{schema}");
+    }
+
+    #[test]
+    fn u64_values_span_all_of_u64() {
+        let schema = serde_json::to_value(Uint64::schema()).expect("schema serializes");
+        assert_eq!(schema["maximum"], u64::MAX);
         assert!(schema.get("format").is_none(), "{schema}");
     }
 

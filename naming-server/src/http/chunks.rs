@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use dfs_common::api::patterns::FileId;
+use dfs_common::api::patterns::{FileId, Uint64};
 use dfs_common::api::{
     AllocateChunkRequest, ChunkAllocation, ChunkLocation, ErrorBody, FileRecord, FinalizeRequest,
 };
@@ -63,7 +63,7 @@ pub async fn finalize_file(
 
 /// Where chunk `index` of a committed file lives, live replicas first.
 #[utoipa::path(get, path = "/files/{file_id}/chunks/{index}", tag = "chunks",
-    params(("file_id" = FileId, Path), ("index" = u64, Path, maximum = 18_446_744_073_709_551_615_u64)),
+    params(("file_id" = FileId, Path), ("index" = Uint64, Path)),
     responses(
         (status = 200, body = ChunkLocation),
         (status = 400, body = ErrorBody, description = "Index is not a number"),

@@ -2,7 +2,7 @@
 //! bearer scheme. The routes add their paths (see `http/mod.rs`); the
 //! tests keep `openapi/naming-server.json` equal to what is served.
 
-use dfs_common::api::patterns::{FileId, FileName, JobId, NodeId};
+use dfs_common::api::patterns::{FileId, FileName, JobId, NodeId, Uint64};
 use utoipa::openapi::OpenApi as Spec;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
                        `Authorization: Bearer <token>`."
     ),
     // The constrained strings of parameters: utoipa collects only those of bodies.
-    components(schemas(FileId, FileName, JobId, NodeId)),
+    components(schemas(FileId, FileName, JobId, NodeId, Uint64)),
     modifiers(&BearerAuth),
     tags(
         (name = "files", description = "Create, look up, list and delete files"),
