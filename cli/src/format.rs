@@ -1,10 +1,28 @@
 //! Plain-text output of `ls`, `stat`, `nodes`, `repair` and `jobs`:
-//! aligned columns for humans.
+//! aligned columns for humans. Every text that comes from a server is
+//! shown through [`escape`], so a hostile name cannot forge table lines or
+//! send terminal escapes.
 
 use dfs_common::api::{
     Distribution, FileInfo, FileRecord, FileState, NodeInfo, NodeState, RepairReport,
 };
 use indicatif::HumanBytes;
+
+/// `text` as `str::escape_debug` shows it, without the quotes and leaving
+/// quotes alone: control and other unprintable characters become `\n`,
+/// `\t`, `\u{1b}` and the like, and `\` becomes `\\`, so what is shown
+/// is one line and says exactly which name it is.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' | '\'' => out.push(c),
+            // Escaped as inside a string: a combining mark stays as it is.
+            c => out.extend(format!("a{c}").escape_debug().skip(1)),
+        }
+    }
+    out
+}
 
 /// Column alignment.
 #[derive(Clone, Copy)]
@@ -51,7 +69,7 @@ pub fn files(files: &[FileInfo]) -> String {
         .iter()
         .map(|f| {
             vec![
-                f.name.clone(),
+                escape(&f.name),
                 f.size.to_string(),
                 f.chunk_count.to_string(),
             ]
@@ -74,8 +92,8 @@ pub fn stat(record: &FileRecord) -> String {
     let mut out = format!(
         "name:         {}\nfile_id:      {}\nsize:         {} ({})\nchunk_size:   {} ({})\n\
          chunks:       {}\nreplication:  {}\nstate:        {state}\ncreated_ms:   {}\n",
-        info.name,
-        info.file_id,
+        escape(&info.name),
+        escape(&info.file_id),
         info.size,
         HumanBytes(info.size),
         info.chunk_size,
@@ -95,16 +113,19 @@ pub fn stat(record: &FileRecord) -> String {
             let replicas: Vec<String> = c
                 .replicas
                 .iter()
-                .map(|r| format!("{}({})", r.node_id, if r.alive { "alive" } else { "dead" }))
+                .map(|r| {
+                    let health = if r.alive { "alive" } else { "dead" };
+                    format!("{}({health})", escape(&r.node_id))
+                })
                 .chain(
                     c.bad_replicas
                         .iter()
-                        .map(|b| format!("{}({})", b.node_id, b.problem)),
+                        .map(|b| format!("{}({})", escape(&b.node_id), b.problem)),
                 )
                 .collect();
             vec![
                 c.index.to_string(),
-                c.chunk_id.clone(),
+                escape(&c.chunk_id),
                 c.size.to_string(),
                 format!("{:08x}", c.crc32c),
                 replicas.join(","),
@@ -135,12 +156,16 @@ pub fn repair(report: &RepairReport) -> String {
     if report.under_replicated == 0 {
         return format!(
             "{}: every chunk has {} live replicas{trimmed}\n",
-            report.name, report.replication
+            escape(&report.name),
+            report.replication
         );
     }
     format!(
         "{}: repaired {} of {} under-replicated chunks ({} new copies){trimmed}\n",
-        report.name, report.repaired, report.under_replicated, report.copies
+        escape(&report.name),
+        report.repaired,
+        report.under_replicated,
+        report.copies
     )
 }
 
@@ -149,11 +174,11 @@ pub fn repair_problems(report: &RepairReport) -> String {
     let each: Vec<String> = report
         .problems
         .iter()
-        .map(|p| format!("chunk {}: {}", p.index, p.error))
+        .map(|p| format!("chunk {}: {}", p.index, escape(&p.error)))
         .collect();
     format!(
         "{}: {} chunks still have fewer than {} live replicas: {}",
-        report.name,
+        escape(&report.name),
         report.problems.len(),
         report.replication,
         each.join("; ")
@@ -167,8 +192,8 @@ pub fn nodes(nodes: &[NodeInfo]) -> String {
         .iter()
         .map(|n| {
             vec![
-                n.node_id.clone(),
-                n.url.clone(),
+                escape(&n.node_id),
+                escape(&n.url),
                 match (n.alive, n.stats.full) {
                     (true, false) => "alive",
                     (true, true) => "alive (full)",
@@ -224,12 +249,12 @@ pub fn jobs(jobs: &[Distribution]) -> String {
                 .filter(|n| n.state == NodeState::Done)
                 .count();
             vec![
-                job.job_id.clone(),
+                escape(&job.job_id),
                 lowercase(&job.state),
                 format!("{done}/{}", job.nodes.len()),
                 HumanBytes(job.size).to_string(),
-                job.name.clone(),
-                job.source.clone(),
+                escape(&job.name),
+                escape(&job.source),
             ]
         })
         .collect();
@@ -251,9 +276,9 @@ pub fn jobs(jobs: &[Distribution]) -> String {
 pub fn job(job: &Distribution) -> String {
     let mut out = format!(
         "job_id:      {}\nname:        {}\nsource:      {}\nsize:        {} ({} chunks of {})\nstate:       {}\nthroughput:  {}/s\n",
-        job.job_id,
-        job.name,
-        job.source,
+        escape(&job.job_id),
+        escape(&job.name),
+        escape(&job.source),
         job.size,
         job.chunk_count,
         HumanBytes(job.chunk_size),
@@ -261,7 +286,7 @@ pub fn job(job: &Distribution) -> String {
         HumanBytes(job.throughput_bytes_per_sec),
     );
     if let Some(error) = &job.error {
-        out.push_str(&format!("error:       {error}\n"));
+        out.push_str(&format!("error:       {}\n", escape(error)));
     }
     out.push('\n');
     let rows: Vec<Vec<String>> = job
@@ -269,12 +294,12 @@ pub fn job(job: &Distribution) -> String {
         .iter()
         .map(|n| {
             vec![
-                n.node_id.clone(),
+                escape(&n.node_id),
                 lowercase(&n.state),
                 format!("{}/{}", n.chunks_done, job.chunk_count),
                 HumanBytes(n.bytes_done).to_string(),
                 format!("{}/s", HumanBytes(n.throughput_bytes_per_sec)),
-                n.error.clone().unwrap_or_default(),
+                escape(n.error.as_deref().unwrap_or_default()),
             ]
         })
         .collect();
@@ -309,6 +334,40 @@ mod tests {
             state: FileState::Committed,
             created_at_ms: 7,
         }
+    }
+
+    #[test]
+    fn escape_shows_control_characters_and_keeps_the_rest() {
+        assert_eq!(escape("plain name.txt"), "plain name.txt");
+        assert_eq!(escape("a\nb\tc\rd"), "a\\nb\\tc\\rd");
+        assert_eq!(escape("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(escape("del\u{7f} nul\0"), "del\\u{7f} nul\\0");
+        assert_eq!(escape("back\\slash"), "back\\\\slash");
+        assert_eq!(escape("it's \"quoted\""), "it's \"quoted\"");
+        assert_eq!(escape("h\u{e9}llo w\u{f6}rld"), "h\u{e9}llo w\u{f6}rld");
+        assert_eq!(escape("e\u{301}"), "e\u{301}");
+        assert_eq!(escape("rtl\u{202e}txt"), "rtl\\u{202e}txt");
+    }
+
+    #[test]
+    fn hostile_names_cannot_forge_lines() {
+        let out = files(&[
+            info("evil\nfake  999  9", 5, 1),
+            info("\u{1b}[2Jclear", 6, 1),
+        ]);
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            [
+                "NAME                SIZE  CHUNKS",
+                "evil\\nfake  999  9     5       1",
+                "\\u{1b}[2Jclear         6       1",
+            ]
+        );
+        let record = FileRecord {
+            info: info("tab\there", 0, 0),
+            chunks: vec![],
+        };
+        assert!(stat(&record).starts_with("name:         tab\\there\n"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use dfs_common::api::{Distribution, JobState, NodeState};
 use indicatif::ProgressBar;
 
 use crate::error::Error;
+use crate::format::escape;
 
 /// How often a waiting command asks for progress.
 const POLL_EVERY: Duration = Duration::from_millis(250);
@@ -64,7 +65,9 @@ pub fn summary(job: &Distribution) -> (String, Vec<String>) {
         / 1000.0;
     let line = format!(
         "{} ({} bytes) is on {done} more node(s) in {secs:.1} s (job {})\n",
-        job.name, job.size, job.job_id
+        escape(&job.name),
+        job.size,
+        escape(&job.job_id)
     );
     let warnings = job
         .nodes
@@ -73,8 +76,8 @@ pub fn summary(job: &Distribution) -> (String, Vec<String>) {
         .map(|n| {
             format!(
                 "warning: node {} failed: {}",
-                n.node_id,
-                n.error.as_deref().unwrap_or("unknown reason")
+                escape(&n.node_id),
+                escape(n.error.as_deref().unwrap_or("unknown reason"))
             )
         })
         .collect();

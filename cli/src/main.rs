@@ -127,8 +127,8 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let message = e.to_string().replace(['\n', '\r'], " ");
-            eprintln!("error: {message}");
+            // One line, whatever a server put in its message.
+            eprintln!("error: {}", format::escape(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -271,7 +271,7 @@ async fn distribute(
 ) -> anyhow::Result<()> {
     let job = naming.start_distribution(request).await?;
     if no_wait {
-        return emit(&format!("{}\n", job.job_id));
+        return emit(&format!("{}\n", format::escape(&job.job_id)));
     }
     let progress = dfs_cli::progress_bar();
     let job = jobs::wait(naming, job, &progress).await;

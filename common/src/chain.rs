@@ -10,6 +10,7 @@ use thiserror::Error;
 use utoipa::ToSchema;
 
 use crate::MAX_REPLICATION;
+use crate::api::patterns::{Crc32c, NodeId, NodeUrl, PeerAddr};
 use crate::validate;
 
 /// Header on `PUT /chunks/{chunk_id}`: the nodes the chunk goes to after this
@@ -17,14 +18,14 @@ use crate::validate;
 pub const REPLICATE_TO_HEADER: &str = "x-dfs-replicate-to";
 /// Header on a 502 from a chained write: the id of the node that failed.
 pub const FAILED_NODE_HEADER: &str = "x-dfs-failed-node";
-/// Longest base URL accepted in a chain.
-pub const MAX_NODE_URL_LEN: usize = 512;
 
 /// A node further down a replication chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DownstreamNode {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// The node's HTTP base URL.
+    #[schema(value_type = NodeUrl)]
     pub url: String,
 }
 
@@ -33,13 +34,17 @@ pub struct DownstreamNode {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReplicateRequest {
     /// Peer-transfer `host:port` of the node that holds the chunk.
+    #[schema(value_type = PeerAddr)]
     pub source: String,
-    /// Exact size of the chunk.
+    /// Exact size of the chunk: 1 byte to 64 MiB (more is a 413).
+    #[schema(minimum = 1, maximum = 67108864)]
     pub size: u64,
     /// CRC32C (Castagnoli) the chunk must have.
+    #[schema(value_type = Crc32c)]
     pub crc32c: u32,
-    /// The nodes after this one, in chain order.
+    /// The nodes after this one, in chain order: at most 16, none twice.
     #[serde(default)]
+    #[schema(max_items = 16)]
     pub downstream: Vec<DownstreamNode>,
     /// The chunk id's signature from the naming server (see
     /// `x-dfs-chunk-signature`), passed down the chain; required when the
@@ -54,6 +59,7 @@ pub struct ChainErrorBody {
     /// One line saying what went wrong.
     pub error: String,
     /// Id of the node that could not be reached or could not store the chunk.
+    #[schema(value_type = NodeId)]
     pub failed_node: String,
 }
 
@@ -73,18 +79,11 @@ pub enum InvalidChain {
     TooLong,
 }
 
-/// Checks one chain entry: a valid node id and an `http(s)://host…` URL of
-/// printable ASCII without spaces or commas.
+/// Checks one chain entry: a valid node id and base URL
+/// ([`validate::node_url`]).
 pub fn validate_node(node: &DownstreamNode) -> Result<(), InvalidChain> {
     validate::chunk_id(&node.node_id).map_err(|_| InvalidChain::BadNodeId(node.node_id.clone()))?;
-    let url = node.url.as_str();
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    let ok = rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-        && url.len() <= MAX_NODE_URL_LEN
-        && url.bytes().all(|b| b.is_ascii_graphic() && b != b',');
-    if ok {
+    if validate::node_url(&node.url) {
         Ok(())
     } else {
         Err(InvalidChain::BadUrl(node.url.clone()))

@@ -1,7 +1,9 @@
 //! What the HTTP handlers of both servers share: the `{"error": …}`
 //! response every failure gets, extractors that reject bad input in
 //! that same shape (a 400, or a 413 for a body over the limit) instead of
-//! axum's plain-text rejections, and the bearer-token check.
+//! axum's plain-text rejections, and the bearer-token check. Bodies and
+//! queries are also held to their [`Check`] rules, the ones the OpenAPI
+//! specs declare.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -14,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::ErrorBody;
 use crate::auth::Token;
+use crate::check::{Check, Invalid};
 
 /// `status` with the JSON body `{"error": message}`.
 pub fn error_response(status: StatusCode, message: String) -> Response {
@@ -60,22 +63,39 @@ impl Rejected {
     }
 }
 
+impl From<Invalid> for Rejected {
+    fn from(invalid: Invalid) -> Self {
+        let status = match invalid {
+            Invalid::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Invalid::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        };
+        Self {
+            status,
+            message: invalid.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for Rejected {
     fn into_response(self) -> Response {
         error_response(self.status, self.message)
     }
 }
 
-/// A JSON body; malformed JSON, a missing field or a wrong content type is
-/// a 400, a body over the size limit a 413.
+/// A JSON body that keeps its [`Check`] rules; malformed JSON, a missing
+/// field, a wrong content type or a broken rule is a 400, a body over the
+/// size limit (or a size or count over its limit) a 413.
 pub struct AppJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Check> FromRequest<S> for AppJson<T> {
     type Rejection = Rejected;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Rejected> {
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
+            Ok(axum::Json(value)) => {
+                value.check()?;
+                Ok(Self(value))
+            }
             Err(e @ JsonRejection::BytesRejection(_))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
@@ -89,17 +109,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     }
 }
 
-/// Query parameters; unparsable ones are a 400.
+/// Query parameters that keep their [`Check`] rules; unparsable ones or a
+/// broken rule are a 400.
 pub struct AppQuery<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Check> FromRequestParts<S> for AppQuery<T> {
     type Rejection = Rejected;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejected> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(value)| Self(value))
-            .map_err(|e: QueryRejection| Rejected::bad_request(e.body_text()))
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|e: QueryRejection| Rejected::bad_request(e.body_text()))?;
+        value.check()?;
+        Ok(Self(value))
     }
 }
 

@@ -5,6 +5,8 @@
 //!   specs from these types.
 //! - [`auth`]: the cluster token (`DFS_TOKEN`): the bearer check, signed
 //!   chunk ids, the keyed MAC of the peer handshake.
+//! - [`check`]: the rules of every request body ([`check::Check`]), the
+//!   ones the OpenAPI specs declare; the extractors of [`http`] apply them.
 //! - [`chain`]: chain replication on write: the `x-dfs-replicate-to` header
 //!   and the body of `POST /chunks/{chunk_id}/replicate`.
 //! - [`ids`]: the shape of the file and chunk ids the naming server makes.
@@ -22,6 +24,7 @@
 pub mod api;
 pub mod auth;
 pub mod chain;
+pub mod check;
 pub mod gcs;
 #[cfg(feature = "axum")]
 pub mod http;

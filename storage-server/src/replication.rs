@@ -21,20 +21,15 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use dfs_client::StorageClient;
-use dfs_common::MAX_CHUNK_SIZE;
 use dfs_common::auth::Token;
 use dfs_common::chain::{
-    DownstreamNode, REPLICATE_TO_HEADER, ReplicateRequest, parse_replicate_to, validate_chain,
+    DownstreamNode, REPLICATE_TO_HEADER, ReplicateRequest, parse_replicate_to,
 };
-use reqwest::Url;
 use thiserror::Error;
 
-use crate::peer::{self, Expected};
+use crate::peer::{self, Expected, PeerError};
 use crate::registry::{Registry, RegistryError};
-use crate::store::{ChunkMeta, ChunkStore};
-
-/// Longest `source` address accepted.
-const MAX_SOURCE_LEN: usize = 512;
+use crate::store::{ChunkMeta, ChunkStore, StoreError};
 
 /// Why a chained write failed.
 #[derive(Debug, Error)]
@@ -47,9 +42,9 @@ pub enum ReplicationError {
     /// be had; nothing was done.
     #[error("{0}")]
     Unavailable(String),
-    /// The chunk to pull is larger than any chunk can be.
-    #[error("chunk is larger than the limit of {MAX_CHUNK_SIZE} bytes")]
-    TooLarge,
+    /// This node already holds the chunk with another CRC32C.
+    #[error("{0}")]
+    Conflict(String),
     /// This node or one below it failed; `failed_node` names it.
     #[error("{message}")]
     ChainFailed {
@@ -125,23 +120,15 @@ impl Replicator {
         Ok(nodes)
     }
 
-    /// A chain is valid, its URLs usable, it does not loop back here, and
-    /// every node of it is registered at its URL.
+    /// A chain (already valid, see `dfs_common::chain::validate_chain`)
+    /// does not loop back here, and every node of it is registered at its
+    /// URL.
     async fn check_chain(&self, nodes: &[DownstreamNode]) -> Result<(), ReplicationError> {
-        validate_chain(nodes).map_err(|e| ReplicationError::Invalid(e.to_string()))?;
-        for node in nodes {
-            if node.node_id == self.node_id {
-                return Err(ReplicationError::Invalid(format!(
-                    "the replication chain names this node ({}) again",
-                    node.node_id
-                )));
-            }
-            if Url::parse(&node.url).map_or(true, |url| url.cannot_be_a_base()) {
-                return Err(ReplicationError::Invalid(format!(
-                    "invalid URL {:?} for node {}",
-                    node.url, node.node_id
-                )));
-            }
+        if let Some(node) = nodes.iter().find(|node| node.node_id == self.node_id) {
+            return Err(ReplicationError::Invalid(format!(
+                "the replication chain names this node ({}) again",
+                node.node_id
+            )));
         }
         for node in nodes {
             self.registry.check_node(&node.node_id, &node.url).await?;
@@ -197,8 +184,11 @@ impl Replicator {
 
     /// Serves a replicate call: pulls chunk `chunk_id` from the upstream
     /// node `request.source` over the peer protocol, stores it, then passes
-    /// it on down `request.downstream`. The source and every downstream
-    /// node must be registered; the caller has checked the chunk id.
+    /// it on down `request.downstream`. The request has kept its `Check`
+    /// rules (source address, size, chain) and the caller has checked the
+    /// chunk id; the source and every downstream node must be registered. A
+    /// request that is wrong here (a chain through this node, a chunk held
+    /// here with another CRC32C) fails without naming this node as failed.
     pub async fn replicate(
         &self,
         chunk_id: &str,
@@ -206,20 +196,17 @@ impl Replicator {
     ) -> Result<ChunkMeta, ReplicationError> {
         dfs_common::validate::chunk_id(chunk_id)
             .map_err(|e| ReplicationError::Invalid(e.to_string()))?;
-        if request.size > MAX_CHUNK_SIZE {
-            return Err(ReplicationError::TooLarge);
-        }
-        let source = request.source.trim();
-        if source.is_empty()
-            || source.len() > MAX_SOURCE_LEN
-            || source.contains(char::is_whitespace)
-        {
-            return Err(ReplicationError::Invalid(format!(
-                "invalid source address {:?}",
-                request.source
-            )));
-        }
         self.check_chain(&request.downstream).await?;
+        match self.store.meta(chunk_id).await {
+            Ok(held) if held.crc32c != request.crc32c => {
+                return Err(ReplicationError::Conflict(format!(
+                    "chunk {chunk_id} is stored here with CRC32C {:08x}, not {:08x}",
+                    held.crc32c, request.crc32c
+                )));
+            }
+            _ => {}
+        }
+        let source = request.source.as_str();
         self.registry.check_source(source).await?;
         let expected = Expected {
             size: Some(request.size),
@@ -236,9 +223,14 @@ impl Replicator {
             token,
         )
         .await
-        .map_err(|err| ReplicationError::ChainFailed {
-            failed_node: self.node_id.clone(),
-            message: format!("node {}: {err}", self.node_id),
+        .map_err(|err| match err {
+            PeerError::Store(e @ StoreError::Conflict { .. }) => {
+                ReplicationError::Conflict(e.to_string())
+            }
+            err => ReplicationError::ChainFailed {
+                failed_node: self.node_id.clone(),
+                message: format!("node {}: {err}", self.node_id),
+            },
         })?;
         tracing::info!(%chunk_id, %source, size = meta.size, "chunk replicated from a peer");
         let signature = request.signature.as_deref();

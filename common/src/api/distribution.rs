@@ -12,17 +12,25 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::patterns::{
+    ChunkId, Crc32c, FileId, FileName, GcsObjectUrl, JobId, NodeId, PeerAddr, Uint64,
+};
+
 /// `POST /distributions` on the naming server.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StartDistribution {
     /// The dfs file: with `source` absent, an existing file to copy to every
     /// live node; with `source`, the name the seeded file gets.
+    #[schema(value_type = FileName)]
     pub name: String,
     /// `gs://bucket/object` to seed from Google Cloud Storage.
     #[serde(default)]
+    #[schema(value_type = Option<GcsObjectUrl>)]
     pub source: Option<String>,
-    /// Chunk size of a seeded file; the server default when absent.
+    /// Chunk size of a seeded file, 64 KiB to 64 MiB; the server default
+    /// when absent.
     #[serde(default)]
+    #[schema(minimum = 65536, maximum = 67108864)]
     pub chunk_size: Option<u64>,
 }
 
@@ -60,9 +68,12 @@ impl NodeState {
 /// `GET /distributions/{job_id}`: a job and every node's progress.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Distribution {
+    #[schema(value_type = JobId)]
     pub job_id: String,
     /// The dfs file being distributed.
+    #[schema(value_type = FileName)]
     pub name: String,
+    #[schema(value_type = FileId)]
     pub file_id: String,
     /// `gs://bucket/object`, or `dfs` for an existing file.
     pub source: String,
@@ -89,6 +100,7 @@ pub struct Distribution {
 /// One chain node's progress.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeProgress {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// The node's HTTP base URL.
     pub url: String,
@@ -110,11 +122,15 @@ pub struct DistributionList {
 /// `POST /distributions/{job_id}/progress`: a chain node reports.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeReport {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     pub state: NodeState,
+    #[schema(value_type = Uint64)]
     pub chunks_done: u64,
+    #[schema(value_type = Uint64)]
     pub bytes_done: u64,
     /// Milliseconds since the node started on the job.
+    #[schema(value_type = Uint64)]
     pub elapsed_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -123,6 +139,7 @@ pub struct NodeReport {
     pub fatal: bool,
     /// On `done` from a seeding head: every chunk's CRC32C, by index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Crc32c>)]
     pub crc32c: Vec<u32>,
 }
 
@@ -138,9 +155,12 @@ pub struct ReportAck {
 /// `POST /distributions` on a storage server: its part of a chain.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChainAssignment {
+    #[schema(value_type = JobId)]
     pub job_id: String,
+    #[schema(value_type = FileId)]
     pub file_id: String,
     /// This node's id, as the naming server knows it.
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// Chain nodes above this one, nearest first: where to pull from.
     pub upstream: Vec<PeerRef>,
@@ -155,20 +175,27 @@ pub struct ChainAssignment {
 /// A storage node's peer-transfer endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PeerRef {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// `host:port` of its TCP listener.
+    #[schema(value_type = PeerAddr)]
     pub tcp_addr: String,
 }
 
 /// One chunk to fetch.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChainChunk {
+    #[schema(value_type = ChunkId)]
     pub chunk_id: String,
+    /// Its position in `chunks`.
+    #[schema(value_type = Uint64)]
     pub index: u64,
+    #[schema(minimum = 1, maximum = 67108864)]
     pub size: u64,
     /// Known for an existing file; for a seed, the head computes it and the
     /// chain checks each copy against the CRC its upstream sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Crc32c>)]
     pub crc32c: Option<u32>,
     /// Live nodes that hold the chunk (existing files only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -179,11 +206,15 @@ pub struct ChainChunk {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GcsSource {
     /// `gs://bucket/object`.
+    #[schema(value_type = GcsObjectUrl)]
     pub url: String,
+    #[schema(value_type = Uint64)]
     pub generation: u64,
+    #[schema(value_type = Uint64)]
     pub size: u64,
     /// The object's CRC32C, which the chunks' combined CRC must equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Crc32c>)]
     pub crc32c: Option<u32>,
 }
 
@@ -193,12 +224,14 @@ pub struct GcsObjectInfo {
     pub size: u64,
     pub generation: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Crc32c>)]
     pub crc32c: Option<u32>,
 }
 
 /// Reply of a storage server to a [`ChainAssignment`].
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AssignmentAck {
+    #[schema(value_type = JobId)]
     pub job_id: String,
     /// `false` when the job was already running on the node.
     pub started: bool,

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 mod distribution;
+pub mod patterns;
 pub use distribution::*;
+use patterns::{ChunkId, ClusterId, Crc32c, FileId, FileName, NodeId, NodeUrl, PeerAddr, Uint64};
 
 /// Header carrying a chunk's CRC32C (decimal or `0x`-prefixed hex) on
 /// `PUT /chunks/{chunk_id}`; the storage server refuses a body that does not
@@ -18,26 +20,33 @@ pub fn chunk_etag(crc32c: u32) -> String {
     format!("\"{crc32c:08x}\"")
 }
 
-/// Parses the value of [`CRC32C_HEADER`].
+/// Parses the value of [`CRC32C_HEADER`]: decimal digits, or `0x` and 1-8
+/// hex digits (no sign, no spaces), as [`patterns::Crc32cHeader`] declares.
 pub fn parse_crc32c(value: &str) -> Option<u32> {
-    let value = value.trim();
-    match value
+    let (digits, radix, max_len) = match value
         .strip_prefix("0x")
         .or_else(|| value.strip_prefix("0X"))
     {
-        Some(hex) => u32::from_str_radix(hex, 16).ok(),
-        None => value.parse().ok(),
-    }
+        Some(hex) => (hex, 16, 8),
+        None => (value, 10, 10),
+    };
+    let digits_ok = (1..=max_len).contains(&digits.len())
+        && digits.bytes().all(|b| char::from(b).is_digit(radix));
+    digits_ok
+        .then(|| u32::from_str_radix(digits, radix).ok())
+        .flatten()
 }
 
 /// Reply to `PUT /chunks/{chunk_id}` and `POST /chunks/{chunk_id}/replicate`
 /// on a storage server.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StoredChunk {
+    #[schema(value_type = ChunkId)]
     pub chunk_id: String,
     /// Length in bytes.
     pub size: u64,
     /// CRC32C (Castagnoli) of the stored bytes.
+    #[schema(value_type = Crc32c)]
     pub crc32c: u32,
 }
 
@@ -63,10 +72,13 @@ pub struct Health {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// Stable id kept in the node's data directory.
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// HTTP base URL clients and peers use, e.g. `http://10.0.0.5:5001`.
+    #[schema(value_type = NodeUrl)]
     pub url: String,
     /// `host:port` of the node's peer-transfer TCP listener.
+    #[schema(value_type = PeerAddr)]
     pub tcp_addr: String,
     #[serde(flatten)]
     pub stats: NodeStats,
@@ -76,14 +88,18 @@ pub struct RegisterRequest {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 pub struct NodeStats {
     /// Size of the filesystem holding the data directory.
+    #[schema(value_type = Uint64)]
     pub capacity_bytes: u64,
     /// Bytes still free there.
+    #[schema(value_type = Uint64)]
     pub free_bytes: u64,
     /// Chunks stored on the node.
+    #[schema(value_type = Uint64)]
     pub chunk_count: u64,
     /// Chunks the node found corrupt or missing and set aside; they are
     /// deleted once their file has good replicas again.
     #[serde(default)]
+    #[schema(value_type = Uint64)]
     pub quarantined_chunks: u64,
     /// The node is out of room: a write failed there for lack of space, and
     /// not enough has been freed since. No new chunks are placed on a full
@@ -96,19 +112,23 @@ pub struct NodeStats {
 /// Reply to registration.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisterResponse {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// How often the node should heartbeat, in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// Id of this metadata store, made once when it is first used. A node
     /// keeps the first one it sees and sends it with its chunk reports, so
     /// a wiped or different store can never make it delete its chunks.
+    #[schema(value_type = ClusterId)]
     pub cluster_id: String,
 }
 
 /// Reply to `POST /files/{file_id}/repair`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RepairReport {
+    #[schema(value_type = FileId)]
     pub file_id: String,
+    #[schema(value_type = FileName)]
     pub name: String,
     /// Live replicas each chunk should have.
     pub replication: u32,
@@ -140,8 +160,10 @@ pub const MAX_CHUNK_REPORT: usize = 1000;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChunkReport {
     /// The cluster id the node registered with first.
+    #[schema(value_type = ClusterId)]
     pub cluster_id: String,
-    /// At most [`MAX_CHUNK_REPORT`] ids.
+    /// At most [`MAX_CHUNK_REPORT`] ids; more is a 413.
+    #[schema(value_type = Vec<ChunkId>, max_items = 1000)]
     pub chunk_ids: Vec<String>,
 }
 
@@ -151,6 +173,7 @@ pub struct ChunkReportReply {
     /// The reported chunks no file refers to: their file was deleted or
     /// expired, or the chunk was replaced by a retry. The node may delete
     /// them. Ids the naming server cannot place are never listed.
+    #[schema(value_type = Vec<ChunkId>)]
     pub orphans: Vec<String>,
 }
 
@@ -161,6 +184,7 @@ pub struct HeartbeatRequest {
     pub stats: NodeStats,
     /// Chunk ids from earlier `delete` lists that the node has now removed.
     #[serde(default)]
+    #[schema(value_type = Vec<ChunkId>)]
     pub deleted: Vec<String>,
     /// Chunks the node found corrupt or missing (by its scrubber, or when
     /// asked to `verify` them) and quarantined since its last heartbeat.
@@ -171,6 +195,7 @@ pub struct HeartbeatRequest {
 /// A chunk a node found it cannot serve.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BadChunk {
+    #[schema(value_type = ChunkId)]
     pub chunk_id: String,
     pub problem: ChunkProblem,
 }
@@ -199,18 +224,23 @@ impl std::fmt::Display for ChunkProblem {
 pub struct HeartbeatResponse {
     /// Chunks the node should remove (their files were deleted or never
     /// finalized). The node reports them in `deleted` once gone.
+    #[schema(value_type = Vec<ChunkId>)]
     pub delete: Vec<String>,
     /// Chunks a reader found bad on this node: the node re-reads each
     /// against its CRC32C and reports the bad ones in `bad`.
     #[serde(default)]
+    #[schema(value_type = Vec<ChunkId>)]
     pub verify: Vec<String>,
 }
 
 /// One storage node as `GET /nodes` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeInfo {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
+    #[schema(value_type = NodeUrl)]
     pub url: String,
+    #[schema(value_type = PeerAddr)]
     pub tcp_addr: String,
     /// Heard from within the heartbeat timeout.
     pub alive: bool,
@@ -240,21 +270,27 @@ pub enum FileState {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InitFileRequest {
     /// Remote name: UTF-8, 1–1024 bytes, no NUL, no `..` segment.
+    #[schema(value_type = FileName)]
     pub name: String,
-    /// Total size in bytes the file will have.
+    /// Total size in bytes the file will have, at most 1 PiB (more is a 413).
+    #[schema(maximum = 1_125_899_906_842_624_u64)]
     pub size: u64,
     /// Chunk size, 64 KiB to 64 MiB; the server default when absent.
     #[serde(default)]
+    #[schema(minimum = 65536, maximum = 67108864)]
     pub chunk_size: Option<u64>,
-    /// Replicas per chunk; the server default when absent.
+    /// Replicas per chunk, 1 to 16; the server default when absent.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 16)]
     pub replication: Option<u32>,
 }
 
 /// A file's metadata without its chunks.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FileInfo {
+    #[schema(value_type = FileId)]
     pub file_id: String,
+    #[schema(value_type = FileName)]
     pub name: String,
     pub size: u64,
     pub chunk_size: u64,
@@ -281,6 +317,7 @@ pub struct FileList {
     pub files: Vec<FileInfo>,
     /// Pass as `after` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<FileName>)]
     pub next: Option<String>,
 }
 
@@ -296,9 +333,11 @@ pub struct FileSize {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AllocateChunkRequest {
     /// Index of the chunk, `0..chunk_count`.
+    #[schema(value_type = Uint64)]
     pub index: u64,
     /// Nodes to avoid, e.g. ones that just failed a write of this chunk.
     #[serde(default)]
+    #[schema(value_type = Vec<NodeId>)]
     pub exclude: Vec<String>,
 }
 
@@ -306,6 +345,7 @@ pub struct AllocateChunkRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChunkAllocation {
     /// Fresh id for this attempt; a retry gets a new one.
+    #[schema(value_type = ChunkId)]
     pub chunk_id: String,
     pub index: u64,
     /// Exact size the chunk must have.
@@ -322,10 +362,13 @@ pub struct ChunkAllocation {
 /// A storage node a chunk goes to.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeTarget {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// HTTP base URL.
+    #[schema(value_type = NodeUrl)]
     pub url: String,
     /// Peer-transfer `host:port`.
+    #[schema(value_type = PeerAddr)]
     pub tcp_addr: String,
 }
 
@@ -333,6 +376,7 @@ pub struct NodeTarget {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FinalizeRequest {
     /// Must equal the size given at `init`.
+    #[schema(maximum = 1_125_899_906_842_624_u64)]
     pub size: u64,
     /// Every chunk, exactly once per index.
     pub chunks: Vec<FinalizedChunk>,
@@ -341,22 +385,30 @@ pub struct FinalizeRequest {
 /// One written chunk, as the client reports it at finalize.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FinalizedChunk {
+    #[schema(value_type = Uint64)]
     pub index: u64,
     /// The id from the allocation that was written.
+    #[schema(value_type = ChunkId)]
     pub chunk_id: String,
+    #[schema(minimum = 1, maximum = 67108864)]
     pub size: u64,
     /// CRC32C (Castagnoli) of the chunk's bytes.
+    #[schema(value_type = Crc32c)]
     pub crc32c: u32,
-    /// Ids of the nodes that acknowledged the chunk; all from its allocation.
+    /// Ids of the nodes that acknowledged the chunk (1 to 16); all from
+    /// its allocation.
+    #[schema(value_type = Vec<NodeId>, min_items = 1, max_items = 16)]
     pub replicas: Vec<String>,
 }
 
 /// `GET /files/{file_id}/chunks/{index}`: where a chunk lives.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChunkLocation {
+    #[schema(value_type = ChunkId)]
     pub chunk_id: String,
     pub index: u64,
     pub size: u64,
+    #[schema(value_type = Crc32c)]
     pub crc32c: u32,
     /// Live replicas first.
     pub replicas: Vec<Replica>,
@@ -369,27 +421,35 @@ pub struct ChunkLocation {
 /// A copy of a chunk its node found corrupt or missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BadReplica {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     pub problem: ChunkProblem,
 }
+
+/// Longest `reason` a [`SuspectReplica`] may give, in bytes.
+pub const MAX_REASON_LEN: usize = 1024;
 
 /// `POST /files/{file_id}/chunks/{index}/suspect`: a reader got bad bytes
 /// (or none) from a replica; its node is asked to check its copy.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SuspectReplica {
     /// The chunk id the reader read (it must still be chunk `index`'s).
+    #[schema(value_type = ChunkId)]
     pub chunk_id: String,
     /// The node that served the bad bytes.
+    #[schema(value_type = NodeId)]
     pub node_id: String,
     /// What the reader saw, for the logs.
+    #[schema(max_length = 1024)]
     pub reason: String,
 }
 
 /// One copy of a chunk.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Replica {
+    #[schema(value_type = NodeId)]
     pub node_id: String,
-    /// The node's HTTP base URL.
+    /// The node's HTTP base URL; empty for a node no longer registered.
     pub url: String,
     pub alive: bool,
 }
@@ -402,7 +462,23 @@ mod tests {
     fn crc_header_forms() {
         assert_eq!(parse_crc32c("3735928559"), Some(0xdead_beef));
         assert_eq!(parse_crc32c("0xdeadbeef"), Some(0xdead_beef));
-        assert_eq!(parse_crc32c("nope"), None);
+        assert_eq!(parse_crc32c("0X0"), Some(0));
+        assert_eq!(parse_crc32c("0004294967295"), None);
+        assert_eq!(parse_crc32c("4294967295"), Some(u32::MAX));
+        for bad in [
+            "nope",
+            "",
+            "0x",
+            "4294967296",
+            "+5",
+            "0x+5",
+            "0x123456789",
+            " 5",
+            "5 ",
+            "-1",
+        ] {
+            assert_eq!(parse_crc32c(bad), None, "{bad:?}");
+        }
         assert_eq!(chunk_etag(0xbeef), "\"0000beef\"");
     }
 

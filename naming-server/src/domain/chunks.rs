@@ -121,9 +121,6 @@ fn validate_chunks(
                 chunk.chunk_id
             ));
         };
-        if chunk.replicas.is_empty() {
-            return bad(format!("chunk {index} has no replicas"));
-        }
         let mut replicas = HashSet::new();
         for replica in &chunk.replicas {
             if !allocation.targets.contains(replica) {

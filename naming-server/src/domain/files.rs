@@ -8,31 +8,13 @@
 use std::sync::atomic::Ordering;
 
 use dfs_common::api::{FileInfo, FileList, FileRecord, FileSize, FileState, InitFileRequest};
-use dfs_common::{
-    MAX_CHUNK_SIZE, MAX_FILE_SIZE, MAX_REPLICATION, MIN_CHUNK_SIZE, chunk_count, now_ms, validate,
-};
+use dfs_common::{MAX_FILE_SIZE, chunk_count, now_ms};
 
 use super::nodes::{self, NodeDirectory};
 use super::{DomainError, DomainResult, Naming, millis};
 use crate::store::ids::new_file_id;
 
 const DEFAULT_LIST_LIMIT: usize = 100;
-const MAX_LIST_LIMIT: usize = 1000;
-
-/// `Invalid` unless `name` is a valid file name.
-pub fn check_name(name: &str) -> DomainResult<()> {
-    validate::file_name(name).map_err(|e| DomainError::Invalid(e.to_string()))
-}
-
-/// `Invalid` unless `chunk_size` is within the allowed range.
-pub fn check_chunk_size(chunk_size: u64) -> DomainResult<()> {
-    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
-        return Err(DomainError::Invalid(format!(
-            "chunk_size {chunk_size} is out of range: {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}"
-        )));
-    }
-    Ok(())
-}
 
 /// `TooLarge` for a file over the size limit.
 pub fn check_size(what: &str, size: u64) -> DomainResult<()> {
@@ -68,18 +50,12 @@ pub async fn pending(naming: &Naming, file_id: &str) -> DomainResult<FileInfo> {
 
 /// Creates a pending file: its chunks are then allocated, written and
 /// finalized. Needs as many live nodes as the file's replication factor.
+/// The request keeps its `Check` rules (name, size, chunk size,
+/// replication); the server's defaults fill what it leaves out.
 pub async fn init(naming: &Naming, request: InitFileRequest) -> DomainResult<FileInfo> {
-    check_name(&request.name)?;
     let settings = &naming.settings;
     let chunk_size = request.chunk_size.unwrap_or(settings.chunk_size);
-    check_chunk_size(chunk_size)?;
     let replication = request.replication.unwrap_or(settings.replication);
-    if !(1..=MAX_REPLICATION).contains(&replication) {
-        return Err(DomainError::Invalid(format!(
-            "replication {replication} is out of range: 1..={MAX_REPLICATION}"
-        )));
-    }
-    check_size("the file", request.size)?;
     nodes::require(naming, replication, nodes::live(naming).await?.len())?;
     let now = now_ms();
     let info = FileInfo {
@@ -110,7 +86,6 @@ pub async fn record(naming: &Naming, file_id: &str) -> DomainResult<FileRecord> 
 
 /// The id of the committed file called `name`.
 pub async fn id_by_name(naming: &Naming, name: &str) -> DomainResult<String> {
-    check_name(name)?;
     Ok(naming.store.file_id_by_name(name).await?)
 }
 
@@ -126,19 +101,15 @@ pub async fn check_name_free(naming: &Naming, name: &str) -> DomainResult<()> {
 }
 
 /// A page of committed files whose names start with `prefix`, after the
-/// cursor `after`, at most `limit` (1-1000, default 100) of them.
+/// cursor `after`, at most `limit` (default 100) of them.
 pub async fn list(
     naming: &Naming,
     prefix: &str,
     after: Option<&str>,
     limit: Option<usize>,
 ) -> DomainResult<FileList> {
-    let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-        return Err(DomainError::Invalid(format!(
-            "limit {limit} is out of range: 1..={MAX_LIST_LIMIT}"
-        )));
-    }
+    // The HTTP query keeps limit within 1-1000; a page is never empty.
+    let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT).max(1);
     let page = naming.store.list(prefix, after, limit).await?;
     Ok(FileList {
         files: page.files,

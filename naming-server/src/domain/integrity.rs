@@ -14,7 +14,6 @@
 use std::sync::atomic::Ordering;
 
 use dfs_common::api::{BadChunk, BadReplica, SuspectReplica};
-use dfs_common::validate;
 
 use super::{DomainError, DomainResult, Naming};
 use crate::store::ids::chunk_owner;
@@ -30,9 +29,6 @@ pub async fn suspect(
     index: u64,
     report: SuspectReplica,
 ) -> DomainResult<()> {
-    for id in [&report.chunk_id, &report.node_id] {
-        validate::chunk_id(id).map_err(|e| DomainError::Invalid(e.to_string()))?;
-    }
     // Only a committed file has chunk records.
     let chunk = naming
         .store

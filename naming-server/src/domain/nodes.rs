@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 
 use dfs_common::api::{
-    ChunkLocation, ChunkReport, ChunkReportReply, HeartbeatRequest, HeartbeatResponse,
-    MAX_CHUNK_REPORT, NodeInfo, NodeList, NodeStats, RegisterRequest, RegisterResponse, Replica,
+    ChunkLocation, ChunkReport, ChunkReportReply, HeartbeatRequest, HeartbeatResponse, NodeInfo,
+    NodeList, NodeStats, RegisterRequest, RegisterResponse, Replica,
 };
-use dfs_common::{now_ms, validate};
+use dfs_common::check;
+use dfs_common::now_ms;
 
 use super::{DomainError, DomainResult, Naming, Settings, integrity, millis, placement};
 use crate::store::{NodeRecord, StoreError, StoredChunk};
@@ -125,27 +126,14 @@ impl NodeDirectory {
     }
 }
 
+/// `Invalid` unless `node_id` (from a path) is a node id.
 fn check_node_id(node_id: &str) -> DomainResult<()> {
-    validate::chunk_id(node_id).map_err(|e| {
-        DomainError::Invalid(format!(
-            "invalid node id: {}",
-            e.to_string().replace("chunk id ", "")
-        ))
-    })
+    check::id("node id", node_id).map_err(|e| DomainError::Invalid(e.to_string()))
 }
 
 /// Registers a storage node, or updates a known one (url, address, stats).
+/// The request keeps its `Check` rules (id, URL, address).
 pub async fn register(naming: &Naming, request: RegisterRequest) -> DomainResult<RegisterResponse> {
-    check_node_id(&request.node_id)?;
-    if !(request.url.starts_with("http://") || request.url.starts_with("https://")) {
-        return Err(DomainError::Invalid(format!(
-            "url must start with http:// or https://, got {:?}",
-            request.url
-        )));
-    }
-    if request.tcp_addr.is_empty() {
-        return Err(DomainError::Invalid("tcp_addr is empty".into()));
-    }
     let node = NodeRecord {
         node_id: request.node_id.clone(),
         url: request.url.trim_end_matches('/').to_owned(),
@@ -172,12 +160,6 @@ pub async fn heartbeat(
     request: HeartbeatRequest,
 ) -> DomainResult<HeartbeatResponse> {
     check_node_id(node_id)?;
-    if request.bad.len() > MAX_CHUNK_REPORT {
-        return Err(DomainError::TooLarge(format!(
-            "{} bad chunks in one heartbeat; at most {MAX_CHUNK_REPORT}",
-            request.bad.len()
-        )));
-    }
     // Before the heartbeat hands out suspects to verify: a failure here
     // leaves them for the next one.
     for bad in &request.bad {
@@ -217,12 +199,6 @@ pub async fn chunk_report(
     report: ChunkReport,
 ) -> DomainResult<ChunkReportReply> {
     check_node_id(node_id)?;
-    if report.chunk_ids.len() > MAX_CHUNK_REPORT {
-        return Err(DomainError::TooLarge(format!(
-            "{} chunk ids in one report; at most {MAX_CHUNK_REPORT}",
-            report.chunk_ids.len()
-        )));
-    }
     let orphans = match naming
         .store
         .orphans(&report.cluster_id, &report.chunk_ids)

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dfs_common::api::patterns::{FileId, Uint64};
 use dfs_common::api::{
     AllocateChunkRequest, ChunkAllocation, ChunkLocation, ErrorBody, FileRecord, FinalizeRequest,
     SuspectReplica,
@@ -18,7 +19,7 @@ use crate::domain::{Naming, chunks, integrity};
 /// Only nodes with room for the chunk are chosen (free space beyond
 /// `FREE_SPACE_RESERVE`, and not full); emptier nodes are more likely.
 #[utoipa::path(post, path = "/files/{file_id}/chunks", tag = "chunks",
-    params(("file_id" = String, Path)),
+    params(("file_id" = FileId, Path)),
     request_body = AllocateChunkRequest,
     responses(
         (status = 201, body = ChunkAllocation, description = "A fresh chunk id and its targets"),
@@ -26,6 +27,7 @@ use crate::domain::{Naming, chunks, integrity};
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired file"),
         (status = 409, body = ErrorBody, description = "File already committed"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Too few live storage nodes with room for the chunk, \
             or Redis unreachable; with Retry-After when a moment's wait should cure it"),
     ),
@@ -46,7 +48,7 @@ pub async fn allocate_chunk(
 /// Safe to retry: the same finalize again, after it committed, answers the
 /// record.
 #[utoipa::path(post, path = "/files/{file_id}/finalize", tag = "chunks",
-    params(("file_id" = String, Path)),
+    params(("file_id" = FileId, Path)),
     request_body = FinalizeRequest,
     responses(
         (status = 200, body = FileRecord, description = "Committed (now, or by this same finalize before)"),
@@ -54,6 +56,7 @@ pub async fn allocate_chunk(
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired upload"),
         (status = 409, body = ErrorBody, description = "Name taken, or already committed with other chunks"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Redis unreachable (with Retry-After)"),
     ),
     security(("bearer" = [])))]
@@ -68,7 +71,7 @@ pub async fn finalize_file(
 
 /// Where chunk `index` of a committed file lives, live replicas first.
 #[utoipa::path(get, path = "/files/{file_id}/chunks/{index}", tag = "chunks",
-    params(("file_id" = String, Path), ("index" = u64, Path)),
+    params(("file_id" = FileId, Path), ("index" = Uint64, Path)),
     responses(
         (status = 200, body = ChunkLocation),
         (status = 400, body = ErrorBody, description = "Index is not a number"),
@@ -89,7 +92,7 @@ pub async fn get_chunk_location(
 /// replica's node is asked, with its next heartbeat, to verify its copy;
 /// a bad copy is then quarantined there and the chunk re-replicated.
 #[utoipa::path(post, path = "/files/{file_id}/chunks/{index}/suspect", tag = "chunks",
-    params(("file_id" = String, Path), ("index" = u64, Path)),
+    params(("file_id" = FileId, Path), ("index" = Uint64, Path)),
     request_body = SuspectReplica,
     responses(
         (status = 204, description = "The node will verify its copy"),

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dfs_common::api::patterns::JobId;
 use dfs_common::api::{
     Distribution, DistributionList, ErrorBody, NodeReport, ReportAck, StartDistribution,
 };
@@ -24,7 +25,7 @@ use crate::domain::distribution::jobs;
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "No such dfs file or GCS object"),
         (status = 409, body = ErrorBody, description = "Seeding onto a name that is taken"),
-        (status = 413, body = ErrorBody, description = "Object over the size limit"),
+        (status = 413, body = ErrorBody, description = "Object over the size limit, or a body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "No live storage node, GCS unreachable, or Redis unreachable"),
     ),
     security(("bearer" = [])))]
@@ -39,9 +40,10 @@ pub async fn start_distribution(
 
 /// A job with every chain node's progress.
 #[utoipa::path(get, path = "/distributions/{job_id}", tag = "distributions",
-    params(("job_id" = String, Path)),
+    params(("job_id" = JobId, Path)),
     responses(
         (status = 200, body = Distribution),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired job"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
@@ -71,13 +73,14 @@ pub async fn list_distributions(
 /// A chain node reports its progress; the reply tells it whether the job
 /// still runs. A node that is `done` becomes a replica of every chunk.
 #[utoipa::path(post, path = "/distributions/{job_id}/progress", tag = "distributions",
-    params(("job_id" = String, Path)),
+    params(("job_id" = JobId, Path)),
     request_body = NodeReport,
     responses(
         (status = 200, body = ReportAck),
         (status = 400, body = ErrorBody, description = "Node not in the chain, or a bad CRC list"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or expired job"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]

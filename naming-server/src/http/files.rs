@@ -3,10 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dfs_common::api::patterns::{FileId, FileName};
 use dfs_common::api::{
     ErrorBody, FileInfo, FileList, FileRecord, FileSize, InitFileRequest, RepairReport,
 };
+use dfs_common::check::{self, Check, Invalid};
 use dfs_common::http::{AppJson, AppPath, AppQuery};
+use dfs_common::validate::MAX_NAME_LEN;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -22,7 +25,7 @@ use crate::domain::{Naming, files, repair};
         (status = 400, body = ErrorBody, description = "Bad name, chunk size or replication"),
         (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "A committed file has this name"),
-        (status = 413, body = ErrorBody, description = "Size over the limit"),
+        (status = 413, body = ErrorBody, description = "Size over the limit, or a body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Too few live storage nodes, or Redis \
             unreachable; with Retry-After when a moment's wait should cure it"),
     ),
@@ -41,13 +44,43 @@ pub async fn init_file(
 #[into_params(parameter_in = Query)]
 pub struct FilesQuery {
     /// Exact name to look up (returns a FileRecord).
+    #[param(value_type = Option<FileName>)]
     name: Option<String>,
-    /// List only names starting with this.
+    /// List only names starting with this (at most 1024 bytes).
+    #[param(max_length = 1024)]
     prefix: Option<String>,
     /// Page size, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
-    /// Cursor: the `next` of the previous page.
+    /// Cursor: the `next` of the previous page (at most 1024 bytes).
+    #[param(max_length = 1024)]
     after: Option<String>,
+}
+
+/// Page sizes a listing accepts.
+const LIST_LIMITS: std::ops::RangeInclusive<usize> = 1..=1000;
+
+impl Check for FilesQuery {
+    fn check(&self) -> Result<(), Invalid> {
+        if let Some(name) = &self.name {
+            check::file_name(name)?;
+        }
+        for (what, value) in [("prefix", &self.prefix), ("after", &self.after)] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_NAME_LEN) {
+                return Err(Invalid::BadRequest(format!(
+                    "{what} is longer than a name can be ({MAX_NAME_LEN} bytes)"
+                )));
+            }
+        }
+        match self.limit {
+            Some(limit) if !LIST_LIMITS.contains(&limit) => Err(Invalid::BadRequest(format!(
+                "limit {limit} is out of range: {}..={}",
+                LIST_LIMITS.start(),
+                LIST_LIMITS.end()
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A file record (lookup by name) or a page of files (listing).
@@ -85,9 +118,10 @@ pub async fn find_files(
 
 /// A committed file with every chunk and its replicas.
 #[utoipa::path(get, path = "/files/{file_id}", tag = "files",
-    params(("file_id" = String, Path)),
+    params(("file_id" = FileId, Path)),
     responses(
         (status = 200, body = FileRecord),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or not finalized"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
@@ -103,9 +137,10 @@ pub async fn get_file(
 
 /// Size of a committed file.
 #[utoipa::path(get, path = "/files/{file_id}/size", tag = "files",
-    params(("file_id" = String, Path)),
+    params(("file_id" = FileId, Path)),
     responses(
         (status = 200, body = FileSize),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or not finalized"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
@@ -122,9 +157,10 @@ pub async fn get_file_size(
 /// Delete a file (committed, or a pending upload to abandon): its metadata
 /// goes at once, its chunks from the nodes after their next heartbeat.
 #[utoipa::path(delete, path = "/files/{file_id}", tag = "files",
-    params(("file_id" = String, Path)),
+    params(("file_id" = FileId, Path)),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown file"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
@@ -145,9 +181,10 @@ pub async fn delete_file(
 /// cannot be brought back (no live replica, too few live nodes) are listed
 /// in `problems`.
 #[utoipa::path(post, path = "/files/{file_id}/repair", tag = "files",
-    params(("file_id" = String, Path)),
+    params(("file_id" = FileId, Path)),
     responses(
         (status = 200, body = RepairReport),
+        (status = 400, body = ErrorBody, description = "The path is not UTF-8"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown or unfinalized file"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),

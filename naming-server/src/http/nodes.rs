@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dfs_common::api::patterns::NodeId;
 use dfs_common::api::{
     ChunkReport, ChunkReportReply, ErrorBody, HeartbeatRequest, HeartbeatResponse, NodeList,
     RegisterRequest, RegisterResponse,
@@ -19,7 +20,9 @@ use crate::domain::{Naming, nodes};
     responses(
         (status = 200, body = RegisterResponse, description = "Registered; heartbeat at the given interval"),
         (status = 400, body = ErrorBody, description = "Bad node id, url or address"),
-        (status = 401, body = ErrorBody), (status = 503, body = ErrorBody, description = "Redis unreachable"),
+        (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
+        (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
 pub async fn register_storage(
@@ -33,12 +36,13 @@ pub async fn register_storage(
 /// Heartbeat of a registered node: updates its stats, acknowledges deleted
 /// chunks and returns chunk ids to delete.
 #[utoipa::path(post, path = "/nodes/{node_id}/heartbeat", tag = "nodes",
-    params(("node_id" = String, Path, description = "Id the node registered with")),
+    params(("node_id" = NodeId, Path, description = "Id the node registered with")),
     request_body = HeartbeatRequest,
     responses(
         (status = 200, body = HeartbeatResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown node: register again"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
@@ -56,13 +60,13 @@ pub async fn heartbeat(
 /// seeds that were cut short). Refused when the node registered with
 /// another metadata store, so a wiped store never empties the nodes.
 #[utoipa::path(post, path = "/nodes/{node_id}/chunk_report", tag = "nodes",
-    params(("node_id" = String, Path, description = "Id the node registered with")),
+    params(("node_id" = NodeId, Path, description = "Id the node registered with")),
     request_body = ChunkReport,
     responses(
         (status = 200, body = ChunkReportReply),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "The node knows another cluster id: this metadata store is not the one it registered with"),
-        (status = 413, body = ErrorBody, description = "Too many chunk ids in one report"),
+        (status = 413, body = ErrorBody, description = "Too many chunk ids in one report, or a body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
@@ -80,7 +84,7 @@ pub async fn report_chunks(
 /// listed, as dead. A live node is refused; a forgotten node that comes back
 /// simply registers again.
 #[utoipa::path(delete, path = "/nodes/{node_id}", tag = "nodes",
-    params(("node_id" = String, Path, description = "Id the node registered with")),
+    params(("node_id" = NodeId, Path, description = "Id the node registered with")),
     responses(
         (status = 204, description = "Forgotten"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

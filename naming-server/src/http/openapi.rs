@@ -2,6 +2,7 @@
 //! bearer scheme. The routes add their paths (see `http/mod.rs`); the
 //! tests keep `openapi/naming-server.json` equal to what is served.
 
+use dfs_common::api::patterns::{FileId, FileName, JobId, NodeId, Uint64};
 use dfs_common::auth::BearerScheme;
 use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Spec;
@@ -15,6 +16,8 @@ use utoipa::openapi::OpenApi as Spec;
                        route except /health, /metrics, /openapi.json and /swagger-ui needs \
                        `Authorization: Bearer <token>`."
     ),
+    // The constrained strings of parameters: utoipa collects only those of bodies.
+    components(schemas(FileId, FileName, JobId, NodeId, Uint64)),
     modifiers(&BearerScheme),
     tags(
         (name = "files", description = "Create, look up, list and delete files"),

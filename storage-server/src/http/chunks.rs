@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::io::SeekFrom;
-use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,16 +10,18 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dfs_common::MAX_CHUNK_SIZE;
+use dfs_common::api::patterns::{ChunkId, Crc32cHeader, ReplicateToHeader};
 use dfs_common::api::{CRC32C_HEADER, ErrorBody, StoredChunk, chunk_etag, parse_crc32c};
 use dfs_common::auth::CHUNK_SIGNATURE_HEADER;
 use dfs_common::chain::ChainErrorBody;
 use dfs_common::http::AppPath;
-use futures::TryStreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::range::{Requested, requested};
 use super::state::AppState;
 use crate::metrics::METRICS;
 use crate::store::{ChunkMeta, StoreError, WriteOutcome};
@@ -53,6 +54,26 @@ impl<S: Send + Sync> FromRequest<S> for ChunkBody {
     }
 }
 
+/// The body as a reader, or a 400 when it holds no byte: a chunk of a file
+/// always has 1 to 64 MiB.
+async fn not_empty(body: Body) -> Result<impl AsyncRead + Unpin, ApiError> {
+    let mut data = body.into_data_stream().map_err(std::io::Error::other);
+    let first = loop {
+        match data.try_next().await {
+            Ok(Some(bytes)) if bytes.is_empty() => {}
+            Ok(Some(bytes)) => break bytes,
+            Ok(None) => {
+                return Err(ApiError::BadRequest(format!(
+                    "empty body: a chunk has 1 to {MAX_CHUNK_SIZE} bytes"
+                )));
+            }
+            Err(e) => return Err(StoreError::Upload(e).into()),
+        }
+    };
+    let first = futures::stream::once(std::future::ready(Ok(first)));
+    Ok(StreamReader::new(first.chain(data)))
+}
+
 /// Headers every chunk response carries.
 fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -80,20 +101,20 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
     path = "/chunks/{chunk_id}",
     tag = "chunks",
     params(
-        ("chunk_id" = String, Path, description = "Chunk id: 1-128 characters of [A-Za-z0-9_-]"),
-        ("x-dfs-crc32c" = String, Header, description = "CRC32C of the body, decimal or 0x-prefixed hex"),
-        ("x-dfs-replicate-to" = Option<String>, Header,
+        ("chunk_id" = ChunkId, Path),
+        ("x-dfs-crc32c" = Crc32cHeader, Header, description = "CRC32C of the body, decimal or 0x-prefixed hex"),
+        ("x-dfs-replicate-to" = Option<ReplicateToHeader>, Header, nullable = false,
             description = "Nodes to replicate to after this one, in order: node_id=http_url pairs joined by commas"),
         ("x-dfs-chunk-signature" = Option<String>, Header,
             description = "The naming server's signature of the chunk id, from its allocation; required when the cluster has a token"),
     ),
     request_body(content = ChunkBody, content_type = "application/octet-stream",
-        description = "The chunk's bytes, at most 64 MiB"),
+        description = "The chunk's bytes: 1 byte to 64 MiB"),
     responses(
         (status = 201, description = "Stored", body = StoredChunk),
         (status = 200, description = "Already stored with the same CRC32C", body = StoredChunk),
         (status = 400, description = "Invalid id (or not one the naming server makes), missing/invalid CRC header, \
-            CRC mismatch, or a chain naming an unregistered node", body = ErrorBody),
+            invalid chain or one naming an unregistered node, empty body, or CRC mismatch", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 403, description = "Missing or wrong chunk-id signature", body = ErrorBody),
         (status = 409, description = "Already stored with another CRC32C", body = ErrorBody),
@@ -136,7 +157,7 @@ pub async fn put_chunk(
             "chunk is larger than the limit of {MAX_CHUNK_SIZE} bytes"
         )));
     }
-    let mut reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let mut reader = not_empty(body).await?;
     let written = state
         .store
         .write(&id, Some(crc), MAX_CHUNK_SIZE, &mut reader)
@@ -171,37 +192,19 @@ pub async fn put_chunk(
     Ok(response)
 }
 
-/// The single byte range a `Range` header asks for: `Ok(None)` for the whole
-/// chunk (no header, another unit, or several ranges).
-fn requested_range(headers: &HeaderMap, len: u64) -> Result<Option<RangeInclusive<u64>>, ApiError> {
-    let Some(value) = headers.get(header::RANGE) else {
-        return Ok(None);
-    };
-    let unsatisfiable = || ApiError::RangeNotSatisfiable { len };
-    let value = value.to_str().map_err(|_| unsatisfiable())?;
-    if !value.trim_start().starts_with("bytes=") {
-        return Ok(None);
-    }
-    if len == 0 {
-        return Err(unsatisfiable());
-    }
-    let ranges = http_range_header::parse_range_header(value)
-        .and_then(|parsed| parsed.validate(len))
-        .map_err(|_| unsatisfiable())?;
-    match ranges.as_slice() {
-        [range] => Ok(Some(range.clone())),
-        _ => Ok(None),
-    }
-}
-
 /// Read a chunk, or one byte range of it.
+///
+/// Per RFC 9110, a `Range` of another unit, of several ranges or of invalid
+/// syntax is ignored, as is one whose `If-Range` is not the chunk's ETag.
 #[utoipa::path(
     get,
     path = "/chunks/{chunk_id}",
     tag = "chunks",
     params(
-        ("chunk_id" = String, Path, description = "Chunk id"),
-        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-99, bytes=-100, bytes=100-; several ranges get the whole chunk"),
+        ("chunk_id" = ChunkId, Path),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range, e.g. bytes=0-99, bytes=-100, bytes=100-; \
+            another unit, several ranges or invalid syntax get the whole chunk"),
+        ("If-Range" = Option<String>, Header, nullable = false, description = "Apply Range only if this is the chunk's ETag"),
     ),
     responses(
         (status = 200, description = "The whole chunk", content(("application/octet-stream"))),
@@ -219,9 +222,13 @@ pub async fn get_chunk(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (mut file, meta) = state.store.open_chunk(&id).await?;
-    let Some(range) = requested_range(&headers, meta.size)? else {
-        let body = Body::from_stream(ReaderStream::with_capacity(file, READ_BUF));
-        return Ok((chunk_headers(meta, meta.size), body).into_response());
+    let range = match requested(&headers, meta.size, &chunk_etag(meta.crc32c)) {
+        Requested::Part(range) => range,
+        Requested::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { len: meta.size }),
+        Requested::Whole => {
+            let body = Body::from_stream(ReaderStream::with_capacity(file, READ_BUF));
+            return Ok((chunk_headers(meta, meta.size), body).into_response());
+        }
     };
     let (start, end) = (*range.start(), *range.end());
     let len = end - start + 1;
@@ -244,7 +251,7 @@ pub async fn get_chunk(
     head,
     path = "/chunks/{chunk_id}",
     tag = "chunks",
-    params(("chunk_id" = String, Path, description = "Chunk id")),
+    params(("chunk_id" = ChunkId, Path)),
     responses(
         (status = 200, description = "The chunk exists; Content-Length and ETag describe it"),
         (status = 400, description = "Invalid chunk id"),
@@ -266,7 +273,7 @@ pub async fn head_chunk(
     delete,
     path = "/chunks/{chunk_id}",
     tag = "chunks",
-    params(("chunk_id" = String, Path, description = "Chunk id")),
+    params(("chunk_id" = ChunkId, Path)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid chunk id", body = ErrorBody),

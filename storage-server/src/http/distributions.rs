@@ -5,57 +5,16 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dfs_common::api::patterns::GcsObjectUrl;
 use dfs_common::api::{AssignmentAck, ChainAssignment, ErrorBody, GcsObjectInfo};
+use dfs_common::check::{self, Check, Invalid};
 use dfs_common::gcs::GcsUrl;
 use dfs_common::http::{AppJson, AppQuery};
-use dfs_common::{MAX_CHUNK_SIZE, validate};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
 use super::state::AppState;
-
-/// Checks what the worker relies on: the assignment is for this node, and
-/// every id and address is usable.
-fn check(state: &AppState, assignment: &ChainAssignment) -> Result<(), ApiError> {
-    let bad = |message: String| Err(ApiError::BadRequest(message));
-    if *assignment.node_id != *state.node_id {
-        return Err(ApiError::Conflict(format!(
-            "the assignment is for node {}, this is node {}",
-            assignment.node_id, state.node_id
-        )));
-    }
-    for id in [&assignment.job_id, &assignment.file_id] {
-        if validate::chunk_id(id).is_err() {
-            return bad(format!("invalid job or file id {id:?}"));
-        }
-    }
-    for (position, chunk) in assignment.chunks.iter().enumerate() {
-        if chunk.index != position as u64 {
-            return bad(format!("chunk {position} has index {}", chunk.index));
-        }
-        validate::chunk_id(&chunk.chunk_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        if chunk.size == 0 || chunk.size > MAX_CHUNK_SIZE {
-            return bad(format!("chunk {position} has size {}", chunk.size));
-        }
-        if chunk.holders.iter().any(|p| p.tcp_addr.trim().is_empty()) {
-            return bad(format!("chunk {position} has a holder without an address"));
-        }
-    }
-    if assignment
-        .upstream
-        .iter()
-        .any(|p| p.tcp_addr.trim().is_empty())
-    {
-        return bad("an upstream node has no address".into());
-    }
-    if let Some(gcs) = &assignment.gcs {
-        gcs.url
-            .parse::<GcsUrl>()
-            .map_err(|e| ApiError::BadRequest(format!("source {:?}: {e}", gcs.url)))?;
-    }
-    Ok(())
-}
 
 /// Take this node's part of a distribution job: pull every chunk from the
 /// nodes above it in the chain (or from GCS), reporting progress to the
@@ -68,13 +27,19 @@ fn check(state: &AppState, assignment: &ChainAssignment) -> Result<(), ApiError>
         (status = 400, body = ErrorBody, description = "Malformed assignment"),
         (status = 401, body = ErrorBody, description = "Missing or wrong bearer token"),
         (status = 409, body = ErrorBody, description = "The assignment is for another node"),
+        (status = 413, body = ErrorBody, description = "Body over 64 MiB"),
     ),
     security(("bearer" = [])))]
 pub async fn start_assignment(
     State(state): State<AppState>,
     AppJson(assignment): AppJson<ChainAssignment>,
 ) -> Result<(StatusCode, Json<AssignmentAck>), ApiError> {
-    check(&state, &assignment)?;
+    if *assignment.node_id != *state.node_id {
+        return Err(ApiError::Conflict(format!(
+            "the assignment is for node {}, this is node {}",
+            assignment.node_id, state.node_id
+        )));
+    }
     let job_id = assignment.job_id.clone();
     let started = state.distributor.start(assignment);
     let status = if started {
@@ -91,7 +56,14 @@ pub async fn start_assignment(
 #[into_params(parameter_in = Query)]
 pub struct ObjectQuery {
     /// `gs://bucket/object`.
+    #[param(value_type = GcsObjectUrl)]
     url: String,
+}
+
+impl Check for ObjectQuery {
+    fn check(&self) -> Result<(), Invalid> {
+        check::gcs_url(&self.url)
+    }
 }
 
 /// Size, generation and CRC32C of a GCS object, read with this node's GCS

@@ -104,7 +104,7 @@ impl From<ReplicationError> for ApiError {
         match err {
             ReplicationError::Invalid(message) => Self::BadRequest(message),
             ReplicationError::Unavailable(message) => Self::Unavailable(message),
-            e @ ReplicationError::TooLarge => Self::TooLarge(e.to_string()),
+            ReplicationError::Conflict(message) => Self::Conflict(message),
             ReplicationError::ChainFailed {
                 failed_node,
                 message,

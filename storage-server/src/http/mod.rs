@@ -5,7 +5,8 @@
 //! `openapi/storage-server.json`; the `openapi` test fails when the two
 //! differ.
 //!
-//! - `chunks`: `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`.
+//! - `chunks`: `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`; `range`: what a
+//!   `Range` header asks of a chunk (RFC 9110).
 //! - `replicate`: `POST /chunks/{chunk_id}/replicate`, a link of a
 //!   replication chain.
 //! - `distributions`: `POST /distributions` and `GET /gcs/object`.
@@ -14,6 +15,7 @@
 mod chunks;
 mod distributions;
 mod error;
+mod range;
 mod replicate;
 mod state;
 mod system;
@@ -22,6 +24,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Request;
 use axum::middleware::from_fn_with_state;
+use dfs_common::api::patterns::{ChunkId, Crc32cHeader, GcsObjectUrl, ReplicateToHeader};
 use dfs_common::auth::BearerScheme;
 use dfs_common::http::require_token;
 use tower_http::trace::TraceLayer;
@@ -31,6 +34,11 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use state::AppState;
 
+/// Largest JSON request body: an assignment lists every chunk of a file.
+const MAX_JSON_BODY: usize = 64 << 20;
+
+/// The base of the spec; the constrained strings parameters and headers
+/// refer to are listed, since utoipa collects only those of bodies.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -42,6 +50,7 @@ pub use state::AppState;
                        signature of the chunk id."
     ),
     modifiers(&BearerScheme),
+    components(schemas(ChunkId, Crc32cHeader, ReplicateToHeader, GcsObjectUrl)),
     tags(
         (name = "chunks", description = "Chunk bytes, addressed by chunk id"),
         (name = "distribution", description = "This node's part of distribution jobs; GCS lookups"),
@@ -60,8 +69,9 @@ pub fn app(state: AppState) -> Router {
     }
     let (api, spec) = protected.merge(public).split_for_parts();
     api.merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
-        // Chunk bodies are streamed and capped by the store, not buffered.
-        .layer(DefaultBodyLimit::disable())
+        // JSON bodies are buffered up to this limit; chunk bodies are
+        // streamed (the limit does not apply to them) and capped by the store.
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let route = request

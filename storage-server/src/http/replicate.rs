@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use dfs_common::api::patterns::ChunkId;
 use dfs_common::api::{ErrorBody, StoredChunk};
 use dfs_common::chain::{ChainErrorBody, ReplicateRequest};
 use dfs_common::http::{AppJson, AppPath};
@@ -20,15 +21,16 @@ use super::state::AppState;
     post,
     path = "/chunks/{chunk_id}/replicate",
     tag = "chunks",
-    params(("chunk_id" = String, Path, description = "Chunk id")),
+    params(("chunk_id" = ChunkId, Path)),
     request_body = ReplicateRequest,
     responses(
         (status = 200, description = "Stored here and on every downstream node", body = StoredChunk),
-        (status = 400, description = "Invalid id or request, or an unregistered source or downstream node",
-            body = ErrorBody),
+        (status = 400, description = "Invalid id or request (source address, chain), or an unregistered \
+            source or downstream node", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 403, description = "Missing or wrong chunk-id signature", body = ErrorBody),
-        (status = 413, description = "Size above 64 MiB", body = ErrorBody),
+        (status = 409, description = "Stored here with another CRC32C", body = ErrorBody),
+        (status = 413, description = "Size above 64 MiB, or a body over 64 MiB", body = ErrorBody),
         (status = 502, description = "This node or one below failed; `x-dfs-failed-node` names it",
             body = ChainErrorBody),
         (status = 503, description = "The naming server's node list, needed to check the chain, is unreachable",

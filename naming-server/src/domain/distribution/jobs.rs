@@ -10,7 +10,6 @@ use tokio::task::JoinSet;
 use super::plan::{self, Plan};
 use super::progress::view;
 use super::{DFS_SOURCE, seed_lease_expiry};
-use crate::domain::files::check_name;
 use crate::domain::nodes::NodeDirectory;
 use crate::domain::{DomainError, DomainResult, Naming};
 use crate::store::{JobPlan, JobRecord, StoreError, StoredChunk, StoredReport};
@@ -22,7 +21,6 @@ const RECENT_JOBS: usize = 20;
 /// a new one seeded from `gs://bucket/object`. A node that cannot take its
 /// part is recorded as failed; the others carry on.
 pub async fn start(naming: &Naming, request: StartDistribution) -> DomainResult<Distribution> {
-    check_name(&request.name)?;
     let plan = match &request.source {
         None => plan::existing(naming, &request).await?,
         Some(url) => plan::seed(naming, &request, url).await?,

@@ -14,7 +14,7 @@ use dfs_common::api::{
 use dfs_common::{chunk_count, chunk_len, now_ms};
 
 use super::{DFS_SOURCE, seed_lease_expiry};
-use crate::domain::files::{self, check_chunk_size, check_name_free, check_size};
+use crate::domain::files::{self, check_name_free, check_size};
 use crate::domain::nodes;
 use crate::domain::{DomainError, DomainResult, Naming};
 use crate::store::ids::{new_chunk_id, new_file_id};
@@ -136,10 +136,7 @@ pub async fn existing(naming: &Naming, request: &StartDistribution) -> DomainRes
 /// live node; the pending file is created here, and committed by the
 /// first node that holds it all.
 pub async fn seed(naming: &Naming, request: &StartDistribution, url: &str) -> DomainResult<Plan> {
-    url.parse::<dfs_common::gcs::GcsUrl>()
-        .map_err(|e| DomainError::Invalid(format!("source {url:?}: {e}")))?;
     let chunk_size = request.chunk_size.unwrap_or(naming.settings.chunk_size);
-    check_chunk_size(chunk_size)?;
     check_name_free(naming, &request.name).await?;
     let chain = nodes::live(naming).await?;
     nodes::require(naming, 1, chain.len())?;
