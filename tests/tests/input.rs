@@ -3,7 +3,7 @@
 //! replicate call is a 400, not a 502 naming the node itself.
 
 use anyhow::{Context, Result, ensure};
-use dfs_tests::TestCluster;
+use dfs_tests::{TestCluster, chunk_id};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -112,11 +112,15 @@ async fn malformed_replicate_calls_are_400_not_502() -> Result<()> {
         (json!({"source": "h:1", "size": "big", "crc32c": 0}), "size"),
     ];
     for (body, says) in &bad_requests {
-        let got = post_json(&url("c1"), body).await?;
+        let got = post_json(&url(&chunk_id("c1")), body).await?;
         refused(&got, StatusCode::BAD_REQUEST, says).with_context(|| body.to_string())?;
         ensure!(got.1.is_none(), "{body}: names a failed node {:?}", got.1);
     }
-    let too_big = post_json(&url("c1"), &request("h:1", MAX_CHUNK_SIZE + 1, json!([]))).await?;
+    let too_big = post_json(
+        &url(&chunk_id("c1")),
+        &request("h:1", MAX_CHUNK_SIZE + 1, json!([])),
+    )
+    .await?;
     refused(&too_big, StatusCode::PAYLOAD_TOO_LARGE, "larger than")?;
     let bad_id = post_json(&url("a.b"), &request("h:1", 1, json!([]))).await?;
     refused(&bad_id, StatusCode::BAD_REQUEST, "chunk id")?;
@@ -130,7 +134,7 @@ async fn malformed_replicate_calls_are_400_not_502() -> Result<()> {
         ),
         (None, "{\"source\": \"h:1\", \"size\": 1, \"crc32c\": 0}"),
     ] {
-        let got = send(Method::POST, &url("c1"), content_type, body).await?;
+        let got = send(Method::POST, &url(&chunk_id("c1")), content_type, body).await?;
         ensure!(
             got.0 == StatusCode::BAD_REQUEST,
             "{content_type:?} {body:?}: {got:?}"
@@ -140,13 +144,13 @@ async fn malformed_replicate_calls_are_400_not_502() -> Result<()> {
 
     // A chunk has at least one byte.
     refused(
-        &post_json(&url("c1"), &request("h:1", 0, json!([]))).await?,
+        &post_json(&url(&chunk_id("c1")), &request("h:1", 0, json!([]))).await?,
         StatusCode::BAD_REQUEST,
         "size 0",
     )?;
     let put = |body: &'static [u8]| {
         reqwest::Client::new()
-            .put(format!("{}/chunks/one", a.url()))
+            .put(format!("{}/chunks/{}", a.url(), chunk_id("one")))
             .header("x-dfs-crc32c", crc32c::crc32c(body).to_string())
             .body(body)
             .send()
@@ -162,19 +166,20 @@ async fn malformed_replicate_calls_are_400_not_502() -> Result<()> {
     ensure!(put(b"1").await?.status() == StatusCode::CREATED);
     let mut one = request(a.peer_addr(), 1, json!([]));
     one["crc32c"] = json!(crc32c::crc32c(b"1"));
-    let pulled = post_json(&url("one"), &one).await?;
+    let pulled = post_json(&url(&chunk_id("one")), &one).await?;
     ensure!(pulled.0 == StatusCode::OK, "{pulled:?}");
     ensure!(pulled.2["size"] == 1, "{pulled:?}");
     // Held here with another CRC32C: a conflict, whatever the source.
     let other = request("127.0.0.1:1", 1, json!([]));
     refused(
-        &post_json(&url("one"), &other).await?,
+        &post_json(&url(&chunk_id("one")), &other).await?,
         StatusCode::CONFLICT,
         "CRC32C",
     )?;
-    // A well-formed call this node cannot carry out is still its failure.
+    // A well-formed call this node cannot carry out (its registered source
+    // does not hold the chunk) is still its failure.
     let (status, failed_node, body) =
-        post_json(&url("c2"), &request("127.0.0.1:1", 1, json!([]))).await?;
+        post_json(&url(&chunk_id("c2")), &request(a.peer_addr(), 1, json!([]))).await?;
     ensure!(status == StatusCode::BAD_GATEWAY, "{status}: {body}");
     ensure!(
         failed_node.as_deref() == Some(b.node_id()),
@@ -396,7 +401,7 @@ async fn range_headers_follow_rfc_9110() -> Result<()> {
     let http = reqwest::Client::new();
     let body: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
     let crc = crc32c::crc32c(&body);
-    let url = format!("{base}/chunks/ranged");
+    let url = format!("{base}/chunks/{}", chunk_id("ranged"));
     let put = http
         .put(&url)
         .header("x-dfs-crc32c", crc.to_string())

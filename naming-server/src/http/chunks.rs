@@ -99,6 +99,7 @@ pub async fn get_chunk_location(
         (status = 400, body = ErrorBody, description = "Bad ids, or the node holds no replica of the chunk"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown file, or the chunk has changed since it was read"),
+        (status = 413, body = ErrorBody, description = "A reason over 1024 characters, or a body over 64 MiB"),
         (status = 503, body = ErrorBody, description = "Redis unreachable"),
     ),
     security(("bearer" = [])))]
