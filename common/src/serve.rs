@@ -34,6 +34,28 @@ pub enum TlsError {
     },
 }
 
+/// What makes a server a member of a guarded cluster: the token, the TLS
+/// flags and the private CA, the same on both servers.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterSettings {
+    /// Cluster token: required by this server's routes (except health,
+    /// metrics and the docs) and, on a storage node, by its peer
+    /// connections; sent on every call to the other dfs servers; keys the
+    /// chunk-id signatures.
+    #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
+    pub dfs_token: Option<String>,
+
+    /// HTTPS for the HTTP API (a storage node then advertises `https://`).
+    #[command(flatten)]
+    pub tls: TlsSettings,
+
+    /// PEM file of a certificate authority to trust, besides the system's,
+    /// when calling the other dfs servers over HTTPS (a cluster's private
+    /// CA). GCS calls are unaffected.
+    #[arg(long, env = "DFS_CA_CERT")]
+    pub dfs_ca_cert: Option<PathBuf>,
+}
+
 /// The TLS flags of both servers, each with its environment variable.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsSettings {

@@ -1,10 +1,9 @@
 //! Command-line flags, each with an environment-variable fallback.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use dfs_common::serve::TlsSettings;
+use dfs_common::serve::ClusterSettings;
 use dfs_common::units::{parse_duration, parse_size};
 use dfs_common::{MAX_CHUNK_SIZE, MAX_REPLICATION, MIN_CHUNK_SIZE};
 
@@ -53,19 +52,8 @@ pub struct Config {
     #[arg(long, env = "REPAIR_AFTER", default_value = "10m", value_parser = parse_repair_after)]
     pub repair_after: RepairAfter,
 
-    /// When set, every API call except health, metrics and docs needs
-    /// `Authorization: Bearer <token>`; it is also sent to the storage
-    /// nodes, and signs the chunk ids this server hands out.
-    #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
-    pub dfs_token: Option<String>,
-
     #[command(flatten)]
-    pub tls: TlsSettings,
-
-    /// PEM file of a certificate authority to trust, besides the system's,
-    /// when calling storage nodes over HTTPS (a cluster's private CA).
-    #[arg(long, env = "DFS_CA_CERT")]
-    pub dfs_ca_cert: Option<PathBuf>,
+    pub cluster: ClusterSettings,
 }
 
 fn parse_chunk_size(s: &str) -> Result<u64, String> {
@@ -104,6 +92,8 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
@@ -145,7 +135,7 @@ mod tests {
         assert!(Config::try_parse_from(["naming-server", "--tls-key", "k.pem"]).is_err());
         let both = ["naming-server", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
         let config = Config::try_parse_from(both).expect("both parse");
-        assert_eq!(config.tls.tls_cert, Some(PathBuf::from("c.pem")));
-        assert_eq!(config.tls.scheme(), "https");
+        assert_eq!(config.cluster.tls.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(config.cluster.tls.scheme(), "https");
     }
 }

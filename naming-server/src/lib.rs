@@ -62,12 +62,12 @@ pub enum SetupError {
 /// server starts while Redis is down and says so on `/health`), calling
 /// storage nodes with the cluster's token and CA.
 pub fn naming(config: &Config) -> Result<Naming, SetupError> {
-    let access = ClusterAccess::new(config.dfs_token.as_deref())
-        .with_ca_cert(config.dfs_ca_cert.as_deref())?;
+    let access = ClusterAccess::new(config.cluster.dfs_token.as_deref())
+        .with_ca_cert(config.cluster.dfs_ca_cert.as_deref())?;
     Ok(Naming {
         store: Arc::new(RedisStore::new(&config.redis_url)?),
         storage: StorageClient::new(&access)?,
-        token: Token::from_setting(config.dfs_token.as_deref()),
+        token: Token::from_setting(config.cluster.dfs_token.as_deref()),
         settings: Arc::new(Settings {
             replication: config.replication_factor,
             chunk_size: config.chunk_size,

@@ -20,8 +20,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Config::parse();
     let naming = naming(&config).context("cannot set up the naming server")?;
-    let tls = config.tls.load().await?;
-    let scheme = config.tls.scheme();
+    let tls = config.cluster.tls.load().await?;
+    let scheme = config.cluster.tls.scheme();
     let listener = TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use dfs_common::serve::TlsSettings;
+use dfs_common::serve::ClusterSettings;
 
 /// Where the naming server is when neither `--naming-url`, `NAMING_URL`
 /// nor `COORDINATOR_URL` says.
@@ -43,21 +43,8 @@ pub struct Config {
     #[arg(long, env = "WORKER_ADDR")]
     pub worker_addr: Option<String>,
 
-    /// Cluster token: sent to the naming server and the other storage
-    /// nodes, and required by this node's HTTP routes (except health,
-    /// metrics and the docs) and peer connections.
-    #[arg(long, env = "DFS_TOKEN", hide_env_values = true)]
-    pub dfs_token: Option<String>,
-
-    /// HTTPS for the HTTP API; the advertised URL is then `https://`.
     #[command(flatten)]
-    pub tls: TlsSettings,
-
-    /// PEM file of a certificate authority to trust, besides the system's,
-    /// when calling the naming server and other nodes over HTTPS (a
-    /// cluster's private CA). GCS calls are unaffected.
-    #[arg(long, env = "DFS_CA_CERT")]
-    pub dfs_ca_cert: Option<PathBuf>,
+    pub cluster: ClusterSettings,
 
     /// Ranged GCS requests kept in flight while seeding from Cloud Storage.
     #[arg(long, env = "GCS_PARALLEL_DOWNLOADS", default_value_t = 4,
@@ -150,7 +137,7 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!(
                 "{}://{}:{}",
-                self.tls.scheme(),
+                self.cluster.tls.scheme(),
                 advertise_host(bound.ip()),
                 bound.port()
             ),

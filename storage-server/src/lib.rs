@@ -106,10 +106,10 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let tls = config.tls.load().await?;
-    let token = Token::from_setting(config.dfs_token.as_deref());
-    let access = ClusterAccess::new(config.dfs_token.as_deref())
-        .with_ca_cert(config.dfs_ca_cert.as_deref())?;
+    let tls = config.cluster.tls.load().await?;
+    let token = Token::from_setting(config.cluster.dfs_token.as_deref());
+    let access = ClusterAccess::new(config.cluster.dfs_token.as_deref())
+        .with_ca_cert(config.cluster.dfs_ca_cert.as_deref())?;
     let store = Arc::new(ChunkStore::open(&config.data_dir).await?);
     let node_id = store.node_id().await?;
     let http_bound = listeners.http.local_addr()?;
@@ -133,7 +133,7 @@ pub async fn run(
     ));
     {
         let mut stdout = std::io::stdout().lock();
-        let scheme = config.tls.scheme();
+        let scheme = config.cluster.tls.scheme();
         writeln!(
             stdout,
             "storage-server listening on {scheme}://{http_bound} peer={peer_bound} node_id={node_id}"
