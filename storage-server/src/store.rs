@@ -30,12 +30,14 @@ mod check;
 mod dirs;
 mod error;
 mod quarantine;
+mod read;
 mod space;
 mod temp;
 
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +52,7 @@ pub use check::Verdict;
 use dirs::{chunk_ids_modified_before, clean_dir, count_chunks, ids_in, sync_dir};
 use error::IoContext;
 pub use error::StoreError;
+use read::MetaCache;
 use space::Space;
 pub use space::{DiskStats, ROOM_AGAIN};
 use temp::TempPath;
@@ -92,6 +95,8 @@ pub struct ChunkStore {
     commits: watch::Sender<u64>,
     /// Room on the disk; full after a write ran out of it.
     space: Space,
+    /// Metas of chunks read lately, so reads parse no `.meta` file.
+    metas: Arc<MetaCache>,
 }
 
 impl ChunkStore {
@@ -121,6 +126,7 @@ impl ChunkStore {
             count: AtomicU64::new(count),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             commits: watch::Sender::new(0),
+            metas: Arc::new(MetaCache::new()),
         })
     }
 
@@ -221,6 +227,7 @@ impl ChunkStore {
         let (dir, data_path, meta_path) = self.paths(id)?;
         let _guard = self.lock(id).await;
         let had_data = fs::try_exists(&data_path).await.unwrap_or(false);
+        self.metas.forget(id);
         if quarantine::set_aside(&self.quarantine, id, &data_path, &meta_path).await? {
             sync_dir(&dir).await?;
             sync_dir(&self.quarantine).await?;
@@ -349,7 +356,7 @@ impl ChunkStore {
         let meta = ChunkMeta { size, crc32c: crc };
 
         let _guard = self.lock(id).await;
-        if let Some(existing) = self.stored_meta(id, &data_path, &meta_path).await? {
+        if let Some(existing) = self.stored_meta(id).await? {
             return if existing.crc32c == crc {
                 Ok((WriteOutcome::AlreadyPresent, existing))
             } else {
@@ -406,32 +413,46 @@ impl ChunkStore {
 
     /// The meta of chunk `id`, or [`StoreError::NotFound`].
     pub async fn meta(&self, id: &str) -> Result<ChunkMeta, StoreError> {
-        let (_, data_path, meta_path) = self.paths(id)?;
-        self.stored_meta(id, &data_path, &meta_path)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.stored_meta(id).await?.ok_or(StoreError::NotFound)
     }
 
     /// Opens chunk `id` for reading: a file whose length matches its meta,
     /// written only after its CRC32C was checked.
     pub async fn open_chunk(&self, id: &str) -> Result<(File, ChunkMeta), StoreError> {
+        let (file, meta) = self.read_with(id, |file, meta| Ok((file, meta))).await?;
+        Ok((File::from_std(file), meta))
+    }
+
+    /// Opens chunk `id` and hands its file and meta to `read`: open, fstat,
+    /// the meta (from memory when it was read lately) and `read` itself all
+    /// in one blocking call, so a small read costs one hand-off to the
+    /// blocking pool.
+    pub async fn read_with<T, F>(&self, id: &str, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(std::fs::File, ChunkMeta) -> std::io::Result<T> + Send + 'static,
+    {
         let (_, data_path, meta_path) = self.paths(id)?;
-        // Open first, then check the meta against the open file's length, so
-        // a concurrent delete cannot pair this file with another meta.
-        let file = match File::open(&data_path).await {
-            Ok(file) => file,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound),
-            Err(err) => return Err(err).context(|| format!("opening {}", data_path.display())),
-        };
-        let data_len = file
-            .metadata()
-            .await
-            .context(|| format!("stat {}", data_path.display()))?
-            .len();
-        let meta = read_meta(id, &meta_path, data_len)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        Ok((file, meta))
+        let (metas, id) = (Arc::clone(&self.metas), id.to_owned());
+        blocking(move || {
+            // Open first, then check the meta against the open file, so a
+            // concurrent delete cannot pair this file with another meta.
+            let file = match std::fs::File::open(&data_path) {
+                Ok(file) => file,
+                Err(err) if err.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound),
+                Err(err) => {
+                    return Err(err).context(|| format!("opening {}", data_path.display()));
+                }
+            };
+            let data = file
+                .metadata()
+                .context(|| format!("stat {}", data_path.display()))?;
+            let meta = metas
+                .load(&id, &meta_path, &data)?
+                .ok_or(StoreError::NotFound)?;
+            read(file, meta).context(|| format!("reading {}", data_path.display()))
+        })
+        .await
     }
 
     /// Deletes chunk `id`, and any quarantined copy of it;
@@ -439,6 +460,7 @@ impl ChunkStore {
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
         let (dir, data_path, meta_path) = self.paths(id)?;
         let _guard = self.lock(id).await;
+        self.metas.forget(id);
         let quarantined = quarantine::remove(&self.quarantine, id).await?;
         let existed = match fs::remove_file(&data_path).await {
             Ok(()) => true,
@@ -478,18 +500,16 @@ impl ChunkStore {
         self.locks[stripe].lock().await
     }
 
-    /// The meta of a chunk when it is complete; `None` when absent.
-    async fn stored_meta(
-        &self,
-        id: &str,
-        data_path: &Path,
-        meta_path: &Path,
-    ) -> Result<Option<ChunkMeta>, StoreError> {
-        match fs::metadata(data_path).await {
-            Ok(md) => read_meta(id, meta_path, md.len()).await,
+    /// The meta of chunk `id` when it is complete; `None` when absent.
+    async fn stored_meta(&self, id: &str) -> Result<Option<ChunkMeta>, StoreError> {
+        let (_, data_path, meta_path) = self.paths(id)?;
+        let (metas, id) = (Arc::clone(&self.metas), id.to_owned());
+        blocking(move || match std::fs::metadata(&data_path) {
+            Ok(data) => metas.load(&id, &meta_path, &data),
             Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
             Err(err) => Err(err).context(|| format!("stat {}", data_path.display())),
-        }
+        })
+        .await
     }
 
     /// Writes a small file durably: temp file, fsync, rename over `dest`.
@@ -511,41 +531,18 @@ impl ChunkStore {
     }
 }
 
-/// Reads the meta of a chunk whose data file is `data_len` bytes long. A
-/// missing or corrupt meta, or one that disagrees with the data file, means
-/// the chunk is absent (`None`, logged).
-async fn read_meta(
-    id: &str,
-    meta_path: &Path,
-    data_len: u64,
-) -> Result<Option<ChunkMeta>, StoreError> {
-    let bytes = match fs::read(meta_path).await {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-            tracing::warn!(
-                chunk_id = id,
-                "chunk has no meta file; treating it as absent"
-            );
-            return Ok(None);
-        }
-        Err(err) => return Err(err).context(|| format!("reading {}", meta_path.display())),
-    };
-    match serde_json::from_slice::<ChunkMeta>(&bytes) {
-        Ok(meta) if meta.size == data_len => Ok(Some(meta)),
-        Ok(meta) => {
-            tracing::warn!(
-                chunk_id = id,
-                meta_size = meta.size,
-                data_len,
-                "chunk size disagrees with its meta; treating it as absent"
-            );
-            Ok(None)
-        }
-        Err(err) => {
-            tracing::warn!(chunk_id = id, error = %err, "corrupt chunk meta; treating it as absent");
-            Ok(None)
-        }
-    }
+/// Runs store I/O on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|err| {
+            Err(StoreError::Io {
+                context: "running store I/O".into(),
+                source: std::io::Error::other(err),
+            })
+        })
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `PUT/GET/HEAD/DELETE /chunks/{chunk_id}`: chunk bytes, addressed by id.
 
 use std::convert::Infallible;
-use std::io::SeekFrom;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use axum::Json;
@@ -16,7 +17,7 @@ use dfs_common::auth::CHUNK_SIGNATURE_HEADER;
 use dfs_common::chain::ChainErrorBody;
 use dfs_common::http::AppPath;
 use futures::{StreamExt, TryStreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::ToSchema;
 
@@ -28,6 +29,9 @@ use crate::store::{ChunkMeta, StoreError, WriteOutcome};
 
 /// Size of the reads that feed a GET response body.
 const READ_BUF: usize = 256 * 1024;
+/// A GET of at most this many bytes is read in the call that opens the
+/// chunk; a larger one is streamed.
+const SMALL_READ: u64 = 256 * 1024;
 /// How long a refused upload's remaining body is read (and dropped) at most.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -221,29 +225,55 @@ pub async fn get_chunk(
     AppPath(id): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (mut file, meta) = state.store.open_chunk(&id).await?;
-    let range = match requested(&headers, meta.size, &chunk_etag(meta.crc32c)) {
-        Requested::Part(range) => range,
-        Requested::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { len: meta.size }),
-        Requested::Whole => {
-            let body = Body::from_stream(ReaderStream::with_capacity(file, READ_BUF));
-            return Ok((chunk_headers(meta, meta.size), body).into_response());
-        }
-    };
-    let (start, end) = (*range.start(), *range.end());
-    let len = end - start + 1;
-    file.seek(SeekFrom::Start(start)).await.map_err(|source| {
-        ApiError::Internal(StoreError::Io {
-            context: format!("seeking in chunk {id}"),
-            source,
+    // One blocking call opens the chunk, reads what the request asks of it
+    // when that is small, or else positions the file to stream from.
+    let (meta, asked, bytes) = state
+        .store
+        .read_with(&id, move |mut file, meta| {
+            let asked = requested(&headers, meta.size, &chunk_etag(meta.crc32c));
+            let (start, len) = match &asked {
+                Requested::Whole => (0, meta.size),
+                Requested::Part(range) => (*range.start(), range.end() - range.start() + 1),
+                Requested::Unsatisfiable => return Ok((meta, asked, Bytes::Small(Vec::new()))),
+            };
+            let bytes = if len <= SMALL_READ {
+                let mut buf = vec![0; usize::try_from(len).map_err(std::io::Error::other)?];
+                file.read_exact_at(&mut buf, start)?;
+                Bytes::Small(buf)
+            } else {
+                file.seek(SeekFrom::Start(start))?;
+                Bytes::Stream(file, len)
+            };
+            Ok((meta, asked, bytes))
         })
-    })?;
-    let mut response_headers = chunk_headers(meta, len);
-    if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", meta.size)) {
-        response_headers.insert(header::CONTENT_RANGE, value);
+        .await?;
+    let body = match bytes {
+        Bytes::Small(buf) => Body::from(buf),
+        Bytes::Stream(file, len) => Body::from_stream(ReaderStream::with_capacity(
+            tokio::fs::File::from_std(file).take(len),
+            READ_BUF,
+        )),
+    };
+    match asked {
+        Requested::Whole => Ok((chunk_headers(meta, meta.size), body).into_response()),
+        Requested::Unsatisfiable => Err(ApiError::RangeNotSatisfiable { len: meta.size }),
+        Requested::Part(range) => {
+            let (start, end) = (*range.start(), *range.end());
+            let mut response_headers = chunk_headers(meta, end - start + 1);
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", meta.size))
+            {
+                response_headers.insert(header::CONTENT_RANGE, value);
+            }
+            Ok((StatusCode::PARTIAL_CONTENT, response_headers, body).into_response())
+        }
     }
-    let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), READ_BUF));
-    Ok((StatusCode::PARTIAL_CONTENT, response_headers, body).into_response())
+}
+
+/// What a GET sends of a chunk: bytes already read, or the open file
+/// positioned at the first byte, with the number of bytes to send.
+enum Bytes {
+    Small(Vec<u8>),
+    Stream(std::fs::File, u64),
 }
 
 /// Size (Content-Length) and ETag of a chunk.
