@@ -1,111 +1,98 @@
 #!/usr/bin/env bash
-# Benchmark of the scrubber: how fast a storage node re-reads its chunks
-# (capped at the default SCRUB_BANDWIDTH, and uncapped), and what a scrub
-# pass costs a concurrent `dfs read` of the same node's data. Cold page
-# cache before every measurement. One storage node, one file of SIZE_MIB
-# (default 1024) with replication 1, release build.
+# bench-area: scrub
+# The scrubber: how fast a storage node re-reads its chunks at the default
+# SCRUB_BANDWIDTH (against that cap) and uncapped (against `cat` of the same
+# chunk files), and what a pass costs a concurrent `dfs read` of the node's
+# data (against the same read on an idle node). Cold page cache before every
+# measurement (root only; warm otherwise). One storage node, one file of
+# 1 GiB with replication 1.
+# Prints result lines (bench/README.md); run alone or through bench/run.sh.
 #
-#   bench/scrub.sh [SIZE_MIB]
+#   bench/scrub.sh      (SCRUB_SIZE_MIB=1024; BENCH_QUICK=1: 16 MiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIZE_MIB=${1:-1024}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/dfs-scrub-bench.XXXXXX")
-BIN=$PWD/target/release
-REDIS_PORT=${REDIS_PORT:-6392}
-NAMING=127.0.0.1:8391
-NODE=127.0.0.1:5391
-export DFS_NAMING_URL=http://$NAMING
-pids=()
-node_pid=""
+. bench/lib.sh
+bench_setup scrub
 
-cleanup() {
-    local rc=$?
-    [ "$rc" -eq 0 ] || { echo "failed; the storage node's log ends:"; tail -20 "$WORK/node.log"; } >&2
-    [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null
-    kill "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+if quick; then SIZE_MIB=16; else SIZE_MIB=${SCRUB_SIZE_MIB:-1024}; fi
+DEFAULT_CAP_MBIT=400 # storage-server's SCRUB_BANDWIDTH default
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$REDIS_PORT" "${NAMING##*:}" "${NODE##*:}" 50391; do
-    if port_busy "$port"; then
-        echo "error: port $port on 127.0.0.1 is already in use (another run still going?)" >&2
-        exit 1
-    fi
-done
-
-cargo build --release --locked --bins
 cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save '' \
-    >"$WORK/redis.log" 2>&1 &
-pids+=($!)
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
-LISTEN_ADDR=$NAMING REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" REPLICATION_FACTOR=1 \
-    "$BIN/naming-server" >"$WORK/naming.log" 2>&1 &
-pids+=($!)
-
-# start_node [SCRUB_BANDWIDTH]: (re)starts the node; it scrubs at once,
-# since its last scrub start is forgotten first.
+start_redis
+start_naming REPLICATION_FACTOR=1
+NODE_PID=""
+# start_node [SCRUB_BANDWIDTH]: (re)starts the node on the same DATA_DIR; it
+# scrubs at once, since its last scrub start is forgotten first.
 start_node() {
-    [ -n "$node_pid" ] && { kill "$node_pid"; wait "$node_pid" 2>/dev/null || true; }
+    if [ -n "$NODE_PID" ]; then
+        kill "$NODE_PID"
+        wait "$NODE_PID" 2>/dev/null || true
+    fi
     rm -f "$WORK/node/scrub_started"
-    mkdir -p "$WORK/node"
-    env LISTEN_ADDR=$NODE TCP_PORT=50391 NAMING_URL=http://$NAMING DATA_DIR="$WORK/node" \
-        SCRUB_INTERVAL=1000d ${1:+SCRUB_BANDWIDTH=$1} \
-        "$BIN/storage-server" >>"$WORK/node.log" 2>&1 &
-    node_pid=$!
-    until curl -fs "http://$NODE/health" >/dev/null 2>&1; do
-        kill -0 "$node_pid" 2>/dev/null || { tail -20 "$WORK/node.log"; exit 1; }
-        sleep 0.05
-    done
+    start_storage node SCRUB_INTERVAL=1000d ${1:+SCRUB_BANDWIDTH=$1}
+    NODE_PID=$STORAGE_PID
 }
-passes() { curl -fs "http://$NODE/metrics" | awk '$1 == "dfs_scrub_passes_total" { print $2 }'; }
-now() { date +%s.%N; }
+passes() { curl -fs "$STORAGE_URL/metrics" | awk '$1 == "dfs_scrub_passes_total" { print $2 }'; }
 
 start_node
-until "$BIN/dfs" nodes 2>/dev/null | grep -qw alive; do sleep 0.1; done
-echo "==> storing a ${SIZE_MIB} MiB file (replication 1)"
-head -c "$((SIZE_MIB << 20))" /dev/urandom >"$WORK/input"
+wait_live 1
+log "storing a $SIZE_MIB MiB file (replication 1)"
+random_file "$WORK/input" "$SIZE_MIB"
 "$BIN/dfs" create "$WORK/input" bench/scrub >/dev/null
 rm -f "$WORK/input"
 
-# Each measurement sets SECS (the node is started in this shell, not in a
-# command substitution's subshell, so it can be stopped again).
-read_file() { # cold read of the file to /dev/null
+read_file() { # sets SECS: a cold read of the file to /dev/null
     local t0
     t0=$(now)
     "$BIN/dfs" read bench/scrub - >/dev/null
-    SECS=$(echo "$(now) - $t0" | bc -l)
+    SECS=$(calc "$(now) - $t0")
 }
-scrub_pass() { # [SCRUB_BANDWIDTH]: cold scrub pass from a fresh start
+scrub_pass() { # [SCRUB_BANDWIDTH]: sets SECS: a cold scrub pass from a fresh start
     cold
     local t0
     t0=$(now)
     start_node "${1:-}"
-    until [ "$(passes)" = 1 ]; do sleep 0.05; done
-    SECS=$(echo "$(now) - $t0" | bc -l)
+    until [ "$(passes)" = 1 ]; do sleep 0.02; done
+    SECS=$(calc "$(now) - $t0")
 }
+cat_chunks() { # sets SECS: cold `cat` of the node's chunk files
+    cold
+    local t0
+    t0=$(now)
+    find "$WORK/node/chunks" -type f -not -name '*.meta' -exec cat {} + >/dev/null
+    SECS=$(calc "$(now) - $t0")
+}
+mb_per_sec() { calc "$SIZE_MIB * 2**20 / 1e6 / $1"; }
 
-cold
-read_file
-base=$SECS
+log "scrub pass at the default cap"
 scrub_pass
 capped=$SECS
-scrub_pass 1000g
-uncapped=$SECS
-# A read while a capped pass runs (it takes many seconds; the read, one or two).
+row row="scrub pass, default SCRUB_BANDWIDTH" dfs="$(mb_per_sec "$capped")" \
+    baseline="$(calc "$DEFAULT_CAP_MBIT / 8")" unit=MB/s higher_is_better=true baseline_name=cap \
+    max_ratio=1.0
+
+log "uncapped scrub pass and cat of the same files"
+if dfs_first; then
+    scrub_pass 1000g
+    uncapped=$SECS
+    cat_chunks
+else
+    cat_chunks
+    scrub_pass 1000g
+    uncapped=$SECS
+fi
+row row="scrub pass, uncapped, cold" dfs="$(mb_per_sec "$uncapped")" baseline="$(mb_per_sec "$SECS")" \
+    unit=MB/s higher_is_better=true baseline_name=cat plot=bars
+
+log "dfs read, node idle and during a default pass"
+cold # the node is idle: its one pass, uncapped, is over
+read_file
+idle=$SECS
 cold
 start_node
 read_file
 during=$SECS
-[ "$(passes)" = 0 ] || echo "warning: the pass ended before the read did"
-
-printf '\n==> results (%s MiB on one node, cold cache)\n' "$SIZE_MIB"
-printf '%-44s %7.2f s %8.1f MiB/s\n' "dfs read, node idle" "$base" "$(echo "$SIZE_MIB / $base" | bc -l)"
-printf '%-44s %7.2f s %8.1f MiB/s\n' "scrub pass, SCRUB_BANDWIDTH default (400m)" "$capped" "$(echo "$SIZE_MIB / $capped" | bc -l)"
-printf '%-44s %7.2f s %8.1f MiB/s\n' "scrub pass, uncapped" "$uncapped" "$(echo "$SIZE_MIB / $uncapped" | bc -l)"
-printf '%-44s %7.2f s %8.1f MiB/s  (%.2fx the idle read time)\n' "dfs read during a default scrub pass" \
-    "$during" "$(echo "$SIZE_MIB / $during" | bc -l)" "$(echo "$during / $base" | bc -l)"
+[ "$(passes)" = 0 ] || log "warning: the pass ended before the read did"
+row row="dfs read during a default scrub pass, cold" dfs="$during" baseline="$idle" unit=s \
+    higher_is_better=false baseline_name="node idle"

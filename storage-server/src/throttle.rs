@@ -1,32 +1,36 @@
-//! A token bucket that caps a byte rate, shared by every transfer of one kind
-//! on this node (GCS downloads, or sending on the peer chain).
+//! A byte-rate cap, shared by every transfer of one kind on this node (GCS
+//! downloads, sending on the peer chain, the scrubber's reads).
 //!
-//! Callers ask for bytes before moving them with [`Throttle::take`]. The
-//! bucket refills at `rate` bytes per second and holds at most a tenth of a
-//! second's worth, so bursts stay short. A request larger than the bucket
-//! runs it into debt and sleeps until the debt is paid: the long-run rate is
-//! exact for any request size, and concurrent callers queue behind the debt.
+//! Callers ask for bytes before moving them with [`Throttle::take`], which
+//! returns once the bytes are paid for at `rate`: a token bucket that starts
+//! empty, so a sender's first bytes wait like all the others and no burst is
+//! handed out when a job starts. While a sender is busy, each grant is
+//! scheduled from where the last one ended, not from when the caller came
+//! back, so the time spent moving a piece and waking up is not lost and the
+//! long-run rate is exact for any piece size; concurrent callers queue
+//! behind one another. A sender idle for longer than [`SLACK`] starts empty
+//! again: an idle node never saves up credit for its next transfer. Over any
+//! busy period from its start `t0`, at most `rate · (t − t0)` bytes have
+//! been granted by time `t`.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Seconds of traffic the bucket may hold when idle.
-const BURST_SECONDS: f64 = 0.1;
+/// How late a caller may come back after its last grant was paid for and
+/// still count as busy (its lateness made up): a little more than a timer's
+/// wake-up and the sending of one piece take. Later than this, the sender
+/// was idle and starts empty.
+const SLACK: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
 pub struct Throttle {
     /// Bytes per second; `None` means unlimited.
     rate: Option<f64>,
-    bucket: Mutex<Bucket>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    /// Bytes that may be sent now; negative while in debt.
-    tokens: f64,
-    last: Instant,
+    /// When the bytes granted so far are paid for; `None` before the first
+    /// grant.
+    paid_until: Mutex<Option<Instant>>,
 }
 
 impl Throttle {
@@ -34,10 +38,7 @@ impl Throttle {
     pub fn new(bytes_per_sec: Option<u64>) -> Self {
         Self {
             rate: bytes_per_sec.map(|rate| rate.max(1) as f64),
-            bucket: Mutex::new(Bucket {
-                tokens: 0.0,
-                last: Instant::now(),
-            }),
+            paid_until: Mutex::new(None),
         }
     }
 
@@ -49,23 +50,26 @@ impl Throttle {
     /// Waits until `bytes` may be sent without exceeding the rate.
     pub async fn take(&self, bytes: u64) {
         let Some(rate) = self.rate else { return };
-        let wait = {
+        let until = {
             // A poisoned lock only means another taker panicked mid-update
-            // of two plain numbers; the numbers are still usable.
-            let mut bucket = self
-                .bucket
+            // of one plain value; it is still usable.
+            let mut paid_until = self
+                .paid_until
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = Instant::now();
-            let refill = rate * now.duration_since(bucket.last).as_secs_f64();
-            bucket.tokens = (bucket.tokens + refill).min(rate * BURST_SECONDS);
-            bucket.last = now;
-            bucket.tokens -= bytes as f64;
-            (bucket.tokens < 0.0).then(|| Duration::from_secs_f64(-bucket.tokens / rate))
+            let start = match *paid_until {
+                // Busy (or queued behind other takers): go on from the last grant.
+                Some(last) if now <= last + SLACK => last,
+                // First use, or idle for a while: start with an empty bucket.
+                _ => now,
+            };
+            // Capped at about 30 years so that no byte count can overflow.
+            let until = start + Duration::from_secs_f64((bytes as f64 / rate).min(1e9));
+            *paid_until = Some(until);
+            until
         };
-        if let Some(wait) = wait {
-            tokio::time::sleep(wait).await;
-        }
+        tokio::time::sleep_until(until).await;
     }
 }
 
@@ -113,6 +117,38 @@ mod tests {
         }
         let secs = start.elapsed().as_secs_f64();
         assert!((secs - 4.0).abs() <= 0.2, "4 MB at 1 MB/s took {secs:.3}s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_or_idle_throttle_hands_out_no_burst() {
+        let rate = 1_000_000;
+        let throttle = Throttle::new(Some(rate));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Idle since it was made: the first 100 kB still take 0.1 s.
+        assert_eq!(
+            elapsed_for(&throttle, 1, 100_000).await,
+            Duration::from_millis(100)
+        );
+        // Idle again, far longer than the slack: no credit saved up.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            elapsed_for(&throttle, 2, 100_000).await,
+            Duration::from_millis(200)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_between_takes_is_not_lost() {
+        let rate = 1_000_000;
+        let throttle = Throttle::new(Some(rate));
+        let start = Instant::now();
+        for _ in 0..10 {
+            throttle.take(100_000).await;
+            // Moving the piece takes a while, less than the slack.
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        // 1 MB at 1 MB/s, plus moving the last piece.
+        assert_eq!(start.elapsed(), Duration::from_millis(1_015));
     }
 
     #[tokio::test(start_paused = true)]
