@@ -45,6 +45,8 @@ pub struct Metrics {
     pub peer_crc_mismatches: Counter,
     /// Requests the peer server answered (any status).
     pub peer_requests: Counter,
+    /// Peer connections accepted.
+    pub peer_connections: Counter,
     /// Peer connections refused for a wrong or missing handshake answer.
     pub peer_auth_failures: Counter,
     /// Chunk bytes stored from `PUT /chunks/{chunk_id}` bodies.
@@ -83,6 +85,7 @@ impl Metrics {
             peer_received_bytes: Counter::new(),
             peer_crc_mismatches: Counter::new(),
             peer_requests: Counter::new(),
+            peer_connections: Counter::new(),
             peer_auth_failures: Counter::new(),
             http_put_bytes: Counter::new(),
             chunk_writes: Counter::new(),
@@ -99,7 +102,7 @@ impl Metrics {
 
     /// The text exposition format of every counter, plus `chunks` as a gauge.
     pub fn render(&self, chunks: u64) -> String {
-        let counters: [(&str, &str, &Counter); 16] = [
+        let counters: [(&str, &str, &Counter); 17] = [
             (
                 "dfs_peer_sendfile_bytes_total",
                 "Bytes sent to peers with sendfile().",
@@ -124,6 +127,11 @@ impl Metrics {
                 "dfs_peer_requests_total",
                 "Requests answered by the peer server.",
                 &self.peer_requests,
+            ),
+            (
+                "dfs_peer_connections_total",
+                "Connections accepted by the peer server.",
+                &self.peer_connections,
             ),
             (
                 "dfs_peer_auth_failures_total",
@@ -225,6 +233,7 @@ mod tests {
                 "dfs_peer_crc_mismatches_total",
             ),
             (&metrics.peer_requests, "dfs_peer_requests_total"),
+            (&metrics.peer_connections, "dfs_peer_connections_total"),
             (&metrics.peer_auth_failures, "dfs_peer_auth_failures_total"),
             (&metrics.http_put_bytes, "dfs_http_put_bytes_total"),
             (&metrics.chunk_writes, "dfs_chunk_writes_total"),

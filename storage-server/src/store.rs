@@ -33,6 +33,7 @@ mod quarantine;
 mod read;
 mod space;
 mod temp;
+mod write;
 
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
@@ -44,10 +45,8 @@ use std::time::{Duration, SystemTime};
 use dfs_common::validate;
 use serde::{Deserialize, Serialize};
 use tokio::fs::{self, File};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::sync::{Mutex, watch};
 
-use crate::metrics::METRICS;
 pub use check::Verdict;
 use dirs::{chunk_ids_modified_before, clean_dir, count_chunks, ids_in, sync_dir};
 use error::IoContext;
@@ -55,14 +54,12 @@ pub use error::StoreError;
 use read::MetaCache;
 use space::Space;
 pub use space::{DiskStats, ROOM_AGAIN};
-use temp::TempPath;
+pub use write::Received;
 
 use crate::throttle::Throttle;
 
 /// Number of stripes in the per-id lock.
 const LOCK_STRIPES: usize = 64;
-/// Read and write buffer size used while streaming an upload to disk.
-const COPY_BUF: usize = 1024 * 1024;
 
 /// What the store knows about a stored chunk (the `.meta` sidecar).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,109 +284,6 @@ impl ChunkStore {
             .context(|| format!("checking {}", self.chunks.display()))
     }
 
-    /// Stores chunk `id` from `body`: at most `limit` bytes whose CRC32C must
-    /// be `expected_crc` when given. Nothing is stored unless both hold. The
-    /// returned meta carries the CRC32C computed from the bytes. A write
-    /// that runs out of space leaves nothing behind and makes the node full.
-    pub async fn write<R: AsyncRead + Unpin>(
-        &self,
-        id: &str,
-        expected_crc: Option<u32>,
-        limit: u64,
-        body: R,
-    ) -> Result<(WriteOutcome, ChunkMeta), StoreError> {
-        METRICS.chunk_writes.inc();
-        let written = self.write_checked(id, expected_crc, limit, body).await;
-        if let Err(StoreError::Full { .. }) = &written {
-            METRICS.chunk_writes_full.inc();
-            self.space.ran_out();
-        }
-        written
-    }
-
-    /// [`ChunkStore::write`], but for marking the node full.
-    async fn write_checked<R: AsyncRead + Unpin>(
-        &self,
-        id: &str,
-        expected_crc: Option<u32>,
-        limit: u64,
-        mut body: R,
-    ) -> Result<(WriteOutcome, ChunkMeta), StoreError> {
-        let (dir, data_path, meta_path) = self.paths(id)?;
-        let temp = TempPath::new(&self.tmp, id);
-        let file = File::create(temp.path())
-            .await
-            .context(|| format!("creating {}", temp.path().display()))?;
-        // Body frames are small; batch them into large writes.
-        let mut file = BufWriter::with_capacity(COPY_BUF, file);
-        let mut buf = vec![0u8; COPY_BUF];
-        let (mut size, mut crc) = (0u64, 0u32);
-        loop {
-            let n = body.read(&mut buf).await.map_err(StoreError::Upload)?;
-            if n == 0 {
-                break;
-            }
-            size += n as u64;
-            if size > limit {
-                return Err(StoreError::TooLarge { limit });
-            }
-            let bytes = &buf[..n];
-            crc = crc32c::crc32c_append(crc, bytes);
-            file.write_all(bytes)
-                .await
-                .context(|| format!("writing {}", temp.path().display()))?;
-        }
-        if let Some(expected) = expected_crc.filter(|&expected| expected != crc) {
-            return Err(StoreError::CrcMismatch {
-                expected,
-                actual: crc,
-            });
-        }
-        file.flush()
-            .await
-            .context(|| format!("writing {}", temp.path().display()))?;
-        file.get_ref()
-            .sync_all()
-            .await
-            .context(|| format!("syncing {}", temp.path().display()))?;
-        drop(file);
-        let meta = ChunkMeta { size, crc32c: crc };
-
-        let _guard = self.lock(id).await;
-        if let Some(existing) = self.stored_meta(id).await? {
-            return if existing.crc32c == crc {
-                Ok((WriteOutcome::AlreadyPresent, existing))
-            } else {
-                Err(StoreError::Conflict {
-                    existing: existing.crc32c,
-                    new: crc,
-                })
-            };
-        }
-        let created_dir = fs::metadata(&dir).await.is_err();
-        fs::create_dir_all(&dir)
-            .await
-            .context(|| format!("creating {}", dir.display()))?;
-        let meta_json = serde_json::to_vec(&meta).map_err(|err| StoreError::Io {
-            context: "encoding chunk meta".into(),
-            source: err.into(),
-        })?;
-        self.write_small_file(&meta_path, &meta_json).await?;
-        temp.persist(&data_path)
-            .await
-            .context(|| format!("renaming into {}", data_path.display()))?;
-        sync_dir(&dir).await?;
-        if created_dir {
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent).await?;
-            }
-            sync_dir(&self.chunks).await?;
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.commits.send_modify(|n| *n = n.wrapping_add(1));
-        Ok((WriteOutcome::Created, meta))
-    }
-
     /// The meta of chunk `id` once it is stored, waiting up to `timeout` for
     /// it to arrive; [`StoreError::NotFound`] when it has not by then.
     pub async fn wait_for(&self, id: &str, timeout: Duration) -> Result<ChunkMeta, StoreError> {
@@ -510,24 +404,6 @@ impl ChunkStore {
             Err(err) => Err(err).context(|| format!("stat {}", data_path.display())),
         })
         .await
-    }
-
-    /// Writes a small file durably: temp file, fsync, rename over `dest`.
-    async fn write_small_file(&self, dest: &Path, contents: &[u8]) -> Result<(), StoreError> {
-        let temp = TempPath::new(&self.tmp, "small");
-        let mut file = File::create(temp.path())
-            .await
-            .context(|| format!("creating {}", temp.path().display()))?;
-        file.write_all(contents)
-            .await
-            .context(|| format!("writing {}", temp.path().display()))?;
-        file.sync_all()
-            .await
-            .context(|| format!("syncing {}", temp.path().display()))?;
-        drop(file);
-        temp.persist(dest)
-            .await
-            .context(|| format!("renaming into {}", dest.display()))
     }
 }
 

@@ -436,3 +436,29 @@ async fn a_seed_longer_than_the_pending_ttl_still_commits() -> Result<()> {
     ensure!(cluster.check_replicas("slow.bin", &local, 2).await? == 12);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_node_pulls_every_chunk_over_one_connection() -> Result<()> {
+    let (cluster, local) = one_holder("10g", 9, "pulled/once.bin", 1).await?;
+    let before = cluster
+        .storage_metric(0, "dfs_peer_connections_total")
+        .await?;
+    let requests = cluster.storage_metric(0, "dfs_peer_requests_total").await?;
+    let out = cluster.dfs_ok(["distribute", "pulled/once.bin"]).await?;
+    ensure!(out.contains("on 1 more node"), "{out}");
+    cluster.check_replicas("pulled/once.bin", &local, 2).await?;
+    let connections = cluster
+        .storage_metric(0, "dfs_peer_connections_total")
+        .await?
+        - before;
+    let requests = cluster.storage_metric(0, "dfs_peer_requests_total").await? - requests;
+    ensure!(
+        requests == 9,
+        "the holder answered {requests} requests for 9 chunks"
+    );
+    ensure!(
+        connections == 1,
+        "the new node opened {connections} connections for 9 chunks"
+    );
+    Ok(())
+}

@@ -9,7 +9,7 @@
 //! starting at its first missing chunk. A copy whose CRC32C does not match
 //! is never stored: the chunk is asked of the next source.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use dfs_common::api::{ChainAssignment, ChainChunk, NodeReport, NodeState, PeerRe
 use dfs_common::auth::Token;
 use dfs_common::gcs::GcsUrl;
 use thiserror::Error;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -24,13 +25,16 @@ use super::report::{Progress, Reporter};
 use crate::gcs::{
     ChunkDone, ChunkSpec, DownloadOptions, GcsClient, GcsError, ObjectInfo, combine_crcs,
 };
-use crate::peer::{self, Expected, PeerError};
-use crate::store::{ChunkStore, StoreError};
+use crate::peer::{Expected, PeerError, Session};
+use crate::store::{ChunkMeta, ChunkStore, Received, StoreError};
 
 /// How long the nearest upstream may wait for a chunk it has not received yet.
 const UPSTREAM_WAIT: Duration = Duration::from_secs(30);
 /// A chunk that no source could provide for this long fails the node.
 const STALL_LIMIT: Duration = Duration::from_secs(300);
+/// Received chunks whose commit (fsync, rename) may run while the next
+/// chunk is received.
+const COMMITS_IN_FLIGHT: usize = 4;
 /// Pause between two rounds over the sources when none had the chunk.
 const ROUND_PAUSE: Duration = Duration::from_millis(200);
 
@@ -149,10 +153,25 @@ async fn work(
             resources,
             assignment,
             dead: HashSet::new(),
+            sessions: HashMap::new(),
         };
+        // Chunks commit (fsync, rename) while the next ones are received.
+        let mut committing = VecDeque::new();
         for chunk in &assignment.chunks {
-            match puller.pull(chunk).await {
-                Ok(size) => progress.add(size),
+            let pulled = puller.pull(chunk).await;
+            if committing.len() >= COMMITS_IN_FLIGHT
+                && let Some(commit) = committing.pop_front()
+            {
+                progress.add(settle(commit).await?.size);
+            }
+            match pulled {
+                Ok(Pulled::Stored(meta)) => progress.add(meta.size),
+                Ok(Pulled::Received(received)) => {
+                    let store = Arc::clone(store);
+                    committing.push_back(tokio::spawn(async move {
+                        Ok(store.commit(received).await?.1)
+                    }));
+                }
                 Err(JobError::NoSource { .. }) if seed.is_some() => {
                     tracing::warn!(job_id = %assignment.job_id, "every node above is gone; reading the rest from GCS");
                     from_gcs = true;
@@ -160,6 +179,9 @@ async fn work(
                 }
                 Err(e) => return Err(e),
             }
+        }
+        for commit in committing {
+            progress.add(settle(commit).await?.size);
         }
     }
     if let (Some((url, info)), true) = (&seed, from_gcs) {
@@ -205,22 +227,47 @@ fn specs(chunks: &[ChainChunk]) -> Vec<ChunkSpec> {
         .collect()
 }
 
+/// The meta of a committed chunk, once its commit finished.
+async fn settle(commit: JoinHandle<Result<ChunkMeta, StoreError>>) -> Result<ChunkMeta, JobError> {
+    match commit.await {
+        Ok(committed) => Ok(committed?),
+        Err(e) => Err(JobError::Store(StoreError::Io {
+            context: "committing a received chunk".into(),
+            source: std::io::Error::other(e),
+        })),
+    }
+}
+
+/// What [`Puller::pull`] got.
+enum Pulled {
+    /// The chunk was stored here already.
+    Stored(ChunkMeta),
+    /// Received and checked; to be committed.
+    Received(Received),
+}
+
 struct Puller<'a> {
     resources: &'a Resources,
     assignment: &'a ChainAssignment,
     /// Sources that could not be reached: skipped for the rest of the job.
     dead: HashSet<String>,
+    /// Open connections, by node id, kept for the next chunks.
+    sessions: HashMap<String, Session>,
 }
 
 impl Puller<'_> {
-    /// Gets one chunk into the store; returns its size.
-    async fn pull(&mut self, chunk: &ChainChunk) -> Result<u64, JobError> {
+    /// Gets one chunk: stored already, or received and checked.
+    async fn pull(&mut self, chunk: &ChainChunk) -> Result<Pulled, JobError> {
         let store = &self.resources.store;
-        let token = self.resources.token.as_ref();
         let expected = Expected {
             size: Some(chunk.size),
             crc32c: chunk.crc32c,
         };
+        match store.meta(&chunk.chunk_id).await {
+            Ok(meta) if expected.accepts(meta) => return Ok(Pulled::Stored(meta)),
+            Ok(_) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
         let started = Instant::now();
         let mut last = String::from("no source tried yet");
         loop {
@@ -257,16 +304,8 @@ impl Puller<'_> {
                 );
             }
             for (source, wait) in sources {
-                let fetched = peer::fetch(
-                    &source.tcp_addr,
-                    &chunk.chunk_id,
-                    expected,
-                    wait,
-                    store,
-                    token,
-                );
-                match fetched.await {
-                    Ok(meta) => return Ok(meta.size),
+                match self.receive(source, chunk, expected, wait).await {
+                    Ok(received) => return Ok(Pulled::Received(received)),
                     Err(e @ (PeerError::Connect { .. } | PeerError::ConnectionLost { .. })) => {
                         tracing::warn!(node = %source.node_id, error = %e, "source unreachable; moving up the chain");
                         self.dead.insert(source.node_id.clone());
@@ -298,6 +337,41 @@ impl Puller<'_> {
                 });
             }
             tokio::time::sleep(ROUND_PAUSE).await;
+        }
+    }
+
+    /// Receives `chunk` from `source` over the connection kept for it, or
+    /// a new one. A kept connection the source closed while idle is
+    /// replaced once before the source counts as gone.
+    async fn receive(
+        &mut self,
+        source: &PeerRef,
+        chunk: &ChainChunk,
+        expected: Expected,
+        wait: Duration,
+    ) -> Result<Received, PeerError> {
+        let store = &self.resources.store;
+        loop {
+            let mut session = match self.sessions.remove(&source.node_id) {
+                Some(session) => session,
+                None => Session::open(&source.tcp_addr, self.resources.token.as_ref()).await?,
+            };
+            let reused = session.is_used();
+            match session
+                .receive(&chunk.chunk_id, expected, wait, store)
+                .await
+            {
+                Ok(received) => {
+                    self.sessions.insert(source.node_id.clone(), session);
+                    return Ok(received);
+                }
+                Err(e @ PeerError::NotFound { .. }) => {
+                    self.sessions.insert(source.node_id.clone(), session);
+                    return Err(e);
+                }
+                Err(PeerError::ConnectionLost { .. }) if reused => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
-//! [`fetch`]: pull one whole chunk from a peer into the local store;
-//! [`PeerError`]: why that failed.
+//! [`Session`]: one authenticated connection to a peer, over which whole
+//! chunks are received into the local store, one request after another;
+//! [`fetch`]: one chunk over a connection of its own; [`PeerError`]: why
+//! either failed.
 
 use std::io::{self, ErrorKind};
 use std::pin::Pin;
@@ -16,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 use super::handshake;
 use super::wire::{self, IO_TIMEOUT, MAX_WAIT, Request, Status};
 use crate::metrics::METRICS;
-use crate::store::{ChunkMeta, ChunkStore, StoreError};
+use crate::store::{ChunkMeta, ChunkStore, Received, StoreError};
 
 /// How long [`fetch`] waits for a TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,16 +100,17 @@ pub struct Expected {
 }
 
 impl Expected {
-    fn accepts(&self, meta: ChunkMeta) -> bool {
+    /// Whether a stored chunk with `meta` is the one expected.
+    pub fn accepts(&self, meta: ChunkMeta) -> bool {
         self.size.is_none_or(|size| size == meta.size)
             && self.crc32c.is_none_or(|crc| crc == meta.crc32c)
     }
 }
 
 /// Fetches chunk `chunk_id` from the peer at `addr` (`host:port`) into
-/// `store`, and returns its meta. The peer may wait up to `wait` (capped at
-/// [`MAX_WAIT`]) for the chunk to arrive on its side. `token` answers the
-/// peer's challenge when it asks for one.
+/// `store`, over a connection of its own, and returns its meta. The peer
+/// may wait up to `wait` (capped at [`MAX_WAIT`]) for the chunk to arrive
+/// on its side. `token` answers the peer's challenge when it asks for one.
 ///
 /// The bytes go through the store's write path (temp file, CRC32C check,
 /// fsync, rename), checked against the CRC32C the peer announces and against
@@ -126,78 +129,132 @@ pub async fn fetch(
         Ok(_) | Err(StoreError::NotFound) => {}
         Err(err) => return Err(err.into()),
     }
-    let wait = wait.min(MAX_WAIT);
-    let lost = |source: io::Error| PeerError::ConnectionLost {
-        addr: addr.to_owned(),
-        source,
-    };
-    let mut stream = connect(addr).await?;
-    let mut frames = authenticate(addr, &mut stream, token).await?;
-    let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-    frames.extend(Request::whole(chunk_id, wait_ms).encode());
-    with_timeout(IO_TIMEOUT, stream.write_all(&frames))
-        .await
-        .map_err(lost)?;
-    let response = wire::read_response(&mut stream);
-    let header = receive(addr, wait + IO_TIMEOUT, "response", response).await?;
-    match header.status {
-        Status::Ok => {}
-        Status::NotFound => {
-            return Err(PeerError::NotFound {
-                addr: addr.to_owned(),
-                chunk_id: chunk_id.to_owned(),
-            });
+    let mut session = Session::open(addr, token).await?;
+    let received = session.receive(chunk_id, expected, wait, store).await?;
+    Ok(store.commit(received).await?.1)
+}
+
+/// A connection to one peer, authenticated once, that carries one request
+/// after another. After an error other than [`PeerError::NotFound`] the
+/// stream may be out of step: drop the session.
+#[derive(Debug)]
+pub struct Session {
+    addr: String,
+    stream: TcpStream,
+    /// The answer to the peer's challenge, sent with the first request.
+    preamble: Vec<u8>,
+    /// Requests answered so far.
+    answered: u64,
+}
+
+impl Session {
+    /// Connects to the peer at `addr` (`host:port`) and reads its hello;
+    /// `token` answers its challenge when it asks for one.
+    pub async fn open(addr: &str, token: Option<&Token>) -> Result<Self, PeerError> {
+        let mut stream = connect(addr).await?;
+        let preamble = authenticate(addr, &mut stream, token).await?;
+        Ok(Self {
+            addr: addr.to_owned(),
+            stream,
+            preamble,
+            answered: 0,
+        })
+    }
+
+    /// Whether this connection has carried a request already (and so may
+    /// have been closed by the peer while idle).
+    pub fn is_used(&self) -> bool {
+        self.answered > 0
+    }
+
+    /// Asks for chunk `chunk_id` (the peer may wait up to `wait`, capped at
+    /// [`MAX_WAIT`], for it to arrive on its side) and receives it into
+    /// `store`'s temp space, checked against the CRC32C the peer announces
+    /// and against `expected`. The caller commits it
+    /// ([`ChunkStore::commit`]); on any mismatch nothing is kept.
+    pub async fn receive(
+        &mut self,
+        chunk_id: &str,
+        expected: Expected,
+        wait: Duration,
+        store: &ChunkStore,
+    ) -> Result<Received, PeerError> {
+        let addr = self.addr.as_str();
+        let wait = wait.min(MAX_WAIT);
+        let lost = |source: io::Error| PeerError::ConnectionLost {
+            addr: addr.to_owned(),
+            source,
+        };
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        let mut frames = std::mem::take(&mut self.preamble);
+        frames.extend(Request::whole(chunk_id, wait_ms).encode());
+        with_timeout(IO_TIMEOUT, self.stream.write_all(&frames))
+            .await
+            .map_err(lost)?;
+        let response = wire::read_response(&mut self.stream);
+        let header = receive(addr, wait + IO_TIMEOUT, "response", response).await?;
+        self.answered += 1;
+        match header.status {
+            Status::Ok => {}
+            Status::NotFound => {
+                return Err(PeerError::NotFound {
+                    addr: addr.to_owned(),
+                    chunk_id: chunk_id.to_owned(),
+                });
+            }
+            Status::Unauthorized => {
+                return Err(PeerError::Unauthorized {
+                    addr: addr.to_owned(),
+                    message: header.message,
+                });
+            }
+            _ => {
+                return Err(PeerError::Remote {
+                    addr: addr.to_owned(),
+                    chunk_id: chunk_id.to_owned(),
+                    message: header.message,
+                });
+            }
         }
-        Status::Unauthorized => {
-            return Err(PeerError::Unauthorized {
-                addr: addr.to_owned(),
-                message: header.message,
-            });
-        }
-        _ => {
-            return Err(PeerError::Remote {
-                addr: addr.to_owned(),
-                chunk_id: chunk_id.to_owned(),
-                message: header.message,
-            });
-        }
-    }
-    let mismatch_size = |expected: u64, actual: u64| PeerError::SizeMismatch {
-        addr: addr.to_owned(),
-        chunk_id: chunk_id.to_owned(),
-        expected,
-        actual,
-    };
-    if header.length != header.chunk_size {
-        return Err(mismatch_size(header.chunk_size, header.length));
-    }
-    if let Some(size) = expected.size.filter(|&size| size != header.length) {
-        return Err(mismatch_size(size, header.length));
-    }
-    if header.length > MAX_CHUNK_SIZE {
-        return Err(mismatch_size(MAX_CHUNK_SIZE, header.length));
-    }
-    let crc_mismatch = |expected: u32, actual: u32| {
-        METRICS.peer_crc_mismatches.inc();
-        PeerError::CrcMismatch {
+        let mismatch_size = |expected: u64, actual: u64| PeerError::SizeMismatch {
             addr: addr.to_owned(),
             chunk_id: chunk_id.to_owned(),
             expected,
             actual,
+        };
+        if header.length != header.chunk_size {
+            return Err(mismatch_size(header.chunk_size, header.length));
         }
-    };
-    if let Some(crc) = expected.crc32c.filter(|&crc| crc != header.crc32c) {
-        return Err(crc_mismatch(crc, header.crc32c));
-    }
-    let payload = Payload::new(&mut stream, header.length);
-    match store
-        .write(chunk_id, Some(header.crc32c), header.length, payload)
-        .await
-    {
-        Ok((_, meta)) => Ok(meta),
-        Err(StoreError::CrcMismatch { expected, actual }) => Err(crc_mismatch(expected, actual)),
-        Err(StoreError::Upload(source)) => Err(lost(source)),
-        Err(err) => Err(err.into()),
+        if let Some(size) = expected.size.filter(|&size| size != header.length) {
+            return Err(mismatch_size(size, header.length));
+        }
+        if header.length > MAX_CHUNK_SIZE {
+            return Err(mismatch_size(MAX_CHUNK_SIZE, header.length));
+        }
+        let crc_mismatch = |expected: u32, actual: u32| {
+            METRICS.peer_crc_mismatches.inc();
+            PeerError::CrcMismatch {
+                addr: addr.to_owned(),
+                chunk_id: chunk_id.to_owned(),
+                expected,
+                actual,
+            }
+        };
+        if let Some(crc) = expected.crc32c.filter(|&crc| crc != header.crc32c) {
+            return Err(crc_mismatch(crc, header.crc32c));
+        }
+        let payload = Payload::new(&mut self.stream, header.length);
+        match store
+            .receive(chunk_id, Some(header.crc32c), header.length, payload)
+            .await
+        {
+            Ok(received) => Ok(received),
+            Err(StoreError::CrcMismatch { expected, actual }) => {
+                Err(crc_mismatch(expected, actual))
+            }
+            Err(StoreError::Upload(source)) => Err(lost(source)),
+            Err(err) => Err(err.into()),
+        }
     }
 }
 

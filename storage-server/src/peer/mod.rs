@@ -7,10 +7,12 @@
 //!   the challenge–response that open every connection (HMAC-SHA256 keyed
 //!   by the cluster token, when it has one).
 //! - [`serve`]: the listener (one task per connection, requests in turn).
-//! - [`fetch`]: pull one chunk from a peer into the local
-//!   [`ChunkStore`](crate::store::ChunkStore), verified against the
-//!   sender's CRC32C and the caller's expectations; [`PeerError`] says why
-//!   it failed.
+//! - [`Session`]: one authenticated connection to a peer that receives
+//!   chunk after chunk into the local
+//!   [`ChunkStore`](crate::store::ChunkStore)'s temp space, verified
+//!   against the sender's CRC32C and the caller's expectations, for the
+//!   caller to commit; [`fetch`]: one chunk, stored, over a connection of
+//!   its own; [`PeerError`] says why either failed.
 //!
 //! A request may ask the server to wait for a chunk it does not hold yet
 //! (up to [`wire::MAX_WAIT`]), so a node can ask for chunk i+1 while its
@@ -21,5 +23,5 @@ pub mod handshake;
 mod server;
 pub mod wire;
 
-pub use client::{Expected, PeerError, fetch};
+pub use client::{Expected, PeerError, Session, fetch};
 pub use server::serve;

@@ -57,6 +57,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
+                METRICS.peer_connections.inc();
                 let connection = Connection {
                     store: store.clone(),
                     throttle: throttle.clone(),

@@ -13,14 +13,20 @@ use super::error::{IoContext, StoreError};
 /// fsyncs a directory so renames inside it survive a crash.
 pub(super) async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     let path = dir.to_owned();
-    let result = tokio::task::spawn_blocking(move || std::fs::File::open(&path)?.sync_all()).await;
-    match result {
-        Ok(io) => io.context(|| format!("syncing directory {}", dir.display())),
+    match tokio::task::spawn_blocking(move || sync_dir_now(&path)).await {
+        Ok(synced) => synced,
         Err(join) => Err(StoreError::Io {
             context: format!("syncing directory {}", dir.display()),
             source: std::io::Error::other(join),
         }),
     }
+}
+
+/// [`sync_dir`], on the calling thread. Blocking.
+pub(super) fn sync_dir_now(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .context(|| format!("syncing directory {}", dir.display()))
 }
 
 /// Removes every entry of `dir`; returns how many there were.

@@ -25,9 +25,9 @@ impl TempPath {
         &self.path
     }
 
-    /// Atomically renames the file to `dest` and disarms the guard.
-    pub(crate) async fn persist(mut self, dest: &Path) -> std::io::Result<()> {
-        tokio::fs::rename(&self.path, dest).await?;
+    /// Atomically renames the file to `dest` and disarms the guard. Blocking.
+    pub(crate) fn persist(mut self, dest: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, dest)?;
         self.armed = false;
         Ok(())
     }

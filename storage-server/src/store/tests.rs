@@ -360,3 +360,59 @@ async fn quarantined_chunks_are_never_served_and_go_with_a_delete() {
     ));
     assert_eq!(store.meta("good").await.expect("good").size, 5);
 }
+
+#[tokio::test]
+async fn a_received_chunk_is_invisible_until_committed_and_gone_if_dropped() {
+    let (dir, store) = new_store().await;
+    // Several pieces, so the two buffers take turns.
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
+    let crc = crc32c::crc32c(&data);
+    let kept = store
+        .receive("kept", Some(crc), 8 << 20, Cursor::new(data.clone()))
+        .await
+        .expect("receive");
+    let dropped = store
+        .receive("dropped", Some(crc), 8 << 20, Cursor::new(data.clone()))
+        .await
+        .expect("receive");
+    assert_eq!(kept.meta().size, data.len() as u64);
+    assert!(matches!(
+        store.meta("kept").await,
+        Err(StoreError::NotFound)
+    ));
+    drop(dropped);
+    let (outcome, meta) = store.commit(kept).await.expect("commit");
+    assert_eq!((outcome, meta.crc32c), (WriteOutcome::Created, crc));
+    let (mut file, _) = store.open_chunk("kept").await.expect("open");
+    let mut read = Vec::new();
+    file.read_to_end(&mut read).await.expect("read");
+    assert_eq!(read, data);
+    assert!(matches!(
+        store.meta("dropped").await,
+        Err(StoreError::NotFound)
+    ));
+    // Nothing left in tmp/, and only the kept chunk (data and meta) stored.
+    assert!(entries(&dir.path().join("tmp")).is_empty());
+    assert_eq!(entries(&dir.path().join("chunks")).len(), 2);
+    assert_eq!(store.chunk_count(), 1);
+}
+
+#[tokio::test]
+async fn committing_the_same_chunk_twice_keeps_one() {
+    let (_dir, store) = new_store().await;
+    let data = b"twice".to_vec();
+    let crc = crc32c::crc32c(&data);
+    let first = store.receive("c", Some(crc), LIMIT, Cursor::new(data.clone()));
+    let first = first.await.expect("receive");
+    let second = store.receive("c", Some(crc), LIMIT, Cursor::new(data));
+    let second = second.await.expect("receive");
+    assert_eq!(
+        store.commit(second).await.expect("commit").0,
+        WriteOutcome::Created
+    );
+    assert_eq!(
+        store.commit(first).await.expect("commit").0,
+        WriteOutcome::AlreadyPresent
+    );
+    assert_eq!(store.chunk_count(), 1);
+}
