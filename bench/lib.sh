@@ -31,7 +31,7 @@ dfs_first() { [ $((BENCH_RUN % 2)) -eq 1 ]; }
 # through start_bg and runs the on_exit hooks, even on failure.
 bench_setup() {
     AREA=$1
-    BIN=${BENCH_BIN:-$PWD/target/release}
+    BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}
     if [ ! -x "$BIN/dfs" ] || [ ! -x "$BIN/storage-server" ] || [ ! -x "$BIN/naming-server" ]; then
         cargo build --release --locked --bins >&2
     fi

@@ -98,7 +98,8 @@ trap 'rm -f "$RAW"' EXIT
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
-export BENCH_QUICK=$QUICK BENCH_BIN=$PWD/target/release
+# Where the build above put them (CARGO_TARGET_DIR when set).
+export BENCH_QUICK=$QUICK BENCH_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 failed=()
 for run in $(seq 1 "$RUNS"); do
     for area in "${AREAS[@]}"; do

@@ -3,24 +3,34 @@
 //! authority its HTTPS servers use (`DFS_CA_CERT`).
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use dfs_common::auth::Token;
-use reqwest::{Certificate, RequestBuilder};
+use reqwest::RequestBuilder;
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use crate::error::{Error, error_chain};
+use crate::tls;
 
 /// The token sent with every call (when the cluster has one) and the root
 /// certificates trusted beyond the system's. Cheap to clone; built once
 /// from a program's settings and given to its [`NamingClient`] and
-/// [`StorageClient`].
+/// [`StorageClient`], whose HTTP clients then share one TLS setup (see
+/// `tls.rs`: the system's roots are read once, at the first HTTPS
+/// handshake).
 ///
 /// [`NamingClient`]: crate::NamingClient
 /// [`StorageClient`]: crate::StorageClient
 #[derive(Debug, Clone, Default)]
 pub struct ClusterAccess {
     token: Option<Token>,
-    roots: Vec<Certificate>,
+    /// Trusted beyond the system's roots.
+    roots: Vec<CertificateDer<'static>>,
+    /// Made at the first [`ClusterAccess::http`], shared by clones.
+    tls: Arc<OnceLock<Result<ClientConfig, String>>>,
 }
 
 impl ClusterAccess {
@@ -30,6 +40,7 @@ impl ClusterAccess {
         Self {
             token: Token::from_setting(token),
             roots: Vec::new(),
+            tls: Arc::default(),
         }
     }
 
@@ -43,11 +54,14 @@ impl ClusterAccess {
         let unusable =
             |reason: String| Error::Setup(format!("DFS_CA_CERT {}: {reason}", path.display()));
         let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
-        let certs = Certificate::from_pem_bundle(&pem).map_err(|e| unusable(error_chain(&e)))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unusable(e.to_string()))?;
         if certs.is_empty() {
             return Err(unusable("no PEM certificate in the file".to_owned()));
         }
         self.roots.extend(certs);
+        self.tls = Arc::default();
         Ok(self)
     }
 
@@ -71,9 +85,14 @@ impl ClusterAccess {
         connect_timeout: Duration,
         read_timeout: Option<Duration>,
     ) -> Result<reqwest::Client, Error> {
+        let tls = self
+            .tls
+            .get_or_init(|| tls::client_config(self.roots.clone()))
+            .as_ref()
+            .map_err(|e| Error::Setup(format!("cannot set up TLS: {e}")))?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
-            .tls_certs_merge(self.roots.iter().cloned());
+            .tls_backend_preconfigured(tls.clone());
         if let Some(timeout) = read_timeout {
             builder = builder.read_timeout(timeout);
         }

@@ -18,6 +18,7 @@ pub mod naming;
 mod reply;
 pub mod retry;
 pub mod storage;
+mod tls;
 
 pub use access::ClusterAccess;
 pub use error::{Error, error_chain};

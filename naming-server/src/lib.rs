@@ -77,6 +77,8 @@ pub fn naming(config: &Config) -> Result<Naming, SetupError> {
             repair_after: config.repair_after.0,
         }),
         metrics: Arc::new(Metrics::default()),
+        directory: Arc::default(),
+        names: Arc::default(),
         started: std::time::Instant::now(),
     })
 }

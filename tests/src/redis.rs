@@ -29,44 +29,26 @@ impl Redis {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("redis.sock");
         let url = socket_url(&socket)?;
-        let mut child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot run redis-server (install it: apt-get install redis-server)")?;
-        let up = wait_until(Duration::from_secs(10), || async {
-            tokio::net::UnixStream::connect(&socket).await.is_ok()
-        })
-        .await;
-        if let Some(status) = child.try_wait()? {
-            bail!("redis-server exited at start: {status}");
-        }
-        if up.is_err() {
-            let _ = child.kill().await;
-            bail!(
-                "redis-server did not accept connections on {}",
-                socket.display()
-            );
-        }
+        let child = spawn(&socket, dir.path()).await?;
         Ok(Self {
             child,
             socket,
             url,
             _dir: dir,
         })
+    }
+
+    /// Starts a new, empty server on the same socket after [`Redis::stop`].
+    pub async fn start_again(&mut self) -> Result<()> {
+        let dir = self
+            .socket
+            .parent()
+            .context("the socket is in a directory")?
+            .to_owned();
+        // The killed server leaves its socket file behind.
+        let _ = std::fs::remove_file(&self.socket);
+        self.child = spawn(&self.socket, &dir).await?;
+        Ok(())
     }
 
     /// The server's URL for the `redis` crate (`REDIS_URL`):
@@ -85,6 +67,44 @@ impl Redis {
         self.child.kill().await?;
         Ok(())
     }
+}
+
+/// Runs `redis-server` on `socket` with its files in `dir`, and waits until
+/// the socket accepts a connection.
+async fn spawn(socket: &Path, dir: &Path) -> Result<Child> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", "0", "--unixsocket"])
+        .arg(socket)
+        .args([
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run redis-server (install it: apt-get install redis-server)")?;
+    let up = wait_until(Duration::from_secs(10), || async {
+        tokio::net::UnixStream::connect(socket).await.is_ok()
+    })
+    .await;
+    if let Some(status) = child.try_wait()? {
+        bail!("redis-server exited at start: {status}");
+    }
+    if up.is_err() {
+        let _ = child.kill().await;
+        bail!(
+            "redis-server did not accept connections on {}",
+            socket.display()
+        );
+    }
+    Ok(child)
 }
 
 /// `redis+unix://SOCKET?db=0`, the form the `redis` crate reads a Unix

@@ -10,6 +10,8 @@ mod distributions;
 mod files;
 #[path = "naming_api/placement.rs"]
 mod placement;
+#[path = "naming_api/round_trips.rs"]
+mod round_trips;
 #[path = "naming_api/support.rs"]
 mod support;
 
@@ -251,7 +253,7 @@ async fn token_guards_everything_but_health_metrics_and_docs() -> Result<()> {
 }
 
 #[tokio::test]
-async fn health_is_503_when_redis_is_down() -> Result<()> {
+async fn health_is_503_while_redis_is_down_and_ok_once_back() -> Result<()> {
     let mut cluster = cluster(&[]).await?;
     let api = Api::new(&cluster);
     assert_eq!(
@@ -289,6 +291,17 @@ async fn health_is_503_when_redis_is_down() -> Result<()> {
     let (status, retry_after) = api.post_retry_after("/files/init", &init).await?;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry_after.as_deref(), Some("1"));
+
+    // Redis back (empty): the same server answers again.
+    cluster.redis.start_again().await?;
+    wait_until(WAIT, || async {
+        matches!(api.get("/health").await, Ok((StatusCode::OK, _)))
+    })
+    .await?;
+    api.register("back").await?;
+    let (status, body) = api.get("/nodes").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["nodes"][0]["node_id"], "back");
     Ok(())
 }
 

@@ -15,11 +15,11 @@ use dfs_common::api::{
 };
 use dfs_common::chunk_len;
 
-use super::files::{self, committed, pending};
+use super::files::{self, pending};
 use super::nodes::{self, NodeDirectory};
 use super::{DomainError, DomainResult, Naming, placement};
 use crate::store::ids::new_chunk_id;
-use crate::store::{Allocation, StoredChunk};
+use crate::store::{Allocation, StoredChunk, WhichChunks};
 
 fn out_of_range(index: u64, info: &FileInfo) -> String {
     format!(
@@ -158,8 +158,11 @@ pub async fn finalize(
 ) -> DomainResult<FileRecord> {
     match commit(naming, file_id, &request).await {
         Err(DomainError::Conflict(message)) => {
-            let info = naming.store.file(file_id).await?;
-            let stored = naming.store.chunks(file_id).await?;
+            let read = naming
+                .store
+                .read_file(file_id, WhichChunks::All, false)
+                .await?;
+            let (info, stored) = (read.info, read.chunks);
             if info.state == FileState::Committed && is_same_commit(&info, &stored, &request) {
                 tracing::info!(name = %info.name, "finalize repeated; the file was committed by it");
                 files::record(naming, file_id).await
@@ -214,12 +217,17 @@ pub fn is_same_commit(info: &FileInfo, stored: &[StoredChunk], request: &Finaliz
 
 /// Where chunk `index` of a committed file lives, live replicas first.
 pub async fn location(naming: &Naming, file_id: &str, index: u64) -> DomainResult<ChunkLocation> {
-    let info = committed(naming, file_id).await?;
-    let chunk = match naming.store.chunk(file_id, index).await? {
-        Some(chunk) if index < info.chunk_count => chunk,
-        _ => return Err(DomainError::NotFound(out_of_range(index, &info))),
-    };
-    Ok(NodeDirectory::load(naming).await?.locate(chunk))
+    let (info, chunks, directory) =
+        NodeDirectory::with_file(naming, file_id, WhichChunks::One(index)).await?;
+    if info.state != FileState::Committed {
+        return Err(DomainError::NotFound(format!(
+            "file {file_id} is not finalized yet"
+        )));
+    }
+    match chunks.into_iter().next() {
+        Some(chunk) if index < info.chunk_count => Ok(directory.locate(chunk)),
+        _ => Err(DomainError::NotFound(out_of_range(index, &info))),
+    }
 }
 
 #[cfg(test)]

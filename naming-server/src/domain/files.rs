@@ -12,6 +12,7 @@ use dfs_common::{MAX_FILE_SIZE, chunk_count, now_ms};
 
 use super::nodes::{self, NodeDirectory};
 use super::{DomainError, DomainResult, Naming, millis};
+use crate::store::WhichChunks;
 use crate::store::ids::new_file_id;
 
 const DEFAULT_LIST_LIMIT: usize = 100;
@@ -31,10 +32,12 @@ pub async fn committed(naming: &Naming, file_id: &str) -> DomainResult<FileInfo>
     let info = naming.store.file(file_id).await?;
     match info.state {
         FileState::Committed => Ok(info),
-        FileState::Pending => Err(DomainError::NotFound(format!(
-            "file {file_id} is not finalized yet"
-        ))),
+        FileState::Pending => Err(not_finalized(file_id)),
     }
+}
+
+fn not_finalized(file_id: &str) -> DomainError {
+    DomainError::NotFound(format!("file {file_id} is not finalized yet"))
 }
 
 /// A pending file; `Conflict` when it is already committed.
@@ -73,15 +76,62 @@ pub async fn init(naming: &Naming, request: InitFileRequest) -> DomainResult<Fil
     Ok(info)
 }
 
-/// A committed file with all its chunks located.
+/// A committed file with all its chunks located: one round trip to the
+/// store (with the node directory, unless cached).
 pub async fn record(naming: &Naming, file_id: &str) -> DomainResult<FileRecord> {
-    let info = committed(naming, file_id).await?;
-    let chunks = naming.store.chunks(file_id).await?;
-    let directory = NodeDirectory::load(naming).await?;
+    let (info, chunks, directory) =
+        NodeDirectory::with_file(naming, file_id, WhichChunks::All).await?;
+    if info.state != FileState::Committed {
+        return Err(not_finalized(file_id));
+    }
     Ok(FileRecord {
         info,
         chunks: chunks.into_iter().map(|c| directory.locate(c)).collect(),
     })
+}
+
+/// The committed file called `name`, with all its chunks located. A name
+/// looked up before costs one round trip to the store: its file id comes
+/// from this replica's [`NameHints`], and the file's own record, which
+/// holds its name, proves the hint still right (a file deleted, or a new
+/// file of that name, is never served from it). Otherwise, or when the
+/// hint is wrong, two: the name, then the file.
+pub async fn record_by_name(naming: &Naming, name: &str) -> DomainResult<FileRecord> {
+    if let Some(file_id) = naming.names.get(name) {
+        match record(naming, &file_id).await {
+            Ok(record) if record.info.name == name => return Ok(record),
+            Ok(_) | Err(DomainError::NotFound(_)) => naming.names.forget(name),
+            Err(e) => return Err(e),
+        }
+    }
+    let file_id = id_by_name(naming, name).await?;
+    let record = record(naming, &file_id).await?;
+    naming.names.remember(name, file_id);
+    Ok(record)
+}
+
+/// Name → file id of names this replica looked up lately (10 000 of them
+/// at most): hints, each checked against the file's record before use.
+pub struct NameHints(quick_cache::sync::Cache<String, String>);
+
+impl Default for NameHints {
+    fn default() -> Self {
+        Self(quick_cache::sync::Cache::new(10_000))
+    }
+}
+
+impl NameHints {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name)
+    }
+
+    fn remember(&self, name: &str, file_id: String) {
+        self.0.insert(name.to_owned(), file_id);
+    }
+
+    fn forget(&self, name: &str) {
+        self.0.remove(name);
+    }
 }
 
 /// The id of the committed file called `name`.

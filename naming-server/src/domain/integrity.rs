@@ -17,7 +17,7 @@ use dfs_common::api::{BadChunk, BadReplica, SuspectReplica};
 
 use super::{DomainError, DomainResult, Naming};
 use crate::store::ids::chunk_owner;
-use crate::store::{Edited, ReplicaEdit};
+use crate::store::{Edited, ReplicaEdit, StoreError, WhichChunks};
 
 /// A reader found replica `report.node_id` of chunk `index` of file
 /// `file_id` bad: its node is asked to verify its copy. `NotFound` when the
@@ -30,10 +30,16 @@ pub async fn suspect(
     report: SuspectReplica,
 ) -> DomainResult<()> {
     // Only a committed file has chunk records.
-    let chunk = naming
+    let chunk = match naming
         .store
-        .chunk(file_id, index)
-        .await?
+        .read_file(file_id, WhichChunks::One(index), false)
+        .await
+    {
+        Ok(read) => read.chunks.into_iter().next(),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let chunk = chunk
         .filter(|chunk| chunk.chunk_id == report.chunk_id)
         .ok_or_else(|| {
             DomainError::NotFound(format!(

@@ -58,7 +58,8 @@ pub struct Settings {
 }
 
 /// What the rules work with. Cheap to clone; every naming-server replica
-/// has its own, and keeps nothing another replica would need.
+/// has its own, and keeps nothing another replica would need (its caches
+/// only save it reads, and are short-lived or checked before use).
 #[derive(Clone)]
 pub struct Naming {
     pub store: Arc<dyn MetadataStore>,
@@ -70,6 +71,12 @@ pub struct Naming {
     pub token: Option<Token>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// The node records this replica read last, reused for up to a second
+    /// ([`nodes::DirectoryCache`]).
+    pub directory: Arc<nodes::DirectoryCache>,
+    /// File ids of names looked up lately, each checked before use
+    /// ([`files::NameHints`]).
+    pub names: Arc<files::NameHints>,
     /// When this process started. For its first `HEARTBEAT_TIMEOUT` it may
     /// not have heard from every live node yet (they heartbeat at a third
     /// of it), which matters after a restart of the only replica.

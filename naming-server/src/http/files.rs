@@ -106,9 +106,8 @@ pub async fn find_files(
     AppQuery(query): AppQuery<FilesQuery>,
 ) -> Result<Json<FilesResponse>, ApiError> {
     if let Some(name) = query.name {
-        let file_id = files::id_by_name(&naming, &name).await?;
-        record_span("file_id", &file_id);
-        let record = files::record(&naming, &file_id).await?;
+        let record = files::record_by_name(&naming, &name).await?;
+        record_span("file_id", &record.info.file_id);
         return Ok(Json(FilesResponse::Record(record)));
     }
     let prefix = query.prefix.unwrap_or_default();

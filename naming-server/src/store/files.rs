@@ -7,6 +7,7 @@ use dfs_common::api::{BadReplica, FileInfo};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::StoreFuture;
+use super::nodes::NodeRecord;
 
 /// One chunk id handed out for a pending file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +76,23 @@ pub enum ReplicaEdit {
     ClearBad,
 }
 
+/// The chunks [`FileStore::read_file`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhichChunks {
+    All,
+    /// The chunk at this index (none when the file has no such chunk).
+    One(u64),
+}
+
+/// What [`FileStore::read_file`] read.
+#[derive(Debug, Clone)]
+pub struct FileRead {
+    pub info: FileInfo,
+    pub chunks: Vec<StoredChunk>,
+    /// Every registered node, when asked for.
+    pub nodes: Option<Vec<NodeRecord>>,
+}
+
 /// A page of committed files ordered by name, and the cursor of the next one.
 pub struct FilePage {
     pub files: Vec<FileInfo>,
@@ -122,8 +140,18 @@ pub trait FileStore: Send + Sync {
     /// The chunks of a committed file, ordered by index.
     fn chunks<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, Vec<StoredChunk>>;
 
-    /// One chunk of a committed file.
-    fn chunk<'a>(&'a self, file_id: &'a str, index: u64) -> StoreFuture<'a, Option<StoredChunk>>;
+    /// A file with its chunks (`which` of them, ordered by index) and,
+    /// when `with_nodes`, every registered node (as [`NodeStore::nodes`]),
+    /// read at once: one round trip to the store. `NotFound` when the file
+    /// is unknown or expired.
+    ///
+    /// [`NodeStore::nodes`]: super::NodeStore::nodes
+    fn read_file<'a>(
+        &'a self,
+        file_id: &'a str,
+        which: WhichChunks,
+        with_nodes: bool,
+    ) -> StoreFuture<'a, FileRead>;
 
     /// Changes the replicas of chunk `index` of a committed file,
     /// atomically with the check that the chunk is still `chunk_id`.

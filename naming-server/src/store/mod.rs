@@ -17,7 +17,9 @@ pub mod nodes;
 pub mod redis;
 
 pub use error::{StoreError, StoreFuture, StoreResult};
-pub use files::{Allocation, Edited, FilePage, FileStore, ReplicaEdit, StoredChunk};
+pub use files::{
+    Allocation, Edited, FilePage, FileRead, FileStore, ReplicaEdit, StoredChunk, WhichChunks,
+};
 pub use jobs::{ChainNode, JobPlan, JobRecord, JobStore, StoredReport};
 pub use nodes::{HeartbeatWork, NodeRecord, NodeStore};
 

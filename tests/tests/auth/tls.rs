@@ -69,5 +69,18 @@ async fn an_https_cluster_with_a_private_ca_round_trips() -> Result<()> {
         untrusting.is_err(),
         "a client without the CA got {untrusting:?}"
     );
+    // dfs-client's own TLS setup verifies the same way.
+    let access = dfs_client::ClusterAccess::new(Some(TOKEN));
+    let untrusting = dfs_client::NamingClient::new(cluster.naming_url(), &access)?
+        .nodes()
+        .await;
+    ensure!(
+        untrusting
+            .as_ref()
+            .is_err_and(|e| dfs_client::error_chain(e)
+                .to_lowercase()
+                .contains("certificate")),
+        "dfs-client without the CA got {untrusting:?}"
+    );
     Ok(())
 }

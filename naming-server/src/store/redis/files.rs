@@ -16,12 +16,13 @@ use dfs_common::api::{FileInfo, FileState};
 use redis::AsyncCommands;
 
 use super::keys::{self, CLUSTER_ID, EXPIRY, FileKeys, NAMES};
+use super::nodes::node_records;
 use super::parse::{allocation_targets, file_info, file_keys, state_error};
-use super::{RedisStore, trash};
+use super::{RedisStore, query_with_script, trash};
 use crate::store::ids::chunk_owner;
 use crate::store::{
-    Allocation, Edited, FilePage, FileStore, ReplicaEdit, StoreError, StoreFuture, StoreResult,
-    StoredChunk,
+    Allocation, Edited, FilePage, FileRead, FileStore, ReplicaEdit, StoreError, StoreFuture,
+    StoreResult, StoredChunk, WhichChunks,
 };
 
 /// How long a reaper owns a claimed expired id before another may retry it.
@@ -31,7 +32,7 @@ impl FileStore for RedisStore {
     fn create_file(&self, info: FileInfo, expires_at_ms: u64) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let keys = file_keys(&info.file_id)?;
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             // The expiry entry first: a crash after it leaves nothing the
             // reaper cannot clean.
             conn.zadd::<_, _, _, ()>(EXPIRY, &info.file_id, expires_at_ms)
@@ -65,7 +66,7 @@ impl FileStore for RedisStore {
     fn file<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, FileInfo> {
         Box::pin(async move {
             let keys = file_keys(file_id)?;
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let fields: HashMap<String, String> = conn.hgetall(&keys.file).await?;
             file_info(file_id, &fields)
         })
@@ -73,7 +74,7 @@ impl FileStore for RedisStore {
 
     fn file_id_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, String> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let id: Option<String> = conn.get(keys::name_key(name)).await?;
             id.ok_or_else(|| StoreError::NotFound(format!("no file named {name:?}")))
         })
@@ -88,7 +89,7 @@ impl FileStore for RedisStore {
         Box::pin(async move {
             let keys = file_keys(file_id)?;
             let json = serde_json::to_string(allocation)?;
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut call = self.scripts.allocate.key(&keys.file);
             call.key(&keys.alloc).arg(chunk_id).arg(json);
             let outcome: String = call.invoke_async(&mut conn).await?;
@@ -102,7 +103,7 @@ impl FileStore for RedisStore {
     fn allocations<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, HashMap<String, Allocation>> {
         Box::pin(async move {
             let keys = file_keys(file_id)?;
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let raw: HashMap<String, String> = conn.hgetall(&keys.alloc).await?;
             raw.into_iter()
                 .map(|(id, json)| Ok((id, serde_json::from_str(&json)?)))
@@ -113,7 +114,7 @@ impl FileStore for RedisStore {
     fn commit<'a>(&'a self, info: &'a FileInfo, chunks: &'a [StoredChunk]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let keys = file_keys(&info.file_id)?;
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut call = self.scripts.commit.key(&keys.file);
             call.key(keys::name_key(&info.name))
                 .key(&keys.chunks)
@@ -161,7 +162,7 @@ impl FileStore for RedisStore {
 
     fn keep_pending<'a>(&'a self, file_id: &'a str, expires_at_ms: u64) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             // XX: only while still pending; GT: never shorten it.
             redis::cmd("ZADD")
                 .arg(EXPIRY)
@@ -178,7 +179,7 @@ impl FileStore for RedisStore {
     fn chunks<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, Vec<StoredChunk>> {
         Box::pin(async move {
             let keys = file_keys(file_id)?;
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let raw: HashMap<u64, String> = conn.hgetall(&keys.chunks).await?;
             let mut chunks = raw
                 .into_iter()
@@ -192,16 +193,61 @@ impl FileStore for RedisStore {
         })
     }
 
-    fn chunk<'a>(&'a self, file_id: &'a str, index: u64) -> StoreFuture<'a, Option<StoredChunk>> {
+    fn read_file<'a>(
+        &'a self,
+        file_id: &'a str,
+        which: WhichChunks,
+        with_nodes: bool,
+    ) -> StoreFuture<'a, FileRead> {
         Box::pin(async move {
             let keys = file_keys(file_id)?;
-            let mut conn = self.conn().await?;
-            let json: Option<String> = conn.hget(&keys.chunks, index).await?;
-            json.map(|json| {
-                let chunk: StoredChunk = serde_json::from_str(&json)?;
-                Ok(StoredChunk { index, ..chunk })
+            let mut pipe = redis::pipe();
+            pipe.hgetall(&keys.file);
+            match which {
+                WhichChunks::All => pipe.hgetall(&keys.chunks),
+                WhichChunks::One(index) => pipe.hget(&keys.chunks, index),
+            };
+            let nodes_call = self.nodes_call();
+            if with_nodes {
+                pipe.invoke_script(&nodes_call);
+            }
+            let mut conn = self.conn();
+            let mut replies: Vec<redis::Value> =
+                query_with_script(&mut conn, &pipe, &self.scripts.nodes).await?;
+            let nodes = match with_nodes {
+                true => {
+                    let rows = replies.pop().map(redis::from_redis_value).transpose()?;
+                    Some(node_records(rows.unwrap_or_default())?)
+                }
+                false => None,
+            };
+            let mut replies = replies.into_iter();
+            let (Some(file), Some(chunks)) = (replies.next(), replies.next()) else {
+                return Err(StoreError::Internal("short reply to a file read".into()));
+            };
+            let info = file_info(file_id, &redis::from_redis_value(file)?)?;
+            let raw: Vec<(u64, String)> = match which {
+                WhichChunks::All => redis::from_redis_value::<HashMap<u64, String>>(chunks)?
+                    .into_iter()
+                    .collect(),
+                WhichChunks::One(index) => redis::from_redis_value::<Option<String>>(chunks)?
+                    .map(|json| (index, json))
+                    .into_iter()
+                    .collect(),
+            };
+            let mut chunks = raw
+                .into_iter()
+                .map(|(index, json)| {
+                    let chunk: StoredChunk = serde_json::from_str(&json)?;
+                    Ok(StoredChunk { index, ..chunk })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            chunks.sort_by_key(|c| c.index);
+            Ok(FileRead {
+                info,
+                chunks,
+                nodes,
             })
-            .transpose()
         })
     }
 
@@ -214,7 +260,7 @@ impl FileStore for RedisStore {
     ) -> StoreFuture<'a, Edited> {
         Box::pin(async move {
             let keys = file_keys(file_id)?;
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut call = self.scripts.edit_replicas.key(&keys.file);
             call.key(&keys.chunks).arg(index).arg(chunk_id);
             match edit {
@@ -245,7 +291,7 @@ impl FileStore for RedisStore {
                 return Ok(());
             }
             let keys = file_keys(file_id)?;
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut call = self.scripts.add_file_replicas.key(&keys.file);
             call.key(&keys.chunks).arg(node_ids);
             call.invoke_async::<()>(&mut conn).await?;
@@ -265,7 +311,7 @@ impl FileStore for RedisStore {
             }
             let mut pipe = redis::pipe();
             ChunkLookup::queue(&owned, &mut pipe);
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let replies: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
             let mut held = Vec::new();
             for (lookup, reply) in owned.iter().zip(replies.chunks_exact(2)) {
@@ -296,7 +342,7 @@ impl FileStore for RedisStore {
                 "" => b"+".to_vec(),
                 _ => [b"[", prefix.as_bytes(), b"\xff"].concat(),
             };
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut names: Vec<String> = redis::cmd("ZRANGEBYLEX")
                 .arg(NAMES)
                 .arg(min)
@@ -342,7 +388,7 @@ impl FileStore for RedisStore {
     fn delete_file<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let keys = file_keys(file_id)?;
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let (name, state): (Option<String>, Option<String>) =
                 conn.hmget(&keys.file, &["name", "state"]).await?;
             let Some(name) = name else {
@@ -380,7 +426,7 @@ impl FileStore for RedisStore {
 
     fn reap_expired(&self, now_ms: u64, batch: usize) -> StoreFuture<'_, usize> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut claim = self.scripts.claim_expired.key(EXPIRY);
             claim.arg(now_ms).arg(now_ms + EXPIRY_LEASE_MS).arg(batch);
             let ids: Vec<String> = claim.invoke_async(&mut conn).await?;
@@ -426,7 +472,7 @@ impl FileStore for RedisStore {
             pipe.get(CLUSTER_ID);
             ChunkLookup::queue(&owned, &mut pipe);
             pipe.get(CLUSTER_ID);
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let replies: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
             let (before, after) = (replies.first(), replies.last());
             if before != after || before.and_then(Option::as_deref) != Some(cluster_id) {

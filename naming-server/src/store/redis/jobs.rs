@@ -50,7 +50,7 @@ impl JobStore for RedisStore {
     fn create_job<'a>(&'a self, plan: &'a JobPlan) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let key = job_key(&plan.job_id);
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             redis::pipe()
                 .atomic()
                 .hset(&key, "plan", serde_json::to_string(plan)?)
@@ -69,7 +69,7 @@ impl JobStore for RedisStore {
 
     fn job<'a>(&'a self, job_id: &'a str) -> StoreFuture<'a, JobRecord> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let fields: HashMap<String, String> = conn.hgetall(job_key(job_id)).await?;
             job_record(job_id, fields)
         })
@@ -77,7 +77,7 @@ impl JobStore for RedisStore {
 
     fn recent_jobs(&self, limit: usize) -> StoreFuture<'_, Vec<JobRecord>> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let stop = isize::try_from(limit).unwrap_or(isize::MAX) - 1;
             let ids: Vec<String> = conn.zrevrange(RECENT, 0, stop).await?;
             if ids.is_empty() {
@@ -108,7 +108,7 @@ impl JobStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let key = job_key(job_id);
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut pipe = redis::pipe();
             pipe.atomic()
                 .hset(

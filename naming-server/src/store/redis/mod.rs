@@ -1,13 +1,19 @@
 //! The metadata store on Redis (a single server, or Cluster: see
-//! [`keys`] for the layout): a pool of connections and the Lua scripts,
-//! shared by the trait implementations beside this file (`files.rs`,
-//! `nodes.rs`, `jobs.rs`).
+//! [`keys`] for the layout): one multiplexed connection and the Lua
+//! scripts, shared by the trait implementations beside this file
+//! (`files.rs`, `nodes.rs`, `jobs.rs`).
+//!
+//! Every request shares the one connection ([`ConnectionManager`]):
+//! commands from concurrent requests are pipelined on it, and nothing is
+//! sent but the request's own commands (no PING or UNWATCH per use, as a
+//! pool's checkout would). Reads that belong together go out as one
+//! pipeline, so they cost one round trip.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use deadpool_redis::{Connection, Manager, Pool, Runtime};
-use redis::{AsyncConnectionConfig, RedisError, Script};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ServerErrorKind};
 
 use crate::store::{MetadataStore, StoreError, StoreFuture, StoreResult};
 
@@ -27,6 +33,7 @@ struct Scripts {
     expire: Script,
     purge_expired: Script,
     heartbeat: Script,
+    nodes: Script,
     forget_node: Script,
     claim_repair: Script,
     finish_repair: Script,
@@ -34,28 +41,27 @@ struct Scripts {
     add_file_replicas: Script,
 }
 
-/// The Redis store: a deadpool of multiplexed connections plus the scripts.
+/// The Redis store: one multiplexed connection plus the scripts.
 pub struct RedisStore {
-    pool: Pool,
+    conn: ConnectionManager,
     scripts: Scripts,
 }
 
 impl RedisStore {
-    /// Builds the pool; connects lazily, so a server starts while Redis is
-    /// down (and reports it on `/health`).
+    /// Sets the connection up without connecting: it connects on first
+    /// use, so a server starts while Redis is down (and reports it on
+    /// `/health`). A lost connection is made again on the next use; while
+    /// Redis is down, each use fails within a few seconds
+    /// ([`StoreError::Unavailable`]).
     pub fn new(url: &str) -> StoreResult<Self> {
-        let config = AsyncConnectionConfig::new()
+        let client = redis::Client::open(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(10)));
-        let manager =
-            Manager::new_with_config(url, config).map_err(|e| StoreError::BadUrl(e.to_string()))?;
-        let pool = Pool::builder(manager)
-            .max_size(32)
-            .wait_timeout(Some(Duration::from_secs(5)))
-            .create_timeout(Some(Duration::from_secs(3)))
-            .recycle_timeout(Some(Duration::from_secs(2)))
-            .runtime(Runtime::Tokio1)
-            .build()
+            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError::BadUrl(e.to_string()))?;
         let scripts = Scripts {
             create: Script::new(scripts::CREATE),
@@ -66,25 +72,40 @@ impl RedisStore {
             expire: Script::new(scripts::EXPIRE),
             purge_expired: Script::new(scripts::PURGE_EXPIRED),
             heartbeat: Script::new(scripts::HEARTBEAT),
+            nodes: Script::new(scripts::NODES),
             forget_node: Script::new(scripts::FORGET_NODE),
             claim_repair: Script::new(scripts::CLAIM_REPAIR),
             finish_repair: Script::new(scripts::FINISH_REPAIR),
             edit_replicas: Script::new(scripts::EDIT_REPLICAS),
             add_file_replicas: Script::new(scripts::ADD_FILE_REPLICAS),
         };
-        Ok(Self { pool, scripts })
+        Ok(Self { conn, scripts })
     }
 
-    async fn conn(&self) -> StoreResult<Connection> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    /// The shared connection (a handle: cheap to clone).
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+/// Runs `pipe`, which invokes `script`; when Redis does not have the
+/// script yet (a new or restarted server), loads it and runs `pipe` again.
+async fn query_with_script<T: FromRedisValue>(
+    conn: &mut ConnectionManager,
+    pipe: &Pipeline,
+    script: &Script,
+) -> StoreResult<T> {
+    match pipe.query_async(conn).await {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.load_async(conn).await?;
+            Ok(pipe.query_async(conn).await?)
+        }
+        result => Ok(result?),
     }
 }
 
 /// Adds each (node, chunk id) to the node's trash set.
-async fn trash(conn: &mut Connection, items: Vec<(String, String)>) -> StoreResult<()> {
+async fn trash(conn: &mut ConnectionManager, items: Vec<(String, String)>) -> StoreResult<()> {
     let mut by_node: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (node, chunk) in items {
         by_node.entry(node).or_default().push(chunk);
@@ -103,7 +124,7 @@ async fn trash(conn: &mut Connection, items: Vec<(String, String)>) -> StoreResu
 impl MetadataStore for RedisStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             redis::cmd("PING").query_async::<()>(&mut conn).await?;
             Ok(())
         })
@@ -122,6 +143,12 @@ impl From<RedisError> for StoreError {
         } else {
             Self::Internal(e.to_string())
         }
+    }
+}
+
+impl From<redis::ParsingError> for StoreError {
+    fn from(e: redis::ParsingError) -> Self {
+        Self::Internal(format!("unexpected reply from Redis: {e}"))
     }
 }
 

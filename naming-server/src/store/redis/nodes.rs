@@ -4,17 +4,38 @@
 use std::collections::HashMap;
 
 use dfs_common::api::NodeStats;
-use redis::AsyncCommands;
+use redis::{AsyncCommands, ScriptInvocation};
 
 use super::keys::{self, CLUSTER_ID, NODES, REPAIR_LEASE, REPAIR_QUEUE, REPAIR_WANTED, REPAIRED};
 use super::parse::node_record;
 use super::{RedisStore, trash};
-use crate::store::{HeartbeatWork, NodeRecord, NodeStore, StoreError, StoreFuture};
+use crate::store::{HeartbeatWork, NodeRecord, NodeStore, StoreError, StoreFuture, StoreResult};
+
+impl RedisStore {
+    /// The [`super::scripts::NODES`] call: every registered node, in one command.
+    pub(super) fn nodes_call(&self) -> ScriptInvocation<'_> {
+        let mut call = self.scripts.nodes.key(NODES);
+        call.arg(keys::node_key(""));
+        call
+    }
+}
+
+/// The reply of [`RedisStore::nodes_call`] as records ordered by id.
+pub(super) fn node_records(
+    rows: Vec<(String, HashMap<String, String>)>,
+) -> StoreResult<Vec<NodeRecord>> {
+    let mut nodes = rows
+        .into_iter()
+        .map(|(id, fields)| node_record(id, &fields))
+        .collect::<StoreResult<Vec<_>>>()?;
+    nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    Ok(nodes)
+}
 
 impl NodeStore for RedisStore {
     fn register_node(&self, node: NodeRecord) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let fields = [
                 ("url", node.url),
                 ("tcp_addr", node.tcp_addr),
@@ -49,7 +70,7 @@ impl NodeStore for RedisStore {
         max: usize,
     ) -> StoreFuture<'a, HeartbeatWork> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut call = self.scripts.heartbeat.key(keys::node_key(node_id));
             call.key(keys::trash_key(node_id))
                 .key(keys::suspect_key(node_id))
@@ -74,7 +95,7 @@ impl NodeStore for RedisStore {
             if chunk_ids.is_empty() {
                 return Ok(());
             }
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             conn.srem::<_, _, ()>(keys::trash_key(node_id), chunk_ids)
                 .await?;
             Ok(())
@@ -83,7 +104,7 @@ impl NodeStore for RedisStore {
 
     fn suspect<'a>(&'a self, node_id: &'a str, chunk_id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             conn.sadd::<_, _, ()>(keys::suspect_key(node_id), chunk_id)
                 .await?;
             Ok(())
@@ -92,7 +113,7 @@ impl NodeStore for RedisStore {
 
     fn queue_repair<'a>(&'a self, file_id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             conn.sadd::<_, _, ()>(REPAIR_QUEUE, file_id).await?;
             Ok(())
         })
@@ -100,42 +121,30 @@ impl NodeStore for RedisStore {
 
     fn next_repair(&self) -> StoreFuture<'_, Option<String>> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             Ok(conn.spop(REPAIR_QUEUE).await?)
         })
     }
 
     fn nodes(&self) -> StoreFuture<'_, Vec<NodeRecord>> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let mut ids: Vec<String> = conn.smembers(NODES).await?;
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            ids.sort();
-            let mut pipe = redis::pipe();
-            for id in &ids {
-                pipe.hgetall(keys::node_key(id));
-            }
-            let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-            ids.into_iter()
-                .zip(rows)
-                .filter(|(_, fields)| !fields.is_empty())
-                .map(|(id, fields)| node_record(id, &fields))
-                .collect()
+            let mut conn = self.conn();
+            let rows: Vec<(String, HashMap<String, String>)> =
+                self.nodes_call().invoke_async(&mut conn).await?;
+            node_records(rows)
         })
     }
 
     fn trash_chunks(&self, items: Vec<(String, String)>) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             trash(&mut conn, items).await
         })
     }
 
     fn cluster_id(&self) -> StoreFuture<'_, String> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let fresh = format!("{:032x}", rand::random::<u128>());
             // SET NX GET: the id already there, or nil when ours was set.
             let existing: Option<String> = redis::cmd("SET")
@@ -151,7 +160,7 @@ impl NodeStore for RedisStore {
 
     fn forget_node<'a>(&'a self, node_id: &'a str, alive_since_ms: u64) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut call = self.scripts.forget_node.key(keys::node_key(node_id));
             call.key(keys::trash_key(node_id))
                 .key(keys::suspect_key(node_id))
@@ -182,7 +191,7 @@ impl NodeStore for RedisStore {
         lease_ms: u64,
     ) -> StoreFuture<'a, Option<Vec<String>>> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut call = self.scripts.claim_repair.key(REPAIRED);
             call.key(REPAIR_WANTED)
                 .key(REPAIR_LEASE)
@@ -200,7 +209,7 @@ impl NodeStore for RedisStore {
         completed: bool,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn();
             let mut call = self.scripts.finish_repair.key(REPAIRED);
             call.key(REPAIR_WANTED)
                 .key(REPAIR_LEASE)

@@ -1,5 +1,6 @@
-//! Lua scripts: each touches the keys of one slot only (declared in KEYS),
-//! so they also run on Redis Cluster.
+//! Lua scripts: each touches the keys of one slot only (declared in KEYS,
+//! but for [`NODES`], which reads the node hashes named by the node set in
+//! its slot), so they also run on Redis Cluster.
 
 /// KEYS: name, file. ARGV: field/value pairs of the file hash.
 /// Returns 0 when a committed file already has the name.
@@ -211,4 +212,18 @@ else
 end
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(chunk))
 return 1
+";
+
+/// KEYS: node set. ARGV: the node hash key prefix (`dfs:{nodes}:node:`).
+/// Every registered node as {id, its hash as field/value pairs}, read at
+/// once: the node directory in one round trip, whatever the number of
+/// nodes. The node hashes are not in KEYS (their ids are only known
+/// inside), but share the set's hash tag, hence its slot.
+pub const NODES: &str = r"
+local reply = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local fields = redis.call('HGETALL', ARGV[1] .. id)
+    if #fields > 0 then table.insert(reply, {id, fields}) end
+end
+return reply
 ";
