@@ -26,6 +26,7 @@
 //! - Every commit bumps a watch channel, so [`ChunkStore::wait_for`] can wait
 //!   for a chunk that is still on its way (pipelined peer transfers).
 
+mod cached;
 mod check;
 mod dirs;
 mod error;
@@ -47,6 +48,8 @@ use serde::{Deserialize, Serialize};
 use tokio::fs::{self, File};
 use tokio::sync::{Mutex, watch};
 
+pub use cached::CACHED_READ_MAX;
+use cached::CachedReads;
 pub use check::Verdict;
 use dirs::{chunk_ids_modified_before, clean_dir, count_chunks, ids_in, sync_dir};
 use error::IoContext;
@@ -94,6 +97,8 @@ pub struct ChunkStore {
     space: Space,
     /// Metas of chunks read lately, so reads parse no `.meta` file.
     metas: Arc<MetaCache>,
+    /// Whether small reads may be tried without blocking (`cached.rs`).
+    cached_reads: CachedReads,
 }
 
 impl ChunkStore {
@@ -124,6 +129,7 @@ impl ChunkStore {
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             commits: watch::Sender::new(0),
             metas: Arc::new(MetaCache::new()),
+            cached_reads: CachedReads::new(),
         })
     }
 

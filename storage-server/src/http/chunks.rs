@@ -225,8 +225,24 @@ pub async fn get_chunk(
     AppPath(id): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    // One blocking call opens the chunk, reads what the request asks of it
-    // when that is small, or else positions the file to stream from.
+    // A small read whose bytes are all in memory is served right here;
+    // anything else takes one blocking call, which opens the chunk, reads
+    // what the request asks of it when that is small, or else positions the
+    // file to stream from.
+    let mut asked_cached = None;
+    let cached = state.store.read_cached(&id, |meta| {
+        let asked = requested(&headers, meta.size, &chunk_etag(meta.crc32c));
+        let range = match &asked {
+            Requested::Whole => Some((0, meta.size)),
+            Requested::Part(range) => Some((*range.start(), range.end() - range.start() + 1)),
+            Requested::Unsatisfiable => None,
+        };
+        asked_cached = Some(asked);
+        range
+    });
+    if let (Some((meta, buf)), Some(asked)) = (cached, asked_cached) {
+        return respond(meta, asked, Body::from(buf));
+    }
     let (meta, asked, bytes) = state
         .store
         .read_with(&id, move |mut file, meta| {
@@ -254,6 +270,12 @@ pub async fn get_chunk(
             READ_BUF,
         )),
     };
+    respond(meta, asked, body)
+}
+
+/// The reply to a GET of a chunk with `meta`: `body` holds what `asked`
+/// asked for.
+fn respond(meta: ChunkMeta, asked: Requested, body: Body) -> Result<Response, ApiError> {
     match asked {
         Requested::Whole => Ok((chunk_headers(meta, meta.size), body).into_response()),
         Requested::Unsatisfiable => Err(ApiError::RangeNotSatisfiable { len: meta.size }),

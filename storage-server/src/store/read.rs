@@ -42,10 +42,7 @@ impl MetaCache {
         meta_path: &Path,
         data: &Metadata,
     ) -> Result<Option<ChunkMeta>, StoreError> {
-        if let Some((inode, meta)) = self.0.get(id)
-            && inode == data.ino()
-            && meta.size == data.len()
-        {
+        if let Some(meta) = self.get(id, data.ino(), data.len()) {
             return Ok(Some(meta));
         }
         let meta = read_meta(id, meta_path, data.len())?;
@@ -53,6 +50,15 @@ impl MetaCache {
             self.0.insert(id.to_owned(), (data.ino(), meta));
         }
         Ok(meta)
+    }
+
+    /// The meta kept for chunk `id` if it is valid for a data file with
+    /// inode `inode` and length `len`; never reads the disk.
+    pub(super) fn get(&self, id: &str, inode: u64, len: u64) -> Option<ChunkMeta> {
+        self.0
+            .get(id)
+            .filter(|(kept, meta)| *kept == inode && meta.size == len)
+            .map(|(_, meta)| meta)
     }
 
     /// Drops what is kept of chunk `id` (it was deleted or set aside).

@@ -416,3 +416,24 @@ async fn committing_the_same_chunk_twice_keeps_one() {
     );
     assert_eq!(store.chunk_count(), 1);
 }
+
+#[tokio::test]
+async fn small_reads_come_from_memory_once_the_meta_is_known() {
+    let (_dir, store) = new_store().await;
+    put(&store, "hot", b"0123456789").await.expect("put");
+    let part = |meta: ChunkMeta| Some((2, meta.size - 4));
+    // The meta was never read: the blocking way parses it first.
+    assert_eq!(store.read_cached("hot", part), None);
+    let (_, meta) = store.open_chunk("hot").await.expect("open");
+    let (cached_meta, bytes) = store.read_cached("hot", part).expect("from memory");
+    assert_eq!((cached_meta, bytes.as_slice()), (meta, &b"234567"[..]));
+    // Declined, too large, or gone: the caller goes the blocking way.
+    assert_eq!(store.read_cached("hot", |_| None), None);
+    assert_eq!(
+        store.read_cached("hot", |_| Some((0, CACHED_READ_MAX + 1))),
+        None
+    );
+    store.delete("hot").await.expect("delete");
+    assert_eq!(store.read_cached("hot", part), None);
+    assert_eq!(store.read_cached("../escape", part), None);
+}
