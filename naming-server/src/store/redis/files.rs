@@ -17,7 +17,7 @@ use redis::AsyncCommands;
 
 use super::keys::{self, CLUSTER_ID, EXPIRY, FileKeys, NAMES};
 use super::nodes::node_records;
-use super::parse::{allocation_targets, file_info, file_keys, state_error};
+use super::parse::{allocation_targets, file_info, file_keys, state_error, stored_chunks};
 use super::{RedisStore, query_with_script, trash};
 use crate::store::ids::chunk_owner;
 use crate::store::{
@@ -181,14 +181,7 @@ impl FileStore for RedisStore {
             let keys = file_keys(file_id)?;
             let mut conn = self.conn();
             let raw: HashMap<u64, String> = conn.hgetall(&keys.chunks).await?;
-            let mut chunks = raw
-                .into_iter()
-                .map(|(index, json)| {
-                    let chunk: StoredChunk = serde_json::from_str(&json)?;
-                    Ok(StoredChunk { index, ..chunk })
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            chunks.sort_by_key(|c| c.index);
+            let chunks = stored_chunks(raw)?;
             Ok(chunks)
         })
     }
@@ -235,14 +228,7 @@ impl FileStore for RedisStore {
                     .into_iter()
                     .collect(),
             };
-            let mut chunks = raw
-                .into_iter()
-                .map(|(index, json)| {
-                    let chunk: StoredChunk = serde_json::from_str(&json)?;
-                    Ok(StoredChunk { index, ..chunk })
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            chunks.sort_by_key(|c| c.index);
+            let chunks = stored_chunks(raw)?;
             Ok(FileRead {
                 info,
                 chunks,

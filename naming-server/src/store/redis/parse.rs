@@ -8,7 +8,7 @@ use dfs_common::api::{FileInfo, FileState, NodeStats};
 use dfs_common::chunk_count;
 
 use super::keys::FileKeys;
-use crate::store::{Allocation, NodeRecord, StoreError, StoreResult};
+use crate::store::{Allocation, NodeRecord, StoreError, StoreResult, StoredChunk};
 
 fn field<T: FromStr>(fields: &HashMap<String, String>, key: &str, owner: &str) -> StoreResult<T> {
     fields
@@ -75,6 +75,21 @@ pub(super) fn node_record(
         },
         node_id,
     })
+}
+
+/// A file's chunks from its chunk hash (index → JSON), in index order.
+pub(super) fn stored_chunks(
+    raw: impl IntoIterator<Item = (u64, String)>,
+) -> StoreResult<Vec<StoredChunk>> {
+    let mut chunks = raw
+        .into_iter()
+        .map(|(index, json)| {
+            let chunk: StoredChunk = serde_json::from_str(&json)?;
+            Ok(StoredChunk { index, ..chunk })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    chunks.sort_by_key(|c| c.index);
+    Ok(chunks)
 }
 
 pub(super) fn file_keys(file_id: &str) -> StoreResult<FileKeys> {
