@@ -16,7 +16,7 @@ use dfs_common::api::{
 use dfs_common::chunk_len;
 
 use super::files::{self, pending};
-use super::nodes::{self, NodeDirectory};
+use super::nodes;
 use super::{DomainError, DomainResult, Naming, placement};
 use crate::store::ids::new_chunk_id;
 use crate::store::{Allocation, StoredChunk, WhichChunks};
@@ -218,12 +218,7 @@ pub fn is_same_commit(info: &FileInfo, stored: &[StoredChunk], request: &Finaliz
 /// Where chunk `index` of a committed file lives, live replicas first.
 pub async fn location(naming: &Naming, file_id: &str, index: u64) -> DomainResult<ChunkLocation> {
     let (info, chunks, directory) =
-        NodeDirectory::with_file(naming, file_id, WhichChunks::One(index)).await?;
-    if info.state != FileState::Committed {
-        return Err(DomainError::NotFound(format!(
-            "file {file_id} is not finalized yet"
-        )));
-    }
+        files::committed_with_nodes(naming, file_id, WhichChunks::One(index)).await?;
     match chunks.into_iter().next() {
         Some(chunk) if index < info.chunk_count => Ok(directory.locate(chunk)),
         _ => Err(DomainError::NotFound(out_of_range(index, &info))),

@@ -12,8 +12,8 @@ use dfs_common::{MAX_FILE_SIZE, chunk_count, now_ms};
 
 use super::nodes::{self, NodeDirectory};
 use super::{DomainError, DomainResult, Naming, millis};
-use crate::store::WhichChunks;
 use crate::store::ids::new_file_id;
+use crate::store::{StoredChunk, WhichChunks};
 
 const DEFAULT_LIST_LIMIT: usize = 100;
 
@@ -79,15 +79,25 @@ pub async fn init(naming: &Naming, request: InitFileRequest) -> DomainResult<Fil
 /// A committed file with all its chunks located: one round trip to the
 /// store (with the node directory, unless cached).
 pub async fn record(naming: &Naming, file_id: &str) -> DomainResult<FileRecord> {
-    let (info, chunks, directory) =
-        NodeDirectory::with_file(naming, file_id, WhichChunks::All).await?;
-    if info.state != FileState::Committed {
-        return Err(not_finalized(file_id));
-    }
+    let (info, chunks, directory) = committed_with_nodes(naming, file_id, WhichChunks::All).await?;
     Ok(FileRecord {
         info,
         chunks: chunks.into_iter().map(|c| directory.locate(c)).collect(),
     })
+}
+
+/// A committed file, its chunks (`which`) and the node directory, in one
+/// round trip to the store; `NotFound` while the file is pending.
+pub async fn committed_with_nodes(
+    naming: &Naming,
+    file_id: &str,
+    which: WhichChunks,
+) -> DomainResult<(FileInfo, Vec<StoredChunk>, NodeDirectory)> {
+    let (info, chunks, directory) = NodeDirectory::with_file(naming, file_id, which).await?;
+    if info.state != FileState::Committed {
+        return Err(not_finalized(file_id));
+    }
+    Ok((info, chunks, directory))
 }
 
 /// The committed file called `name`, with all its chunks located. A name
