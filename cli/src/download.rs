@@ -1,6 +1,8 @@
-//! `dfs read`: fetch every chunk from its replicas with bounded concurrency,
-//! verify size and CRC32C, and write the file so that a partial result is
-//! never visible (temp file beside the destination, fsync, rename).
+//! `dfs read`: fetch every chunk with bounded concurrency (from this host's
+//! node's files when it holds the chunk, else from the live replicas, each
+//! reader starting at its own place among them), verify size and CRC32C,
+//! and write the file so that a partial result is never visible (temp file
+//! beside the destination, fsync, rename).
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -16,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::CONCURRENCY;
 use crate::error::Error;
+use crate::local::LocalNode;
 use crate::patience::naming_call;
 
 /// Where `read` puts the bytes.
@@ -31,6 +34,7 @@ pub enum Destination<'a> {
 pub async fn read(
     naming: &NamingClient,
     storage: &StorageClient,
+    local: Option<&LocalNode>,
     name: &str,
     destination: Destination<'_>,
     progress: &ProgressBar,
@@ -48,6 +52,8 @@ pub async fn read(
         storage,
         naming,
         file_id: &record.info.file_id,
+        local,
+        spread: rand::random::<u32>() as usize,
     };
     match destination {
         Destination::Stdout => to_stdout(&source, &record, progress).await?,
@@ -186,57 +192,88 @@ struct Replicas<'a> {
     storage: &'a StorageClient,
     naming: &'a NamingClient,
     file_id: &'a str,
+    /// This host's storage node, whose copies are read from its files first.
+    local: Option<&'a LocalNode>,
+    /// Where this reader starts in each chunk's list of live replicas, so
+    /// that readers (and one reader's chunks) spread over the replicas.
+    spread: usize,
+}
+
+/// A chunk that could not be had from one replica: why, and whether the
+/// replica holds it badly (missing or wrong bytes: worth reporting).
+struct Miss {
+    reason: String,
+    bad: bool,
 }
 
 impl Replicas<'_> {
-    /// One chunk from the first replica (live ones first) that serves the
-    /// right bytes; fails only when every replica failed, naming each
-    /// reason. A replica that answers with wrong bytes, or without the
-    /// chunk, is reported to the naming server, which has its node check.
+    /// One chunk from the first replica that serves the right bytes: this
+    /// host's node first (from its files), then the live replicas starting
+    /// at this reader's place in the list, then the dead ones. Fails only
+    /// when every replica failed, naming each reason. A replica with wrong
+    /// bytes, or without the chunk, is reported to the naming server, which
+    /// has its node check.
     async fn fetch(&self, chunk: &ChunkLocation) -> Result<Bytes, Error> {
-        let mut replicas: Vec<_> = chunk.replicas.iter().collect();
-        replicas.sort_by_key(|r| !r.alive);
         let mut reasons = Vec::new();
-        for replica in replicas {
+        let local = self
+            .local
+            .filter(|local| chunk.replicas.iter().any(|r| r.node_id == local.node_id()));
+        if let Some(local) = local {
+            let node = local.clone();
+            let (id, size) = (chunk.chunk_id.clone(), chunk.size);
+            let read = tokio::task::spawn_blocking(move || {
+                node.read_chunk(&id, size).map_err(|miss| Miss {
+                    reason: miss.reason,
+                    bad: miss.bad,
+                })
+            })
+            .await
+            .map_err(|e| Error::io("reading a local chunk", std::io::Error::other(e)))?;
+            match verified(chunk, read).await? {
+                Ok(data) => return Ok(data),
+                Err(miss) => {
+                    self.missed(chunk, local.node_id(), &miss).await;
+                    reasons.push(format!(
+                        "this host's node {}: {}",
+                        local.node_id(),
+                        miss.reason
+                    ));
+                }
+            }
+        }
+        let remote = chunk
+            .replicas
+            .iter()
+            .filter(|r| local.is_none_or(|local| r.node_id != local.node_id()));
+        let (mut live, dead): (Vec<_>, Vec<_>) = remote.partition(|r| r.alive);
+        // One order for every chunk, so that moving one place on per chunk
+        // spreads a reader's chunks evenly.
+        live.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        let start = match live.len() {
+            0 => 0,
+            n => (self.spread.wrapping_add(chunk.index as usize)) % n,
+        };
+        let order = live[start..].iter().chain(&live[..start]).chain(&dead);
+        for replica in order {
             let fetched = self
                 .storage
                 .get_chunk(&replica.url, &chunk.chunk_id, chunk.size)
-                .await;
-            let (reason, bad) = match fetched {
-                Err(e) => {
-                    let gone = e.status().is_some_and(|status| status.as_u16() == 404);
-                    (e.to_string(), gone)
+                .await
+                .map_err(|e| Miss {
+                    bad: e.status().is_some_and(|status| status.as_u16() == 404),
+                    reason: e.to_string(),
+                });
+            match verified(chunk, fetched).await? {
+                Ok(data) => return Ok(data),
+                Err(miss) => {
+                    self.missed(chunk, &replica.node_id, &miss).await;
+                    let state = if replica.alive { "alive" } else { "dead" };
+                    reasons.push(format!(
+                        "node {} ({state}, {}): {}",
+                        replica.node_id, replica.url, miss.reason
+                    ));
                 }
-                Ok(data) if data.len() as u64 != chunk.size => (
-                    format!("got {} bytes, expected {}", data.len(), chunk.size),
-                    true,
-                ),
-                Ok(data) => {
-                    let (data, crc) = tokio::task::spawn_blocking(move || {
-                        let crc = dfs_common::crc32c(&data);
-                        (data, crc)
-                    })
-                    .await
-                    .map_err(|e| Error::io("checksumming a chunk", std::io::Error::other(e)))?;
-                    if crc == chunk.crc32c {
-                        return Ok(data);
-                    }
-                    let reason = format!(
-                        "CRC32C mismatch: got {crc:08x}, expected {:08x}",
-                        chunk.crc32c
-                    );
-                    (reason, true)
-                }
-            };
-            tracing::info!(chunk = chunk.index, node = %replica.node_id, "replica failed: {reason}");
-            if bad {
-                self.report(chunk, &replica.node_id, &reason).await;
             }
-            let state = if replica.alive { "alive" } else { "dead" };
-            reasons.push(format!(
-                "node {} ({state}, {}): {reason}",
-                replica.node_id, replica.url
-            ));
         }
         let reason = if reasons.is_empty() {
             format!("{} has no replicas", chunk.chunk_id)
@@ -251,6 +288,14 @@ impl Replicas<'_> {
             index: chunk.index,
             reason,
         })
+    }
+
+    /// Logs a replica that failed, and reports it when it holds the chunk badly.
+    async fn missed(&self, chunk: &ChunkLocation, node_id: &str, miss: &Miss) {
+        tracing::info!(chunk = chunk.index, node = %node_id, "replica failed: {}", miss.reason);
+        if miss.bad {
+            self.report(chunk, node_id, &miss.reason).await;
+        }
     }
 
     /// Tells the naming server that `node_id` served `chunk` badly. Best
@@ -269,6 +314,40 @@ impl Replicas<'_> {
             tracing::info!(chunk = chunk.index, node = node_id, %error, "could not report a bad replica");
         }
     }
+}
+
+/// `fetched` when it has the chunk's size and CRC32C; otherwise a miss
+/// that counts against the replica.
+async fn verified(
+    chunk: &ChunkLocation,
+    fetched: Result<Bytes, Miss>,
+) -> Result<Result<Bytes, Miss>, Error> {
+    let data = match fetched {
+        Ok(data) => data,
+        Err(miss) => return Ok(Err(miss)),
+    };
+    if data.len() as u64 != chunk.size {
+        return Ok(Err(Miss {
+            reason: format!("got {} bytes, expected {}", data.len(), chunk.size),
+            bad: true,
+        }));
+    }
+    let (data, crc) = tokio::task::spawn_blocking(move || {
+        let crc = dfs_common::crc32c(&data);
+        (data, crc)
+    })
+    .await
+    .map_err(|e| Error::io("checksumming a chunk", std::io::Error::other(e)))?;
+    if crc != chunk.crc32c {
+        return Ok(Err(Miss {
+            reason: format!(
+                "CRC32C mismatch: got {crc:08x}, expected {:08x}",
+                chunk.crc32c
+            ),
+            bad: true,
+        }));
+    }
+    Ok(Ok(data))
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //!   [`dfs_client::StorageClient`] (chunk reads and writes on the nodes).
 //! - [`upload`]: `dfs create` (chunked, concurrent, retried with exclusions).
 //! - [`download`]: `dfs read` (replica fallback, CRC32C checks, atomic write).
+//! - [`local`]: the storage node on this host (`DFS_LOCAL_DATA_DIR`), whose
+//!   chunk files `read` uses first.
 //! - [`jobs`]: `seed`, `distribute` and `jobs` (distribution jobs).
 //! - [`format`]: text output of `ls`, `stat`, `nodes` and `jobs`.
 //! - [`patience`]: the naming-server calls of `create` and `read`, retried
@@ -21,6 +23,7 @@ pub mod download;
 pub mod error;
 pub mod format;
 pub mod jobs;
+pub mod local;
 pub mod patience;
 pub mod upload;
 

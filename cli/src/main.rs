@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dfs_cli::download::{self, Destination};
+use dfs_cli::local::LocalNode;
 use dfs_cli::upload::{self, CreateOptions};
 use dfs_cli::{format, jobs};
 use dfs_client::{ClusterAccess, NamingClient, StorageClient};
@@ -32,6 +33,11 @@ struct Cli {
     /// for servers that serve HTTPS with a private CA.
     #[arg(long, env = "DFS_CA_CERT", global = true)]
     ca_cert: Option<PathBuf>,
+    /// DATA_DIR of the storage node on this host, if any: `read` takes the
+    /// chunks that node holds straight from its files (checked against
+    /// their CRC32C) and asks other nodes only for the rest.
+    #[arg(long, env = "DFS_LOCAL_DATA_DIR", global = true)]
+    local_data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -187,10 +193,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Destination::File(&local_path)
             };
+            let local = cli
+                .local_data_dir
+                .as_deref()
+                .map(LocalNode::open)
+                .transpose()?;
             let storage = StorageClient::new(&access)?;
             let progress = dfs_cli::progress_bar();
-            let result =
-                download::read(&naming, &storage, &remote_name, destination, &progress).await;
+            let result = download::read(
+                &naming,
+                &storage,
+                local.as_ref(),
+                &remote_name,
+                destination,
+                &progress,
+            )
+            .await;
             progress.finish_and_clear();
             result?;
         }

@@ -10,6 +10,8 @@
 //! - [`chain`]: chain replication on write: the `x-dfs-replicate-to` header
 //!   and the body of `POST /chunks/{chunk_id}/replicate`.
 //! - [`ids`]: the shape of the file and chunk ids the naming server makes.
+//! - [`layout`]: where a storage node keeps its chunks under `DATA_DIR`,
+//!   for the storage server and for a `dfs` reading its own node's chunks.
 //! - [`validate`]: the rules for file names and chunk ids, applied on every
 //!   side of the wire.
 //! - [`gcs`]: `gs://bucket/object` URLs, the source of `dfs seed`.
@@ -29,6 +31,7 @@ pub mod gcs;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod ids;
+pub mod layout;
 #[cfg(feature = "axum")]
 pub mod serve;
 pub mod shutdown;

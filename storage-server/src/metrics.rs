@@ -51,6 +51,8 @@ pub struct Metrics {
     pub peer_auth_failures: Counter,
     /// Chunk bytes stored from `PUT /chunks/{chunk_id}` bodies.
     pub http_put_bytes: Counter,
+    /// `GET /chunks/{chunk_id}` requests received (any outcome).
+    pub http_chunk_gets: Counter,
     /// Chunk writes begun on this node's disk, from any source (PUT, chain
     /// replication, distribution, repair).
     pub chunk_writes: Counter,
@@ -88,6 +90,7 @@ impl Metrics {
             peer_connections: Counter::new(),
             peer_auth_failures: Counter::new(),
             http_put_bytes: Counter::new(),
+            http_chunk_gets: Counter::new(),
             chunk_writes: Counter::new(),
             chunk_writes_full: Counter::new(),
             orphan_sweeps: Counter::new(),
@@ -102,7 +105,7 @@ impl Metrics {
 
     /// The text exposition format of every counter, plus `chunks` as a gauge.
     pub fn render(&self, chunks: u64) -> String {
-        let counters: [(&str, &str, &Counter); 17] = [
+        let counters: [(&str, &str, &Counter); 18] = [
             (
                 "dfs_peer_sendfile_bytes_total",
                 "Bytes sent to peers with sendfile().",
@@ -142,6 +145,11 @@ impl Metrics {
                 "dfs_http_put_bytes_total",
                 "Chunk bytes stored from HTTP PUT bodies.",
                 &self.http_put_bytes,
+            ),
+            (
+                "dfs_http_chunk_gets_total",
+                "GET /chunks/{chunk_id} requests received.",
+                &self.http_chunk_gets,
             ),
             (
                 "dfs_chunk_writes_total",
@@ -236,6 +244,7 @@ mod tests {
             (&metrics.peer_connections, "dfs_peer_connections_total"),
             (&metrics.peer_auth_failures, "dfs_peer_auth_failures_total"),
             (&metrics.http_put_bytes, "dfs_http_put_bytes_total"),
+            (&metrics.http_chunk_gets, "dfs_http_chunk_gets_total"),
             (&metrics.chunk_writes, "dfs_chunk_writes_total"),
             (&metrics.chunk_writes_full, "dfs_chunk_writes_full_total"),
             (&metrics.orphan_sweeps, "dfs_orphan_sweeps_total"),

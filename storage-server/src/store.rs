@@ -11,7 +11,8 @@
 //! quarantine/ID, ID.meta       chunks found corrupt or missing, never served
 //! ```
 //!
-//! where `ABCD…` is `format!("{:08x}", crc32c(ID))`. Ids are checked with
+//! where `ABCD…` is `format!("{:08x}", crc32c(ID))` ([`dfs_common::layout`],
+//! which `dfs` reads too). Ids are checked with
 //! [`dfs_common::validate::chunk_id`] before any path is built from them, so
 //! nothing outside `DATA_DIR` is ever touched.
 //!
@@ -43,7 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use dfs_common::validate;
+use dfs_common::layout;
 use serde::{Deserialize, Serialize};
 use tokio::fs::{self, File};
 use tokio::sync::{Mutex, watch};
@@ -106,7 +107,7 @@ impl ChunkStore {
     /// of interrupted uploads from `tmp/` and counts the stored chunks.
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        let chunks = root.join("chunks");
+        let chunks = root.join(layout::CHUNKS_DIR);
         let tmp = root.join("tmp");
         let quarantine = root.join("quarantine");
         for dir in [&chunks, &tmp, &quarantine] {
@@ -141,14 +142,12 @@ impl ChunkStore {
     /// This node's id, read from `DATA_DIR/node_id`, generated (uuid v4,
     /// 32 hex digits) and saved on first start.
     pub async fn node_id(&self) -> Result<String, StoreError> {
-        let path = self.root.join("node_id");
+        let path = self.root.join(layout::NODE_ID_FILE);
         match fs::read_to_string(&path).await {
             Ok(text) => {
-                let id = text.trim();
-                // Node ids travel in URLs and Redis keys: same charset as chunk ids.
-                return match validate::chunk_id(id) {
-                    Ok(()) => Ok(id.to_owned()),
-                    Err(_) => Err(StoreError::Io {
+                return match layout::parse_node_id(&text) {
+                    Some(id) => Ok(id.to_owned()),
+                    None => Err(StoreError::Io {
                         context: format!("reading {}", path.display()),
                         source: std::io::Error::new(ErrorKind::InvalidData, "not a node id"),
                     }),
@@ -386,9 +385,7 @@ impl ChunkStore {
 
     /// Directory, data path and meta path of chunk `id`, after validating it.
     fn paths(&self, id: &str) -> Result<(PathBuf, PathBuf, PathBuf), StoreError> {
-        validate::chunk_id(id)?;
-        let hash = format!("{:08x}", crc32c::crc32c(id.as_bytes()));
-        let dir = self.chunks.join(&hash[0..2]).join(&hash[2..4]);
+        let dir = layout::chunk_dir(&self.chunks, id)?;
         let data = dir.join(id);
         let meta = dir.join(format!("{id}.meta"));
         Ok((dir, data, meta))

@@ -150,13 +150,7 @@ impl StorageNode {
 
     /// Path of a stored chunk file, if this node holds it.
     pub fn chunk_path(&self, chunk_id: &str) -> Option<PathBuf> {
-        let hash = format!("{:08x}", crc32c::crc32c(chunk_id.as_bytes()));
-        let path = self
-            .data_dir
-            .join("chunks")
-            .join(&hash[0..2])
-            .join(&hash[2..4])
-            .join(chunk_id);
+        let path = dfs_common::layout::chunk_path(&self.data_dir, chunk_id).ok()?;
         path.exists().then_some(path)
     }
 
@@ -164,12 +158,10 @@ impl StorageNode {
     /// directory, as an older version (or a hand) could have left it,
     /// bypassing every check of the HTTP API.
     pub fn plant_chunk(&self, chunk_id: &str, data: &[u8]) -> Result<()> {
-        let hash = format!("{:08x}", crc32c::crc32c(chunk_id.as_bytes()));
-        let dir = self
-            .data_dir
-            .join("chunks")
-            .join(&hash[0..2])
-            .join(&hash[2..4]);
+        let dir = dfs_common::layout::chunk_dir(
+            &self.data_dir.join(dfs_common::layout::CHUNKS_DIR),
+            chunk_id,
+        )?;
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join(chunk_id), data)?;
         let meta = serde_json::json!({"size": data.len(), "crc32c": crc32c::crc32c(data)});

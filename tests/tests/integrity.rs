@@ -124,16 +124,29 @@ async fn a_read_that_meets_rot_gets_it_replaced_and_two_losses_later_the_file_re
     let spare = cluster.add_storage().await?;
     cluster.wait_for_live_nodes(4).await?;
 
-    // Rot, in every chunk, the copy a reader tries first.
+    // Rot node 0's copy of every chunk, and read on node 0's host: its
+    // copies are the ones the reader tries first.
     let chunks_before = chunks(&cluster, "rot.bin").await?;
+    let rotten = cluster.storage(0).node_id().to_owned();
     let mut avoid = Vec::new();
-    for (id, chunk) in &chunks_before {
-        let first = node_ids(&chunk["replicas"])[0].to_owned();
-        rot(&cluster, cluster.storage_index(&first)?, id)?;
-        avoid.push((first, id.clone()));
+    for (id, _) in &chunks_before {
+        rot(&cluster, 0, id)?;
+        avoid.push((rotten.clone(), id.clone()));
     }
 
-    read_back(&cluster, "rot.bin", &local).await?;
+    let copy = cluster.scratch_dir().join("rot.bin.copy");
+    let data_dir = cluster.storage(0).data_dir().to_string_lossy().into_owned();
+    let read = cluster
+        .dfs_with_env(
+            ["read", "rot.bin", copy.to_str().context("utf-8 path")?],
+            &[("DFS_LOCAL_DATA_DIR", &data_dir)],
+        )
+        .await?;
+    ensure!(read.status.success(), "dfs read: {read:?}");
+    ensure!(
+        std::fs::read(&copy)? == std::fs::read(&local)?,
+        "rot.bin read back other bytes"
+    );
     wait_healed(&cluster, "rot.bin", &local, &avoid).await?;
     ensure!(cluster.metric_total("dfs_chunks_corrupt_total").await? >= CHUNKS);
     ensure!(cluster.naming_metric("dfs_suspect_reports_total").await? >= CHUNKS);
@@ -152,7 +165,10 @@ async fn a_read_that_meets_rot_gets_it_replaced_and_two_losses_later_the_file_re
     // Before, a rotten copy plus the loss of the two nodes holding the good
     // ones meant a lost chunk; now its good copies are elsewhere too.
     let (_, chunk0) = &chunks_before[0];
-    for good in &node_ids(&chunk0["replicas"])[1..] {
+    for good in node_ids(&chunk0["replicas"])
+        .iter()
+        .filter(|&&n| n != rotten)
+    {
         cluster.stop_storage(cluster.storage_index(good)?).await?;
     }
     ensure!(cluster.storage(spare).is_running());

@@ -225,6 +225,7 @@ pub async fn get_chunk(
     AppPath(id): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    METRICS.http_chunk_gets.inc();
     // A small read whose bytes are all in memory is served right here;
     // anything else takes one blocking call, which opens the chunk, reads
     // what the request asks of it when that is small, or else positions the
