@@ -5,21 +5,20 @@
 //! beside the destination, fsync, rename).
 
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use dfs_client::{NamingClient, StorageClient};
-use dfs_common::api::{ChunkLocation, FileRecord, SuspectReplica};
+use dfs_client::NamingClient;
+use dfs_common::api::FileRecord;
 use futures::{StreamExt, TryStreamExt, future, stream};
 use indicatif::ProgressBar;
-use tokio::io::AsyncWriteExt;
 
 use crate::CONCURRENCY;
 use crate::error::Error;
-use crate::local::LocalNode;
 use crate::patience::naming_call;
+use crate::replicas::ChunkSource;
 
 /// Where `read` puts the bytes.
 #[derive(Debug, Clone, Copy)]
@@ -33,8 +32,7 @@ pub enum Destination<'a> {
 /// Downloads `name` to `destination`; returns the file's record.
 pub async fn read(
     naming: &NamingClient,
-    storage: &StorageClient,
-    local: Option<&LocalNode>,
+    source: &ChunkSource,
     name: &str,
     destination: Destination<'_>,
     progress: &ProgressBar,
@@ -48,16 +46,9 @@ pub async fn read(
         )
     })?;
     progress.set_length(record.info.size);
-    let source = Replicas {
-        storage,
-        naming,
-        file_id: &record.info.file_id,
-        local,
-        spread: rand::random::<u32>() as usize,
-    };
     match destination {
-        Destination::Stdout => to_stdout(&source, &record, progress).await?,
-        Destination::File(path) => to_file(&source, &record, path, progress).await?,
+        Destination::Stdout => to_stdout(source, &record, progress).await?,
+        Destination::File(path) => to_file(source, &record, path, progress).await?,
     }
     Ok(record)
 }
@@ -98,33 +89,37 @@ pub fn check_layout(record: &FileRecord) -> Result<(), String> {
 }
 
 async fn to_stdout(
-    source: &Replicas<'_>,
+    source: &ChunkSource,
     record: &FileRecord,
     progress: &ProgressBar,
 ) -> Result<(), Error> {
-    let mut out = tokio::io::stdout();
     // `buffered` keeps order while up to CONCURRENCY chunks are fetched ahead.
     let mut chunks = stream::iter(&record.chunks)
-        .map(|chunk| source.fetch(chunk))
+        .map(|chunk| source.fetch(&record.info.file_id, chunk))
         .buffered(CONCURRENCY);
     while let Some(data) = chunks.try_next().await? {
-        match out.write_all(&data).await {
-            Ok(()) => progress.inc(data.len() as u64),
+        let len = data.len() as u64;
+        // Written from the chunk's own buffer (a blocking write: no copy
+        // into an async stdout's buffer first).
+        let written = tokio::task::spawn_blocking(move || {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&data).and_then(|()| out.flush())
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|written| written);
+        match written {
+            Ok(()) => progress.inc(len),
             // The reader went away (`dfs read x - | head`): not our failure.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
             Err(e) => return Err(Error::io("cannot write to stdout", e)),
         }
     }
-    match out.flush().await {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("cannot write to stdout", e))
-        }
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 async fn to_file(
-    source: &Replicas<'_>,
+    source: &ChunkSource,
     record: &FileRecord,
     path: &Path,
     progress: &ProgressBar,
@@ -159,7 +154,7 @@ async fn to_file(
         .map(|chunk| {
             let file = Arc::clone(&file);
             async move {
-                let data = source.fetch(chunk).await?;
+                let data = source.fetch(&record.info.file_id, chunk).await?;
                 let offset = chunk.index * record.info.chunk_size;
                 let len = data.len() as u64;
                 tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
@@ -187,173 +182,10 @@ async fn to_file(
         .map_err(|e| Error::io(format!("cannot flush {}", dir.display()), e))
 }
 
-/// Where a file's chunks are read from, and whom to tell about a bad one.
-struct Replicas<'a> {
-    storage: &'a StorageClient,
-    naming: &'a NamingClient,
-    file_id: &'a str,
-    /// This host's storage node, whose copies are read from its files first.
-    local: Option<&'a LocalNode>,
-    /// Where this reader starts in each chunk's list of live replicas, so
-    /// that readers (and one reader's chunks) spread over the replicas.
-    spread: usize,
-}
-
-/// A chunk that could not be had from one replica: why, and whether the
-/// replica holds it badly (missing or wrong bytes: worth reporting).
-struct Miss {
-    reason: String,
-    bad: bool,
-}
-
-impl Replicas<'_> {
-    /// One chunk from the first replica that serves the right bytes: this
-    /// host's node first (from its files), then the live replicas starting
-    /// at this reader's place in the list, then the dead ones. Fails only
-    /// when every replica failed, naming each reason. A replica with wrong
-    /// bytes, or without the chunk, is reported to the naming server, which
-    /// has its node check.
-    async fn fetch(&self, chunk: &ChunkLocation) -> Result<Bytes, Error> {
-        let mut reasons = Vec::new();
-        let local = self
-            .local
-            .filter(|local| chunk.replicas.iter().any(|r| r.node_id == local.node_id()));
-        if let Some(local) = local {
-            let node = local.clone();
-            let (id, size) = (chunk.chunk_id.clone(), chunk.size);
-            let read = tokio::task::spawn_blocking(move || {
-                node.read_chunk(&id, size).map_err(|miss| Miss {
-                    reason: miss.reason,
-                    bad: miss.bad,
-                })
-            })
-            .await
-            .map_err(|e| Error::io("reading a local chunk", std::io::Error::other(e)))?;
-            match verified(chunk, read).await? {
-                Ok(data) => return Ok(data),
-                Err(miss) => {
-                    self.missed(chunk, local.node_id(), &miss).await;
-                    reasons.push(format!(
-                        "this host's node {}: {}",
-                        local.node_id(),
-                        miss.reason
-                    ));
-                }
-            }
-        }
-        let remote = chunk
-            .replicas
-            .iter()
-            .filter(|r| local.is_none_or(|local| r.node_id != local.node_id()));
-        let (mut live, dead): (Vec<_>, Vec<_>) = remote.partition(|r| r.alive);
-        // One order for every chunk, so that moving one place on per chunk
-        // spreads a reader's chunks evenly.
-        live.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-        let start = match live.len() {
-            0 => 0,
-            n => (self.spread.wrapping_add(chunk.index as usize)) % n,
-        };
-        let order = live[start..].iter().chain(&live[..start]).chain(&dead);
-        for replica in order {
-            let fetched = self
-                .storage
-                .get_chunk(&replica.url, &chunk.chunk_id, chunk.size)
-                .await
-                .map_err(|e| Miss {
-                    bad: e.status().is_some_and(|status| status.as_u16() == 404),
-                    reason: e.to_string(),
-                });
-            match verified(chunk, fetched).await? {
-                Ok(data) => return Ok(data),
-                Err(miss) => {
-                    self.missed(chunk, &replica.node_id, &miss).await;
-                    let state = if replica.alive { "alive" } else { "dead" };
-                    reasons.push(format!(
-                        "node {} ({state}, {}): {}",
-                        replica.node_id, replica.url, miss.reason
-                    ));
-                }
-            }
-        }
-        let reason = if reasons.is_empty() {
-            format!("{} has no replicas", chunk.chunk_id)
-        } else {
-            format!(
-                "no replica of {} could be read: {}",
-                chunk.chunk_id,
-                reasons.join("; ")
-            )
-        };
-        Err(Error::Chunk {
-            index: chunk.index,
-            reason,
-        })
-    }
-
-    /// Logs a replica that failed, and reports it when it holds the chunk badly.
-    async fn missed(&self, chunk: &ChunkLocation, node_id: &str, miss: &Miss) {
-        tracing::info!(chunk = chunk.index, node = %node_id, "replica failed: {}", miss.reason);
-        if miss.bad {
-            self.report(chunk, node_id, &miss.reason).await;
-        }
-    }
-
-    /// Tells the naming server that `node_id` served `chunk` badly. Best
-    /// effort: the read goes on either way.
-    async fn report(&self, chunk: &ChunkLocation, node_id: &str, reason: &str) {
-        let report = SuspectReplica {
-            chunk_id: chunk.chunk_id.clone(),
-            node_id: node_id.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if let Err(error) = self
-            .naming
-            .report_suspect(self.file_id, chunk.index, &report)
-            .await
-        {
-            tracing::info!(chunk = chunk.index, node = node_id, %error, "could not report a bad replica");
-        }
-    }
-}
-
-/// `fetched` when it has the chunk's size and CRC32C; otherwise a miss
-/// that counts against the replica.
-async fn verified(
-    chunk: &ChunkLocation,
-    fetched: Result<Bytes, Miss>,
-) -> Result<Result<Bytes, Miss>, Error> {
-    let data = match fetched {
-        Ok(data) => data,
-        Err(miss) => return Ok(Err(miss)),
-    };
-    if data.len() as u64 != chunk.size {
-        return Ok(Err(Miss {
-            reason: format!("got {} bytes, expected {}", data.len(), chunk.size),
-            bad: true,
-        }));
-    }
-    let (data, crc) = tokio::task::spawn_blocking(move || {
-        let crc = dfs_common::crc32c(&data);
-        (data, crc)
-    })
-    .await
-    .map_err(|e| Error::io("checksumming a chunk", std::io::Error::other(e)))?;
-    if crc != chunk.crc32c {
-        return Ok(Err(Miss {
-            reason: format!(
-                "CRC32C mismatch: got {crc:08x}, expected {:08x}",
-                chunk.crc32c
-            ),
-            bad: true,
-        }));
-    }
-    Ok(Ok(data))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::api::{FileInfo, FileState};
+    use dfs_common::api::{ChunkLocation, FileInfo, FileState};
 
     fn record(size: u64, chunk_size: u64, sizes: &[u64]) -> FileRecord {
         FileRecord {

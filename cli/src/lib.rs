@@ -7,8 +7,10 @@
 //!   [`dfs_client::StorageClient`] (chunk reads and writes on the nodes).
 //! - [`upload`]: `dfs create` (chunked, concurrent, retried with exclusions).
 //! - [`download`]: `dfs read` (replica fallback, CRC32C checks, atomic write).
-//! - [`local`]: the storage node on this host (`DFS_LOCAL_DATA_DIR`), whose
-//!   chunk files `read` uses first.
+//! - [`replicas`]: where `read` and `mount` take a chunk from, verified:
+//!   [`local`], the storage node on this host (`DFS_LOCAL_DATA_DIR`), whose
+//!   chunk files come first, then the live replicas, spread per reader.
+//! - [`mount`]: `dfs mount`, the namespace as a read-only FUSE filesystem.
 //! - [`jobs`]: `seed`, `distribute` and `jobs` (distribution jobs).
 //! - [`format`]: text output of `ls`, `stat`, `nodes` and `jobs`.
 //! - [`patience`]: the naming-server calls of `create` and `read`, retried
@@ -24,7 +26,9 @@ pub mod error;
 pub mod format;
 pub mod jobs;
 pub mod local;
+pub mod mount;
 pub mod patience;
+pub mod replicas;
 pub mod upload;
 
 /// Chunks in flight at once during `create` and `read`.
@@ -43,4 +47,30 @@ pub fn progress_bar() -> indicatif::ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+/// Every committed file whose name starts with `prefix`, page after page.
+pub async fn list_all(
+    naming: &dfs_client::NamingClient,
+    prefix: &str,
+) -> Result<Vec<dfs_common::api::FileInfo>, error::Error> {
+    const PAGE: u32 = 1000;
+    let mut files = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = naming
+            .list_files(prefix, Some(PAGE), after.as_deref())
+            .await?;
+        files.extend(page.files);
+        match page.next {
+            None => return Ok(files),
+            Some(next) if after.as_deref() == Some(next.as_str()) => {
+                return Err(error::Error::bad_response(
+                    naming.base_url(),
+                    format!("the naming server repeated listing cursor {next:?}"),
+                ));
+            }
+            Some(next) => after = Some(next),
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //! a chunk fetched over HTTP, so a rotten or half-gone local copy is
 //! skipped and reported like a bad remote one.
 
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -68,7 +68,8 @@ impl LocalNode {
     }
 
     /// The bytes of the node's file of chunk `chunk_id`, which should hold
-    /// `size` bytes; blocking. Nothing here is verified beyond the length.
+    /// `size` bytes, mapped; blocking. Nothing here is verified beyond the
+    /// length.
     pub fn read_chunk(&self, chunk_id: &str, size: u64) -> Result<Bytes, LocalMiss> {
         let path = layout::chunk_path(&self.data_dir, chunk_id).map_err(|e| LocalMiss {
             reason: format!("chunk id {chunk_id:?}: {e}"),
@@ -78,7 +79,7 @@ impl LocalNode {
             bad: e.kind() == ErrorKind::NotFound,
             reason: format!("local copy {}: {e}", path.display()),
         };
-        let mut file = std::fs::File::open(&path).map_err(failed)?;
+        let file = std::fs::File::open(&path).map_err(failed)?;
         let len = file.metadata().map_err(failed)?.len();
         if len != size {
             return Err(LocalMiss {
@@ -89,8 +90,22 @@ impl LocalNode {
                 bad: true,
             });
         }
-        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        file.read_to_end(&mut data).map_err(failed)?;
-        Ok(Bytes::from(data))
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        map(&file).map_err(failed)
     }
+}
+
+/// The whole of `file`, mapped into memory (read ahead by the kernel): no
+/// copy of its bytes, and no fresh memory to fault in.
+#[allow(unsafe_code)]
+fn map(file: &std::fs::File) -> std::io::Result<Bytes> {
+    // SAFETY: the mapping is valid while the file's bytes stay as they
+    // were and it does not shrink. A stored chunk file is never written in
+    // place: the storage server writes a chunk under tmp/, syncs it and
+    // renames it into place, and drops it by unlinking it or renaming it
+    // into quarantine/, none of which touches a mapping of the old file.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(file)? };
+    Ok(Bytes::from_owner(map))
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use dfs_cli::download::{self, Destination};
 use dfs_cli::local::LocalNode;
+use dfs_cli::replicas::ChunkSource;
 use dfs_cli::upload::{self, CreateOptions};
 use dfs_cli::{format, jobs};
 use dfs_client::{ClusterAccess, NamingClient, StorageClient};
@@ -119,6 +120,17 @@ enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Mount the namespace read-only at MOUNTPOINT (FUSE) until Ctrl-C,
+    /// SIGTERM or `fusermount3 -u MOUNTPOINT`. Files read from this host's
+    /// node first (--local-data-dir), else from the live replicas.
+    Mount {
+        /// An existing, empty directory.
+        mountpoint: PathBuf,
+        /// How old the listing may get before it is read again; new and
+        /// deleted files show within this plus 1 s.
+        #[arg(long, default_value = "2s", value_parser = dfs_common::units::parse_duration)]
+        refresh: std::time::Duration,
+    },
     /// Show recent distribution jobs, or one job node by node.
     Jobs {
         /// The job to show; all recent ones when absent.
@@ -193,22 +205,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Destination::File(&local_path)
             };
-            let local = cli
-                .local_data_dir
-                .as_deref()
-                .map(LocalNode::open)
-                .transpose()?;
-            let storage = StorageClient::new(&access)?;
+            let source = chunk_source(cli.local_data_dir.as_deref(), &access, &naming)?;
             let progress = dfs_cli::progress_bar();
-            let result = download::read(
-                &naming,
-                &storage,
-                local.as_ref(),
-                &remote_name,
-                destination,
-                &progress,
-            )
-            .await;
+            let result =
+                download::read(&naming, &source, &remote_name, destination, &progress).await;
             progress.finish_and_clear();
             result?;
         }
@@ -224,7 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             emit(&format!("deleted {remote_name}\n"))?;
         }
         Command::Ls { prefix } => {
-            let files = list_all(&naming, prefix.as_deref().unwrap_or("")).await?;
+            let files = dfs_cli::list_all(&naming, prefix.as_deref().unwrap_or("")).await?;
             emit(&format::files(&files))?;
         }
         Command::Stat { remote_name } => {
@@ -269,6 +269,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             distribute(&naming, &request, no_wait).await?;
         }
+        Command::Mount {
+            mountpoint,
+            refresh,
+        } => {
+            let source = chunk_source(cli.local_data_dir.as_deref(), &access, &naming)?;
+            dfs_cli::mount::run(naming, source, &mountpoint, refresh).await?;
+        }
         Command::Jobs { job_id: None } => {
             emit(&format::jobs(&naming.distributions().await?.jobs))?;
         }
@@ -279,6 +286,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where `read` and `mount` take chunks from: this host's node (when
+/// `local_data_dir` names its data), then the other replicas.
+fn chunk_source(
+    local_data_dir: Option<&std::path::Path>,
+    access: &ClusterAccess,
+    naming: &NamingClient,
+) -> anyhow::Result<ChunkSource> {
+    let local = local_data_dir.map(LocalNode::open).transpose()?;
+    let storage = StorageClient::new(access)?;
+    Ok(ChunkSource::new(storage, naming.clone(), local))
 }
 
 /// Starts a job; then prints its id (`no_wait`) or follows it to the end.
@@ -310,28 +329,5 @@ fn emit(text: &str) -> anyhow::Result<()> {
             Err(anyhow::anyhow!("cannot write to stdout: {e}"))
         }
         _ => Ok(()),
-    }
-}
-
-/// Every page of the listing under `prefix`.
-async fn list_all(
-    naming: &NamingClient,
-    prefix: &str,
-) -> anyhow::Result<Vec<dfs_common::api::FileInfo>> {
-    const PAGE: u32 = 1000;
-    let mut files = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = naming
-            .list_files(prefix, Some(PAGE), after.as_deref())
-            .await?;
-        files.extend(page.files);
-        match page.next {
-            None => return Ok(files),
-            Some(next) if after.as_deref() == Some(next.as_str()) => {
-                anyhow::bail!("the naming server repeated listing cursor {next:?}")
-            }
-            Some(next) => after = Some(next),
-        }
     }
 }

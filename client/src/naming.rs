@@ -115,6 +115,11 @@ impl NamingClient {
         send_json(self.request_url(Method::GET, url)).await
     }
 
+    /// `GET /files/{file_id}`: a committed file with all its chunks.
+    pub async fn file(&self, file_id: &str) -> Result<FileRecord, Error> {
+        self.get(&["files", file_id]).await
+    }
+
     /// `GET /files?prefix=&limit=&after=`: one page of the listing.
     pub async fn list_files(
         &self,

@@ -84,6 +84,11 @@ impl RunningDfs {
         })
     }
 
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The stderr lines so far.
     pub fn stderr(&self) -> Vec<String> {
         self.stderr.lock().map(|l| l.clone()).unwrap_or_default()
