@@ -33,9 +33,9 @@ use bytes::Bytes;
 use dfs_client::NamingClient;
 use dfs_common::api::FileRecord;
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, Request,
 };
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
@@ -50,6 +50,8 @@ pub const ATTR_TTL: Duration = Duration::from_secs(1);
 /// Chunks an open file keeps in memory at most (the ones being read and
 /// the one read ahead).
 pub const WINDOW: usize = 3;
+/// The kernel's readahead asked for (it may allow less).
+const READAHEAD: u32 = 1 << 20;
 
 /// Mounts the namespace at `mountpoint` until Ctrl-C, SIGTERM or an
 /// unmount; `refresh` is how old a listing may get before it is read again.
@@ -88,6 +90,9 @@ pub async fn run(
         MountOption::NoDev,
         MountOption::DefaultPermissions,
     ];
+    // Two loops: one answers while the other waits on the kernel.
+    config.n_threads = Some(2);
+    config.clone_fd = true;
     let mut session = fuser::Session::new(fs, mountpoint, &config).map_err(|e| {
         Error::io(
             format!("cannot mount at {shown} (needs /dev/fuse and fusermount3 from fuse3)"),
@@ -224,6 +229,14 @@ impl DfsFs {
 }
 
 impl Filesystem for DfsFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Reads as large as the kernel allows: fewer round trips per chunk.
+        if let Err(max) = config.set_max_readahead(READAHEAD) {
+            let _ = config.set_max_readahead(max);
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let found = self.with_tree(|tree| {
             let ino = tree.child(parent.0, name.to_str()?)?;
@@ -319,6 +332,7 @@ impl Filesystem for DfsFs {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let file = OpenFile {
             record,
+            runtime: self.runtime.clone(),
             source: self.source.clone(),
             window: Mutex::new(Window::default()),
         };
@@ -351,6 +365,11 @@ impl Filesystem for DfsFs {
             reply.error(Errno::EBADF);
             return;
         };
+        // Most reads find their chunk in memory: answered right here.
+        if let Some(data) = file.ready(offset, u64::from(size)) {
+            reply.data(&data);
+            return;
+        }
         self.runtime.spawn(async move {
             match file.read(offset, u64::from(size)).await {
                 Ok(data) => reply.data(&data),
@@ -386,6 +405,7 @@ type PendingChunk = Shared<BoxFuture<'static, Result<Bytes, String>>>;
 /// One open file: its chunks, and the few of them in memory.
 struct OpenFile {
     record: FileRecord,
+    runtime: tokio::runtime::Handle,
     source: ChunkSource,
     window: Mutex<Window>,
 }
@@ -398,11 +418,32 @@ struct Window {
 }
 
 impl OpenFile {
-    /// Up to `len` bytes from `offset` (fewer at the end of the file).
-    async fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, String> {
+    /// The bytes of a read within one chunk that is in memory already, if
+    /// it is; `None` means: fetch, through [`OpenFile::read`].
+    fn ready(&self, offset: u64, len: u64) -> Option<Bytes> {
         let info = &self.record.info;
         let end = offset.saturating_add(len).min(info.size);
-        let mut out = Vec::with_capacity(usize::try_from(end.saturating_sub(offset)).unwrap_or(0));
+        if offset >= end {
+            return Some(Bytes::new());
+        }
+        let index = offset / info.chunk_size;
+        if (end - 1) / info.chunk_size != index {
+            return None;
+        }
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, pending) = window.chunks.iter().find(|(i, _)| *i == index)?;
+        let chunk = pending.peek()?.clone().ok()?;
+        self.advance(&mut window, index);
+        let start = usize::try_from(offset - index * info.chunk_size).ok()?;
+        let stop = start + usize::try_from(end - offset).ok()?;
+        (stop <= chunk.len()).then(|| chunk.slice(start..stop))
+    }
+
+    /// Up to `len` bytes from `offset` (fewer at the end of the file).
+    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, String> {
+        let info = &self.record.info;
+        let end = offset.saturating_add(len).min(info.size);
+        let mut parts = Vec::new();
         let mut pos = offset;
         while pos < end {
             let index = pos / info.chunk_size;
@@ -413,29 +454,39 @@ impl OpenFile {
             if take == 0 {
                 return Err(format!("chunk {index} is shorter than the file says"));
             }
-            out.extend_from_slice(&chunk[start..start + take as usize]);
+            parts.push(chunk.slice(start..start + take as usize));
             pos += take;
         }
-        Ok(out)
+        Ok(match parts.len() {
+            0 => Bytes::new(),
+            1 => parts.swap_remove(0),
+            _ => Bytes::from(parts.concat()),
+        })
     }
 
-    /// Chunk `index`, fetched once while it stays in the window; when the
-    /// file is read in order, the next chunk is fetched ahead.
+    /// Chunk `index`, fetched once while it stays in the window.
     async fn chunk(&self, index: u64) -> Result<Bytes, String> {
         let pending = {
             let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
             let pending = self.pending(&mut window, index);
-            let in_order = window
-                .last
-                .is_none_or(|last| last == index || last + 1 == index);
-            if in_order && index + 1 < self.record.chunks.len() as u64 {
-                let ahead = self.pending(&mut window, index + 1);
-                tokio::spawn(ahead);
-            }
-            window.last = Some(index);
+            self.advance(&mut window, index);
             pending
         };
         pending.await
+    }
+
+    /// Notes a read of chunk `index`: when the file is read in order, the
+    /// next chunk is fetched ahead.
+    fn advance(&self, window: &mut Window, index: u64) {
+        if window.last == Some(index) {
+            return;
+        }
+        let in_order = window.last.is_none_or(|last| last + 1 == index);
+        if in_order && index + 1 < self.record.chunks.len() as u64 {
+            let ahead = self.pending(window, index + 1);
+            self.runtime.spawn(ahead);
+        }
+        window.last = Some(index);
     }
 
     /// The window's entry for chunk `index`, started when missing; the
