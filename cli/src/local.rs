@@ -71,6 +71,17 @@ impl LocalNode {
     /// `size` bytes, mapped; blocking. Nothing here is verified beyond the
     /// length.
     pub fn read_chunk(&self, chunk_id: &str, size: u64) -> Result<Bytes, LocalMiss> {
+        self.map_chunk(chunk_id, size, true)
+    }
+
+    /// [`LocalNode::read_chunk`] for a chunk whose copy here was verified
+    /// lately and is read in parts: mapped without reading it ahead, so
+    /// only the pages read are touched.
+    pub fn reread_chunk(&self, chunk_id: &str, size: u64) -> Result<Bytes, LocalMiss> {
+        self.map_chunk(chunk_id, size, false)
+    }
+
+    fn map_chunk(&self, chunk_id: &str, size: u64, whole: bool) -> Result<Bytes, LocalMiss> {
         let path = layout::chunk_path(&self.data_dir, chunk_id).map_err(|e| LocalMiss {
             reason: format!("chunk id {chunk_id:?}: {e}"),
             bad: false,
@@ -93,19 +104,26 @@ impl LocalNode {
         if size == 0 {
             return Ok(Bytes::new());
         }
-        map(&file).map_err(failed)
+        map(&file, whole).map_err(failed)
     }
 }
 
-/// The whole of `file`, mapped into memory (read ahead by the kernel): no
-/// copy of its bytes, and no fresh memory to fault in.
+/// The whole of `file`, mapped into memory (all of it read ahead by the
+/// kernel when `populate`): no copy of its bytes, and no fresh memory to
+/// fault in.
 #[allow(unsafe_code)]
-fn map(file: &std::fs::File) -> std::io::Result<Bytes> {
+fn map(file: &std::fs::File, populate: bool) -> std::io::Result<Bytes> {
     // SAFETY: the mapping is valid while the file's bytes stay as they
     // were and it does not shrink. A stored chunk file is never written in
     // place: the storage server writes a chunk under tmp/, syncs it and
     // renames it into place, and drops it by unlinking it or renaming it
     // into quarantine/, none of which touches a mapping of the old file.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(file)? };
+    let map = unsafe {
+        let mut options = memmap2::MmapOptions::new();
+        if populate {
+            options.populate();
+        }
+        options.map(file)?
+    };
     Ok(Bytes::from_owner(map))
 }

@@ -24,6 +24,15 @@ pub struct ChunkSource {
     spread: usize,
 }
 
+/// Where a chunk's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// This host's node's chunk file.
+    Local,
+    /// Another node, over HTTP.
+    Remote,
+}
+
 /// A chunk that could not be had from one replica: why, and whether the
 /// replica holds it badly (missing or wrong bytes: worth reporting).
 struct Miss {
@@ -47,6 +56,27 @@ impl ChunkSource {
     /// the right bytes. Fails only when every replica failed, naming each
     /// reason.
     pub async fn fetch(&self, file_id: &str, chunk: &ChunkLocation) -> Result<Bytes, Error> {
+        Ok(self.fetch_from(file_id, chunk).await?.0)
+    }
+
+    /// This host's node's copy of `chunk` again, unchecked and read only
+    /// where it is used: for a chunk that [`ChunkSource::fetch_from`] took
+    /// from it lately, verified. `None` when there is no such copy now.
+    pub async fn local_again(&self, chunk: &ChunkLocation) -> Option<Bytes> {
+        let node = self.local.clone()?;
+        let (id, size) = (chunk.chunk_id.clone(), chunk.size);
+        tokio::task::spawn_blocking(move || node.reread_chunk(&id, size).ok())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// [`ChunkSource::fetch`], and whether the bytes came from this host's node.
+    pub async fn fetch_from(
+        &self,
+        file_id: &str,
+        chunk: &ChunkLocation,
+    ) -> Result<(Bytes, Origin), Error> {
         let mut reasons = Vec::new();
         let local = self
             .local
@@ -64,7 +94,7 @@ impl ChunkSource {
             .await
             .map_err(|e| Error::io("reading a local chunk", std::io::Error::other(e)))?;
             match verified(chunk, read).await? {
-                Ok(data) => return Ok(data),
+                Ok(data) => return Ok((data, Origin::Local)),
                 Err(miss) => {
                     self.missed(file_id, chunk, local.node_id(), &miss).await;
                     reasons.push(format!(
@@ -98,7 +128,7 @@ impl ChunkSource {
                     reason: e.to_string(),
                 });
             match verified(chunk, fetched).await? {
-                Ok(data) => return Ok(data),
+                Ok(data) => return Ok((data, Origin::Remote)),
                 Err(miss) => {
                     self.missed(file_id, chunk, &replica.node_id, &miss).await;
                     let state = if replica.alive { "alive" } else { "dead" };

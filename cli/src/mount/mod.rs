@@ -8,9 +8,11 @@
 //! - Opening a file fetches its chunk list once; reads go through
 //!   [`ChunkSource`] (this host's node's chunk files first, else a live
 //!   replica over HTTP), every chunk checked against its CRC32C, a bad
-//!   replica skipped and reported. Each open file keeps at most
-//!   [`WINDOW`] chunks in memory and reads the next one ahead while a file
-//!   is read in order. A file's bytes never change (a new file under the
+//!   replica skipped and reported (once per open: a local copy verified
+//!   since the open is mapped again without a new check when it is needed
+//!   again, so random reads touch only the pages they read). Each open file
+//!   keeps at most [`WINDOW`] chunks in memory and reads the next one ahead
+//!   while a file is read in order. A file's bytes never change (a new file under the
 //!   same name is another inode), so the kernel keeps its page cache
 //!   across opens.
 //! - Reads run on the tokio runtime and answer the kernel when done, so the
@@ -22,7 +24,7 @@
 
 pub mod namespace;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,7 +44,7 @@ use futures::future::{BoxFuture, Shared};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::replicas::ChunkSource;
+use crate::replicas::{ChunkSource, Origin};
 use namespace::{Namespace, Node};
 
 /// How long the kernel may keep an entry or attributes before asking again.
@@ -335,6 +337,7 @@ impl Filesystem for DfsFs {
             runtime: self.runtime.clone(),
             source: self.source.clone(),
             window: Mutex::new(Window::default()),
+            local_checked: Arc::default(),
         };
         self.open
             .lock()
@@ -408,6 +411,9 @@ struct OpenFile {
     runtime: tokio::runtime::Handle,
     source: ChunkSource,
     window: Mutex<Window>,
+    /// Chunks whose copy on this host's node was verified since the open:
+    /// mapped again when needed, not checked again.
+    local_checked: Arc<Mutex<HashSet<u64>>>,
 }
 
 /// The chunks an open file holds (oldest first), and the last one asked for.
@@ -498,12 +504,27 @@ impl OpenFile {
         let source = self.source.clone();
         let file_id = self.record.info.file_id.clone();
         let location = self.record.chunks.get(index as usize).cloned();
+        let local_checked = Arc::clone(&self.local_checked);
         let pending = async move {
             let location = location.ok_or_else(|| format!("chunk {index} is not in the file"))?;
-            source
-                .fetch(&file_id, &location)
+            let checked = local_checked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&index);
+            if checked && let Some(data) = source.local_again(&location).await {
+                return Ok(data);
+            }
+            let (data, origin) = source
+                .fetch_from(&file_id, &location)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            if origin == Origin::Local {
+                local_checked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(index);
+            }
+            Ok(data)
         }
         .boxed()
         .shared();
