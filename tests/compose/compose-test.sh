@@ -10,6 +10,8 @@
 #  3. build, `up -d`, wait for every service to be healthy and 3 nodes alive
 #  4. `run --rm cli`: create/size/read/ls/stat/nodes of a 20 MiB file (3 chunks
 #     of the default 8 MiB), bytes compared, files owned by the caller
+#  4b. `up -d mount`: the FUSE mount service serves the same bytes; SIGTERM
+#     ends it with status 0
 #  5. `up -d --scale storage-server=5`: the 2 new nodes register and hold a
 #     replica of every chunk of a file written with --replication 5
 #  6. stop one storage container, then all 3 original ones: reads still work
@@ -80,7 +82,7 @@ cleanup() {
     fi
     log "cleanup: down -v"
     local down_start=$SECONDS
-    timeout 180 "${COMPOSE[@]}" -p "$PROJECT" -f "$ROOT/docker-compose.yml" --profile cli \
+    timeout 180 "${COMPOSE[@]}" -p "$PROJECT" -f "$ROOT/docker-compose.yml" --profile cli --profile mount \
         down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
     timings+=("$(printf '%-34s %4ds' "down -v" $((SECONDS - down_start)))")
     # Whatever compose did not remove (e.g. it was interrupted), by label.
@@ -246,6 +248,26 @@ round_trip() {
         fail "stat: expected 3 chunks with 3 alive replicas each, got:"$'\n'"$stat"
 }
 
+# ---- 4b: the mount service ----
+
+mount_healthy() {
+    local container
+    container=$(compose --profile mount ps -q mount)
+    [[ -n "$container" && "$(docker inspect -f '{{.State.Health.Status}}' "$container")" == healthy ]]
+}
+
+mount_service() {
+    timeout 300 "${COMPOSE[@]}" -p "$PROJECT" -f "$ROOT/docker-compose.yml" --profile mount up -d mount
+    wait_until "the mount service's FUSE mount" 60 mount_healthy
+    compose --profile mount exec -T mount cat /mnt/dfs/docs/a.bin >"$WORK/a.mounted"
+    same_bytes "$WORK/a.bin" "$WORK/a.mounted"
+    local container
+    container=$(compose --profile mount ps -q mount)
+    compose --profile mount stop -t 20 mount >/dev/null 2>&1
+    [[ "$(docker inspect -f '{{.State.ExitCode}}' "$container")" == 0 ]] ||
+        fail "dfs mount did not exit 0 on SIGTERM: $(docker logs "$container" 2>&1 | tail -3)"
+}
+
 # ---- 5: scale out ----
 
 scale_out() {
@@ -323,6 +345,7 @@ phase "crates for the build" prepare_crates
 phase "compose build" timeout 2400 "${COMPOSE[@]}" -p "$PROJECT" -f "$ROOT/docker-compose.yml" build
 phase "up -d, healthy, 3 nodes" start_stack
 phase "cli round trip (20 MiB)" round_trip
+phase "mount service reads docs/a.bin" mount_service
 phase "scale to 5, replicas on new nodes" scale_out
 phase "storage nodes stopped, reads" nodes_down
 phase "redis killed and restarted" redis_restart
