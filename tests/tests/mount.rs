@@ -247,3 +247,51 @@ async fn a_mount_on_a_node_reads_its_files_and_skips_a_rotten_one() -> Result<()
     ensure!(reported == 1, "{reported} bad copies reported, expected 1");
     mount.stop(Some("TERM")).await
 }
+
+#[tokio::test]
+async fn after_a_distribute_a_mount_on_any_node_asks_no_node_for_chunks() -> Result<()> {
+    let len = 6 * KIB64 + 99;
+    let (cluster, local) = cluster_with_file(3, "fleet.bin", len, 1).await?;
+    cluster.dfs_ok(["distribute", "fleet.bin"]).await?;
+    let gets = "dfs_http_chunk_gets_total";
+    let before = cluster.metric_total(gets).await?;
+    let data_dir = cluster.storage(2).data_dir().to_string_lossy().into_owned();
+    let mount = Mounted::start(&cluster, &[("DFS_LOCAL_DATA_DIR", &data_dir)]).await?;
+    ensure!(
+        std::fs::read(mount.path("fleet.bin"))? == std::fs::read(&local)?,
+        "read through the mount differs"
+    );
+    let fetched = cluster.metric_total(gets).await? - before;
+    ensure!(
+        fetched == 0,
+        "{fetched} chunks fetched over HTTP on a node holding them all"
+    );
+    mount.stop(Some("TERM")).await
+}
+
+#[tokio::test]
+async fn a_chunk_no_replica_can_serve_is_eio() -> Result<()> {
+    let (cluster, _) = cluster_with_file(1, "lost.bin", 2 * KIB64, 1).await?;
+    let record = cluster.file_record("lost.bin").await?;
+    let second = record["chunks"][1]["chunk_id"]
+        .as_str()
+        .context("chunk id")?;
+    let path = cluster.storage(0).chunk_path(second).context("chunk 1")?;
+    let mut bytes = std::fs::read(&path)?;
+    bytes[0] ^= 0x5a;
+    std::fs::write(&path, bytes)?;
+
+    let mount = Mounted::start(&cluster, &[]).await?;
+    let handle = std::fs::File::open(mount.path("lost.bin"))?;
+    let mut block = vec![0u8; 4096];
+    let failed = handle
+        .read_exact_at(&mut block, KIB64 + 100)
+        .err()
+        .context("a chunk with no good copy was read")?;
+    ensure!(
+        failed.raw_os_error() == Some(5),
+        "failed with {failed}, not EIO"
+    );
+    drop(handle);
+    mount.stop(Some("INT")).await
+}
