@@ -434,6 +434,29 @@ impl TestCluster {
         Ok(String::from_utf8(output.stdout)?)
     }
 
+    /// Stores `len` seeded random bytes as `name`, in chunks of 64 KiB
+    /// with `replication` replicas, through `dfs create`; returns the local
+    /// file they came from (in the scratch dir).
+    pub async fn create_random(&self, name: &str, len: u64, replication: u32) -> Result<PathBuf> {
+        let local = self
+            .scratch_dir()
+            .join(format!("{}.local", name.replace('/', "_")));
+        write_random_file(&local, len, len)?;
+        let path = local.to_str().context("utf-8 path")?;
+        let replication = replication.to_string();
+        let args = [
+            "create",
+            path,
+            name,
+            "--chunk-size",
+            "64KiB",
+            "--replication",
+            &replication,
+        ];
+        self.dfs_ok(args).await?;
+        Ok(local)
+    }
+
     /// Kills the naming server (tests of its absence).
     pub async fn stop_naming(&mut self) -> Result<()> {
         self.naming.kill().await?;

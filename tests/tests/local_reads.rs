@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
-use dfs_tests::{TestCluster, same_file, write_random_file};
+use dfs_tests::{TestCluster, same_file};
 
 const KIB64: u64 = 64 * 1024;
 const GETS: &str = "dfs_http_chunk_gets_total";
@@ -16,19 +16,8 @@ const GETS: &str = "dfs_http_chunk_gets_total";
 /// file stored as `name` with three replicas: every node has every chunk.
 async fn cluster_with_file(name: &str, chunks: u64) -> Result<(TestCluster, PathBuf)> {
     let cluster = TestCluster::builder().storage_nodes(3).start().await?;
-    let local = cluster.scratch_dir().join(name);
-    write_random_file(&local, (chunks - 1) * KIB64 + 777, chunks)?;
-    let path = local.to_str().context("utf-8 path")?;
-    cluster
-        .dfs_ok([
-            "create",
-            path,
-            name,
-            "--chunk-size",
-            "64KiB",
-            "--replication",
-            "3",
-        ])
+    let local = cluster
+        .create_random(name, (chunks - 1) * KIB64 + 777, 3)
         .await?;
     Ok((cluster, local))
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use dfs_tests::{RunningDfs, TestCluster, wait_until, write_random_file};
+use dfs_tests::{RunningDfs, TestCluster, wait_until};
 
 const KIB64: u64 = 64 * 1024;
 const WAIT: Duration = Duration::from_secs(15);
@@ -115,21 +115,7 @@ async fn cluster_with_file(
     replication: u32,
 ) -> Result<(TestCluster, PathBuf)> {
     let cluster = TestCluster::builder().storage_nodes(nodes).start().await?;
-    let local = cluster.scratch_dir().join("local.bin");
-    write_random_file(&local, len, len)?;
-    let path = local.to_str().context("utf-8 path")?;
-    let replication = replication.to_string();
-    cluster
-        .dfs_ok([
-            "create",
-            path,
-            name,
-            "--chunk-size",
-            "64KiB",
-            "--replication",
-            &replication,
-        ])
-        .await?;
+    let local = cluster.create_random(name, len, replication).await?;
     Ok((cluster, local))
 }
 
