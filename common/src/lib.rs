@@ -19,7 +19,8 @@
 //! - [`http`] (feature `axum`): what both servers' handlers share: the
 //!   extractors that reject bad input as a JSON 400/413, the
 //!   `{"error": …}` response and the bearer-token check; [`serve`]: their
-//!   HTTP or HTTPS (`TLS_CERT`, `TLS_KEY`) serve loop.
+//!   HTTP or HTTPS (`TLS_CERT`, `TLS_KEY`) serve loop; [`logging`]: their
+//!   logs, text or JSON (`LOG_FORMAT`).
 //! - [`units`]: human-readable sizes (`8MiB`), durations (`15s`) and
 //!   bandwidths (`10m` = 10 Mbit/s) for flags and environment variables.
 
@@ -32,6 +33,8 @@ pub mod gcs;
 pub mod http;
 pub mod ids;
 pub mod layout;
+#[cfg(feature = "axum")]
+pub mod logging;
 #[cfg(feature = "axum")]
 pub mod serve;
 pub mod shutdown;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
+use dfs_common::logging::LogSettings;
 use dfs_common::serve::ClusterSettings;
 use dfs_common::units::{parse_duration, parse_size};
 use dfs_common::{MAX_CHUNK_SIZE, MAX_REPLICATION, MIN_CHUNK_SIZE};
@@ -54,6 +55,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub cluster: ClusterSettings,
+
+    #[command(flatten)]
+    pub logs: LogSettings,
 }
 
 fn parse_chunk_size(s: &str) -> Result<u64, String> {

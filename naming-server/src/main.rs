@@ -8,17 +8,11 @@ use naming_server::config::Config;
 use naming_server::{naming, run};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let config = Config::parse();
+    config.logs.init();
     let naming = naming(&config).context("cannot set up the naming server")?;
     let tls = config.cluster.tls.load().await?;
     let scheme = config.cluster.tls.scheme();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use dfs_common::logging::LogSettings;
 use dfs_common::serve::ClusterSettings;
 
 /// Where the naming server is when neither `--naming-url`, `NAMING_URL`
@@ -45,6 +46,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub cluster: ClusterSettings,
+
+    #[command(flatten)]
+    pub logs: LogSettings,
 
     /// Ranged GCS requests kept in flight while seeding from Cloud Storage.
     #[arg(long, env = "GCS_PARALLEL_DOWNLOADS", default_value_t = 4,

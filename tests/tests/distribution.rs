@@ -462,3 +462,75 @@ async fn a_node_pulls_every_chunk_over_one_connection() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_with_the_ids_of_their_work() -> Result<()> {
+    let mut cluster = TestCluster::builder()
+        .storage_nodes(1)
+        .naming_env("LOG_FORMAT", "json")
+        .storage_env("LOG_FORMAT", "json")
+        // Request spans close with a debug event: each names its route.
+        .naming_env("RUST_LOG", "info,tower_http=debug")
+        .storage_env("RUST_LOG", "info")
+        .capture_logs()
+        .start()
+        .await?;
+    let local = cluster.scratch_dir().join("in");
+    write_random_file(&local, 3 * CHUNK, 5)?;
+    cluster
+        .dfs_ok([
+            "create",
+            arg(&local),
+            "logged.bin",
+            "--chunk-size",
+            "256KiB",
+            "--replication",
+            "1",
+        ])
+        .await?;
+    cluster.add_storage().await?;
+    cluster.wait_for_live_nodes(2).await?;
+    let job_id = cluster
+        .dfs_ok(["distribute", "logged.bin", "--no-wait"])
+        .await?;
+    let job_id = job_id.trim();
+    let job = finished_job(&cluster, job_id).await?;
+    ensure!(job["state"] == "done", "{job}");
+    let file_id = cluster.file_record("logged.bin").await?["file_id"]
+        .as_str()
+        .context("file_id")?
+        .to_owned();
+
+    // The node's "distribution done" line sits in the job's span; the
+    // naming server's report requests carry the job and the node.
+    let logs = cluster.server_logs()?;
+    let mut lines = Vec::new();
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let value: Value =
+            serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+        ensure!(
+            value["timestamp"].is_string() && value["level"].is_string(),
+            "no timestamp or level: {line}"
+        );
+        lines.push(value);
+    }
+    let in_job_span = |v: &Value| {
+        v["span"]["name"] == "distribution"
+            && v["span"]["job_id"] == job_id
+            && v["span"]["file_id"] == file_id.as_str()
+            && v["span"]["node_id"].is_string()
+    };
+    ensure!(
+        lines
+            .iter()
+            .any(|v| in_job_span(v) && v["message"] == "distribution done on this node"),
+        "no 'done' line in the job's span:\n{logs}"
+    );
+    ensure!(
+        lines.iter().any(|v| v["span"]["name"] == "http"
+            && v["span"]["job_id"] == job_id
+            && v["span"]["node_id"].is_string()),
+        "no naming request line with the job and node ids:\n{logs}"
+    );
+    Ok(())
+}

@@ -35,6 +35,7 @@ pub async fn start_distribution(
 ) -> Result<(StatusCode, Json<Distribution>), ApiError> {
     let job = jobs::start(&naming, request).await?;
     record_span("file_id", &job.file_id);
+    record_span("job_id", &job.job_id);
     Ok((StatusCode::CREATED, Json(job)))
 }
 
@@ -53,6 +54,7 @@ pub async fn get_distribution(
     State(naming): State<Naming>,
     AppPath(job_id): AppPath<String>,
 ) -> Result<Json<Distribution>, ApiError> {
+    record_span("job_id", &job_id);
     Ok(Json(jobs::get(&naming, &job_id).await?))
 }
 
@@ -90,5 +92,6 @@ pub async fn report_progress(
     AppJson(report): AppJson<NodeReport>,
 ) -> Result<Json<ReportAck>, ApiError> {
     record_span("node_id", &report.node_id);
+    record_span("job_id", &job_id);
     Ok(Json(jobs::report(&naming, &job_id, report).await?))
 }

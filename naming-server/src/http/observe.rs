@@ -1,5 +1,5 @@
 //! What every request leaves behind: a tracing span named after its route
-//! (with `file_id` / `node_id` once a handler knows them) and a count in
+//! (with `file_id` / `node_id` / `job_id` once a handler knows them) and a count in
 //! the request metrics.
 
 use std::sync::Arc;
@@ -23,10 +23,12 @@ pub fn request_span(request: &Request) -> Span {
         path,
         file_id = tracing::field::Empty,
         node_id = tracing::field::Empty,
+        job_id = tracing::field::Empty,
     )
 }
 
-/// Puts an id on the current request's span (`file_id` or `node_id`).
+/// Puts an id on the current request's span (`file_id`, `node_id` or
+/// `job_id`).
 pub fn record_span(field: &str, value: &str) {
     Span::current().record(field, value);
 }

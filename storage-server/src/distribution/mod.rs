@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use dfs_common::api::ChainAssignment;
 use dfs_common::auth::Token;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::gcs::{DownloadOptions, GcsClient};
 use crate::store::ChunkStore;
@@ -82,14 +83,23 @@ impl Distributor {
             .insert(assignment.job_id.clone());
         if fresh {
             let this = self.clone();
-            tokio::spawn(async move {
-                let job_id = assignment.job_id.clone();
-                worker::run(&this.resources, assignment).await;
-                this.running
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&job_id);
-            });
+            let span = tracing::info_span!(
+                "distribution",
+                job_id = %assignment.job_id,
+                file_id = %assignment.file_id,
+                node_id = %assignment.node_id,
+            );
+            tokio::spawn(
+                async move {
+                    let job_id = assignment.job_id.clone();
+                    worker::run(&this.resources, assignment).await;
+                    this.running
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&job_id);
+                }
+                .instrument(span),
+            );
         }
         fresh
     }

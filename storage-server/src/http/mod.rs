@@ -78,7 +78,13 @@ pub fn app(state: AppState) -> Router {
                     .extensions()
                     .get::<MatchedPath>()
                     .map_or("-", MatchedPath::as_str);
-                tracing::info_span!("http", method = %request.method(), route, uri = %request.uri())
+                // `/chunks/{chunk_id}[/…]`: the chunk a request is about.
+                let chunk_id = request
+                    .uri()
+                    .path()
+                    .strip_prefix("/chunks/")
+                    .and_then(|rest| rest.split('/').next());
+                tracing::info_span!("http", method = %request.method(), route, uri = %request.uri(), chunk_id)
             }),
         )
         .with_state(state)
