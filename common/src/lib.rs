@@ -20,7 +20,8 @@
 //!   extractors that reject bad input as a JSON 400/413, the
 //!   `{"error": …}` response and the bearer-token check; [`serve`]: their
 //!   HTTP or HTTPS (`TLS_CERT`, `TLS_KEY`) serve loop; [`logging`]: their
-//!   logs, text or JSON (`LOG_FORMAT`).
+//!   logs, text or JSON (`LOG_FORMAT`); [`metrics`]: their request-latency
+//!   histograms and `GET /metrics` in the OpenMetrics text format.
 //! - [`units`]: human-readable sizes (`8MiB`), durations (`15s`) and
 //!   bandwidths (`10m` = 10 Mbit/s) for flags and environment variables.
 
@@ -35,6 +36,8 @@ pub mod ids;
 pub mod layout;
 #[cfg(feature = "axum")]
 pub mod logging;
+#[cfg(feature = "axum")]
+pub mod metrics;
 #[cfg(feature = "axum")]
 pub mod serve;
 pub mod shutdown;

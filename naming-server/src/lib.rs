@@ -64,8 +64,9 @@ pub enum SetupError {
 pub fn naming(config: &Config) -> Result<Naming, SetupError> {
     let access = ClusterAccess::new(config.cluster.dfs_token.as_deref())
         .with_ca_cert(config.cluster.dfs_ca_cert.as_deref())?;
+    let metrics = Arc::new(Metrics::new());
     Ok(Naming {
-        store: Arc::new(RedisStore::new(&config.redis_url)?),
+        store: Arc::new(RedisStore::new(&config.redis_url, metrics.redis.clone())?),
         storage: StorageClient::new(&access)?,
         token: Token::from_setting(config.cluster.dfs_token.as_deref()),
         settings: Arc::new(Settings {
@@ -76,7 +77,7 @@ pub fn naming(config: &Config) -> Result<Naming, SetupError> {
             pending_ttl: config.pending_ttl,
             repair_after: config.repair_after.0,
         }),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         directory: Arc::default(),
         names: Arc::default(),
         started: std::time::Instant::now(),

@@ -1,117 +1,178 @@
-//! Prometheus counters of this process, rendered as text on `GET /metrics`.
+//! This process's metrics (each replica has its own), in one registry
+//! built at start-up and rendered on `GET /metrics`: request latencies by
+//! route and status, Redis round trips and errors, file, chunk, repair and
+//! distribution activity, live nodes and jobs by state.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use dfs_common::api::JobState;
+use dfs_common::metrics::{HistogramFamily, HttpMetrics, latency_histogram};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
-/// Counters since this process started (each replica has its own).
-#[derive(Debug, Default)]
+/// The Redis command (`EVALSHA`, `HGETALL`, …) or `pipeline` of a round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub command: String,
+}
+
+/// A job state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: &'static str,
+}
+
+/// Round trips to Redis: how long each took, and how many failed (cheap to
+/// clone; the store times every command through it).
+#[derive(Debug, Clone)]
+pub struct RedisMetrics {
+    pub commands: HistogramFamily<CommandLabels>,
+    pub errors: Counter,
+}
+
+/// Every metric of the process, and the registry that renders them.
+#[derive(Debug)]
 pub struct Metrics {
-    /// (method, route template, status) → requests.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    pub files_committed: AtomicU64,
-    pub files_deleted: AtomicU64,
-    pub chunks_allocated: AtomicU64,
-    pub uploads_expired: AtomicU64,
-    pub repair_scans: AtomicU64,
-    pub repair_copies: AtomicU64,
-    pub repair_trims: AtomicU64,
-    pub bad_replicas: AtomicU64,
-    pub suspect_reports: AtomicU64,
+    registry: Registry,
+    pub http: HttpMetrics,
+    pub redis: RedisMetrics,
+    pub files_committed: Counter,
+    pub files_deleted: Counter,
+    pub chunks_allocated: Counter,
+    pub uploads_expired: Counter,
+    pub repair_scans: Counter,
+    pub repair_copies: Counter,
+    pub repair_trims: Counter,
+    pub bad_replicas: Counter,
+    pub suspect_reports: Counter,
+    pub jobs_started: Counter,
+    live_nodes: Gauge,
+    jobs: Family<StateLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    /// Counts one response to `method` `route` with `status`.
-    pub fn record(&self, method: &str, route: &str, status: u16) {
-        let mut requests = self
-            .requests
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
+    /// Every metric at zero, registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        let redis = RedisMetrics {
+            commands: HistogramFamily::new_with_constructor(latency_histogram),
+            errors: Counter::default(),
+        };
+        registry.register(
+            "dfs_redis_command_duration_seconds",
+            "Round trips to Redis by command (pipeline for several at once)",
+            redis.commands.clone(),
+        );
+        registry.register(
+            "dfs_redis_errors",
+            "Redis round trips that failed (unreachable, timed out or refused)",
+            redis.errors.clone(),
+        );
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let r = &mut registry;
+        let files_committed = counter(r, "dfs_files_committed", "Files finalized");
+        let files_deleted = counter(r, "dfs_files_deleted", "Files deleted");
+        let chunks_allocated = counter(r, "dfs_chunks_allocated", "Chunk ids handed out");
+        let uploads_expired = counter(
+            r,
+            "dfs_uploads_expired",
+            "Pending uploads expired by this process's reaper",
+        );
+        let repair_scans = counter(
+            r,
+            "dfs_repair_scans",
+            "Background scans for under-replicated chunks after a node was lost",
+        );
+        let repair_copies = counter(
+            r,
+            "dfs_repair_copies",
+            "Chunk copies made to restore replication (dfs repair and background)",
+        );
+        let repair_trims = counter(
+            r,
+            "dfs_repair_trims",
+            "Replicas dropped from chunks that had more than their replication factor",
+        );
+        let bad_replicas = counter(
+            r,
+            "dfs_bad_replicas",
+            "Replicas their node found corrupt or missing and quarantined",
+        );
+        let suspect_reports = counter(
+            r,
+            "dfs_suspect_reports",
+            "Reads that found a bad replica and asked its node to verify it",
+        );
+        let jobs_started = counter(
+            r,
+            "dfs_distribution_jobs_started",
+            "Distribution and seed jobs started",
+        );
+        let live_nodes = Gauge::default();
+        registry.register(
+            "dfs_live_storage_nodes",
+            "Storage nodes heard from within the heartbeat timeout",
+            live_nodes.clone(),
+        );
+        let jobs = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "dfs_distribution_jobs",
+            "The 20 most recent distribution jobs by state",
+            jobs.clone(),
+        );
+        Self {
+            registry,
+            http,
+            redis,
+            files_committed,
+            files_deleted,
+            chunks_allocated,
+            uploads_expired,
+            repair_scans,
+            repair_copies,
+            repair_trims,
+            bad_replicas,
+            suspect_reports,
+            jobs_started,
+            live_nodes,
+            jobs,
+        }
     }
 
-    /// The text exposition format; `live_nodes` is left out when unknown.
-    pub fn render(&self, live_nodes: Option<usize>) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP dfs_http_requests_total HTTP requests by method, route and status.\n");
-        out.push_str("# TYPE dfs_http_requests_total counter\n");
-        {
-            let requests = self
-                .requests
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for ((method, route, status), count) in requests.iter() {
-                let _ = writeln!(
-                    out,
-                    "dfs_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
-                    route.replace('\\', "\\\\").replace('"', "\\\"")
-                );
+    /// Sets the gauges read from Redis at scrape time: live nodes, and the
+    /// states of the recent jobs (each left as it was when unknown).
+    pub fn set_cluster(&self, live_nodes: Option<usize>, jobs: Option<&[JobState]>) {
+        if let Some(live) = live_nodes {
+            self.live_nodes.set(i64::try_from(live).unwrap_or(i64::MAX));
+        }
+        if let Some(jobs) = jobs {
+            for (state, name) in [
+                (JobState::Running, "running"),
+                (JobState::Done, "done"),
+                (JobState::Failed, "failed"),
+            ] {
+                let count = jobs.iter().filter(|&&s| s == state).count();
+                self.jobs
+                    .get_or_create(&StateLabels { state: name })
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
             }
         }
-        let counters = [
-            (
-                "dfs_files_committed_total",
-                "Files finalized.",
-                &self.files_committed,
-            ),
-            (
-                "dfs_files_deleted_total",
-                "Files deleted.",
-                &self.files_deleted,
-            ),
-            (
-                "dfs_chunks_allocated_total",
-                "Chunk ids handed out.",
-                &self.chunks_allocated,
-            ),
-            (
-                "dfs_uploads_expired_total",
-                "Pending uploads expired by this process's reaper.",
-                &self.uploads_expired,
-            ),
-            (
-                "dfs_repair_scans_total",
-                "Background scans for under-replicated chunks after a node was lost.",
-                &self.repair_scans,
-            ),
-            (
-                "dfs_repair_copies_total",
-                "Chunk copies made to restore replication (dfs repair and background).",
-                &self.repair_copies,
-            ),
-            (
-                "dfs_repair_trims_total",
-                "Replicas dropped from chunks that had more than their replication factor.",
-                &self.repair_trims,
-            ),
-            (
-                "dfs_bad_replicas_total",
-                "Replicas their node found corrupt or missing and quarantined.",
-                &self.bad_replicas,
-            ),
-            (
-                "dfs_suspect_reports_total",
-                "Reads that found a bad replica and asked its node to verify it.",
-                &self.suspect_reports,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
-        if let Some(live) = live_nodes {
-            out.push_str("# HELP dfs_live_storage_nodes Storage nodes heard from within the heartbeat timeout.\n");
-            let _ = writeln!(
-                out,
-                "# TYPE dfs_live_storage_nodes gauge\ndfs_live_storage_nodes {live}"
-            );
-        }
-        out
+    }
+
+    /// The registry, for the exposition.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }

@@ -23,7 +23,6 @@ use dfs_common::now_ms;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::METRICS;
 use crate::store::{ChunkStore, StoreError, Verdict};
 use crate::throttle::Throttle;
 
@@ -82,7 +81,7 @@ impl Integrity {
     /// `held` (the naming server says this node holds it), a chunk that is
     /// not here at all is missing too.
     async fn check(&self, id: &str, held: bool) -> Result<Option<ChunkProblem>, StoreError> {
-        METRICS.chunks_verified.inc();
+        self.store.metrics().chunks_verified.inc();
         let problem = match self.store.verify(id, &self.throttle).await? {
             Verdict::Sound => return Ok(None),
             Verdict::Absent if !held => return Ok(None),
@@ -90,10 +89,11 @@ impl Integrity {
             Verdict::Missing | Verdict::Absent => ChunkProblem::Missing,
         };
         self.store.quarantine(id).await?;
+        let metrics = self.store.metrics();
         match problem {
-            ChunkProblem::Corrupt => METRICS.chunks_corrupt.inc(),
-            ChunkProblem::Missing => METRICS.chunks_missing.inc(),
-        }
+            ChunkProblem::Corrupt => metrics.chunks_corrupt.inc(),
+            ChunkProblem::Missing => metrics.chunks_missing.inc(),
+        };
         tracing::warn!(chunk_id = id, %problem, "bad chunk quarantined");
         self.put_back(vec![BadChunk {
             chunk_id: id.to_owned(),
@@ -166,7 +166,7 @@ impl Integrity {
             }
             match self.pass(shutdown).await {
                 Ok(Some(checked)) => {
-                    METRICS.scrub_passes.inc();
+                    self.store.metrics().scrub_passes.inc();
                     tracing::info!(
                         checked,
                         seconds = now_ms().saturating_sub(started) / 1000,

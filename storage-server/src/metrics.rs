@@ -1,45 +1,83 @@
-//! The node's counters, rendered as Prometheus text on `GET /metrics`.
+//! The node's metrics, rendered on `GET /metrics` in the OpenMetrics text
+//! format: request latencies by route and status, bytes in and out by path
+//! (HTTP, peer, GCS) with a transfer-rate histogram per received chunk,
+//! peer, integrity and orphan counters, distribution jobs, and gauges of
+//! the chunks stored and the disk's room.
 //!
-//! Plain atomics in one [`Metrics`] value: the peer server, the peer client,
-//! the orphan sweeps and the HTTP handlers bump the process-wide [`METRICS`]
-//! without sharing any other state. They count since the process started.
+//! One [`Metrics`] value a store ([`ChunkStore::metrics`]), built with it:
+//! every part of the node that bumps a counter holds the store already.
+//! They count since the process started.
+//!
+//! [`ChunkStore::metrics`]: crate::store::ChunkStore::metrics
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// A monotonically increasing counter.
-#[derive(Debug)]
-pub struct Counter(AtomicU64);
+use dfs_common::metrics::{HistogramFamily, HttpMetrics, rate_histogram};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
-impl Counter {
-    const fn new() -> Self {
-        Self(AtomicU64::new(0))
-    }
+/// How chunk bytes came or went (label `path`: `http`, `peer`, `gcs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// `PUT` / `GET /chunks/{chunk_id}`.
+    Http,
+    /// The peer protocol (chain replication, distribution, repair).
+    Peer,
+    /// A seed read from Google Cloud Storage.
+    Gcs,
+}
 
-    /// Adds `n`.
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PathLabels {
+    path: &'static str,
+}
 
-    /// Adds one.
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    /// The count so far.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+impl From<Path> for PathLabels {
+    fn from(path: Path) -> Self {
+        let path = match path {
+            Path::Http => "http",
+            Path::Peer => "peer",
+            Path::Gcs => "gcs",
+        };
+        Self { path }
     }
 }
 
-/// Every counter of the node.
+/// How a node's part in a distribution job ended (label `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+impl From<Outcome> for OutcomeLabels {
+    fn from(outcome: Outcome) -> Self {
+        let outcome = match outcome {
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+        };
+        Self { outcome }
+    }
+}
+
+/// Every metric of the node, and the registry that renders them.
 #[derive(Debug)]
 pub struct Metrics {
+    registry: Registry,
+    pub http: HttpMetrics,
     /// Bytes this node sent with `sendfile()` on the peer protocol.
     pub peer_sendfile_bytes: Counter,
     /// `sendfile()` calls that moved bytes.
     pub peer_sendfile_calls: Counter,
-    /// Chunk bytes this node received from peers.
+    /// Chunk bytes this node read from peers (counted as they arrive).
     pub peer_received_bytes: Counter,
     /// Peer transfers refused because the bytes did not match their CRC32C.
     pub peer_crc_mismatches: Counter,
@@ -53,8 +91,7 @@ pub struct Metrics {
     pub http_put_bytes: Counter,
     /// `GET /chunks/{chunk_id}` requests received (any outcome).
     pub http_chunk_gets: Counter,
-    /// Chunk writes begun on this node's disk, from any source (PUT, chain
-    /// replication, distribution, repair).
+    /// Chunk writes begun on this node's disk, from any source.
     pub chunk_writes: Counter,
     /// Chunk writes that failed because the disk was full.
     pub chunk_writes_full: Counter,
@@ -70,144 +107,17 @@ pub struct Metrics {
     pub chunks_verified: Counter,
     /// Chunks found corrupt and quarantined.
     pub chunks_corrupt: Counter,
-    /// Chunks found missing (a meta without its data, or asked about and
-    /// not here).
+    /// Chunks found missing.
     pub chunks_missing: Counter,
-}
-
-/// The counters the whole process bumps and `GET /metrics` shows.
-pub static METRICS: Metrics = Metrics::new();
-
-impl Metrics {
-    /// Every counter at zero.
-    pub const fn new() -> Self {
-        Self {
-            peer_sendfile_bytes: Counter::new(),
-            peer_sendfile_calls: Counter::new(),
-            peer_received_bytes: Counter::new(),
-            peer_crc_mismatches: Counter::new(),
-            peer_requests: Counter::new(),
-            peer_connections: Counter::new(),
-            peer_auth_failures: Counter::new(),
-            http_put_bytes: Counter::new(),
-            http_chunk_gets: Counter::new(),
-            chunk_writes: Counter::new(),
-            chunk_writes_full: Counter::new(),
-            orphan_sweeps: Counter::new(),
-            orphan_sweeps_failed: Counter::new(),
-            orphan_chunks_deleted: Counter::new(),
-            scrub_passes: Counter::new(),
-            chunks_verified: Counter::new(),
-            chunks_corrupt: Counter::new(),
-            chunks_missing: Counter::new(),
-        }
-    }
-
-    /// The text exposition format of every counter, plus `chunks` as a gauge.
-    pub fn render(&self, chunks: u64) -> String {
-        let counters: [(&str, &str, &Counter); 18] = [
-            (
-                "dfs_peer_sendfile_bytes_total",
-                "Bytes sent to peers with sendfile().",
-                &self.peer_sendfile_bytes,
-            ),
-            (
-                "dfs_peer_sendfile_calls_total",
-                "sendfile() calls that sent bytes to peers.",
-                &self.peer_sendfile_calls,
-            ),
-            (
-                "dfs_peer_received_bytes_total",
-                "Chunk bytes received from peers.",
-                &self.peer_received_bytes,
-            ),
-            (
-                "dfs_peer_crc_mismatches_total",
-                "Peer transfers refused for a CRC32C mismatch.",
-                &self.peer_crc_mismatches,
-            ),
-            (
-                "dfs_peer_requests_total",
-                "Requests answered by the peer server.",
-                &self.peer_requests,
-            ),
-            (
-                "dfs_peer_connections_total",
-                "Connections accepted by the peer server.",
-                &self.peer_connections,
-            ),
-            (
-                "dfs_peer_auth_failures_total",
-                "Peer connections refused for a wrong or missing handshake answer.",
-                &self.peer_auth_failures,
-            ),
-            (
-                "dfs_http_put_bytes_total",
-                "Chunk bytes stored from HTTP PUT bodies.",
-                &self.http_put_bytes,
-            ),
-            (
-                "dfs_http_chunk_gets_total",
-                "GET /chunks/{chunk_id} requests received.",
-                &self.http_chunk_gets,
-            ),
-            (
-                "dfs_chunk_writes_total",
-                "Chunk writes begun on this node's disk (PUT, replication, distribution, repair).",
-                &self.chunk_writes,
-            ),
-            (
-                "dfs_chunk_writes_full_total",
-                "Chunk writes that failed because the disk was full.",
-                &self.chunk_writes_full,
-            ),
-            (
-                "dfs_orphan_sweeps_total",
-                "Orphan sweeps that went through every chunk.",
-                &self.orphan_sweeps,
-            ),
-            (
-                "dfs_orphan_sweeps_failed_total",
-                "Orphan sweeps given up on (naming server unreachable or refusing).",
-                &self.orphan_sweeps_failed,
-            ),
-            (
-                "dfs_orphan_chunks_deleted_total",
-                "Chunks deleted because no file refers to them.",
-                &self.orphan_chunks_deleted,
-            ),
-            (
-                "dfs_scrub_passes_total",
-                "Scrub passes that re-read every chunk.",
-                &self.scrub_passes,
-            ),
-            (
-                "dfs_chunks_verified_total",
-                "Chunks re-read against their CRC32C (scrubs and requested checks).",
-                &self.chunks_verified,
-            ),
-            (
-                "dfs_chunks_corrupt_total",
-                "Chunks found corrupt and quarantined.",
-                &self.chunks_corrupt,
-            ),
-            (
-                "dfs_chunks_missing_total",
-                "Chunks found missing (a meta without its data, or asked about and not here).",
-                &self.chunks_missing,
-            ),
-        ];
-        let mut out = String::new();
-        for (name, help, counter) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", counter.get());
-        }
-        out.push_str("# HELP dfs_chunks Chunks stored on this node.\n");
-        out.push_str("# TYPE dfs_chunks gauge\n");
-        let _ = writeln!(out, "dfs_chunks {chunks}");
-        out
-    }
+    /// Distribution jobs running on this node.
+    pub jobs_running: Gauge,
+    jobs_finished: Family<OutcomeLabels, Counter>,
+    bytes_received: Family<PathLabels, Counter>,
+    bytes_sent: Family<PathLabels, Counter>,
+    receive_rate: HistogramFamily<PathLabels>,
+    chunks: Gauge,
+    disk_free_bytes: Gauge,
+    disk_capacity_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -216,75 +126,235 @@ impl Default for Metrics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_each_counter_with_its_own_value() {
-        let metrics = Metrics::new();
-        let counters = [
-            (
-                &metrics.peer_sendfile_bytes,
-                "dfs_peer_sendfile_bytes_total",
-            ),
-            (
-                &metrics.peer_sendfile_calls,
-                "dfs_peer_sendfile_calls_total",
-            ),
-            (
-                &metrics.peer_received_bytes,
-                "dfs_peer_received_bytes_total",
-            ),
-            (
-                &metrics.peer_crc_mismatches,
-                "dfs_peer_crc_mismatches_total",
-            ),
-            (&metrics.peer_requests, "dfs_peer_requests_total"),
-            (&metrics.peer_connections, "dfs_peer_connections_total"),
-            (&metrics.peer_auth_failures, "dfs_peer_auth_failures_total"),
-            (&metrics.http_put_bytes, "dfs_http_put_bytes_total"),
-            (&metrics.http_chunk_gets, "dfs_http_chunk_gets_total"),
-            (&metrics.chunk_writes, "dfs_chunk_writes_total"),
-            (&metrics.chunk_writes_full, "dfs_chunk_writes_full_total"),
-            (&metrics.orphan_sweeps, "dfs_orphan_sweeps_total"),
-            (
-                &metrics.orphan_sweeps_failed,
-                "dfs_orphan_sweeps_failed_total",
-            ),
-            (
-                &metrics.orphan_chunks_deleted,
-                "dfs_orphan_chunks_deleted_total",
-            ),
-            (&metrics.scrub_passes, "dfs_scrub_passes_total"),
-            (&metrics.chunks_verified, "dfs_chunks_verified_total"),
-            (&metrics.chunks_corrupt, "dfs_chunks_corrupt_total"),
-            (&metrics.chunks_missing, "dfs_chunks_missing_total"),
-        ];
-        // Counter i gets 100 + i, through both `add` and `inc`.
-        for (i, (counter, _)) in counters.iter().enumerate() {
-            counter.add(99 + i as u64);
-            counter.inc();
-        }
-        let text = metrics.render(7);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3 * (counters.len() + 1), "{text}");
-        for (i, (_, name)) in counters.iter().enumerate() {
-            assert_eq!(lines[3 * i + 1], format!("# TYPE {name} counter"), "{text}");
-            assert_eq!(lines[3 * i + 2], format!("{name} {}", 100 + i), "{text}");
-            assert!(
-                lines[3 * i].starts_with(&format!("# HELP {name} ")),
-                "{text}"
-            );
-        }
-        assert_eq!(
-            lines[3 * counters.len()..],
-            [
-                "# HELP dfs_chunks Chunks stored on this node.",
-                "# TYPE dfs_chunks gauge",
-                "dfs_chunks 7",
-            ],
-            "{text}"
+impl Metrics {
+    /// Every metric at zero, registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        let r = &mut registry;
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let peer_sendfile_bytes = counter(
+            r,
+            "dfs_peer_sendfile_bytes",
+            "Bytes sent to peers with sendfile()",
         );
+        let peer_sendfile_calls = counter(
+            r,
+            "dfs_peer_sendfile_calls",
+            "sendfile() calls that sent bytes to peers",
+        );
+        let peer_received_bytes = counter(
+            r,
+            "dfs_peer_received_bytes",
+            "Chunk bytes read from peers, as they arrive",
+        );
+        let peer_crc_mismatches = counter(
+            r,
+            "dfs_peer_crc_mismatches",
+            "Peer transfers refused for a CRC32C mismatch",
+        );
+        let peer_requests = counter(
+            r,
+            "dfs_peer_requests",
+            "Requests answered by the peer server",
+        );
+        let peer_connections = counter(
+            r,
+            "dfs_peer_connections",
+            "Connections accepted by the peer server",
+        );
+        let peer_auth_failures = counter(
+            r,
+            "dfs_peer_auth_failures",
+            "Peer connections refused for a wrong or missing handshake answer",
+        );
+        let http_put_bytes = counter(
+            r,
+            "dfs_http_put_bytes",
+            "Chunk bytes stored from HTTP PUT bodies",
+        );
+        let http_chunk_gets = counter(
+            r,
+            "dfs_http_chunk_gets",
+            "GET /chunks/{chunk_id} requests received",
+        );
+        let chunk_writes = counter(
+            r,
+            "dfs_chunk_writes",
+            "Chunk writes begun on this node's disk (PUT, replication, distribution, repair)",
+        );
+        let chunk_writes_full = counter(
+            r,
+            "dfs_chunk_writes_full",
+            "Chunk writes that failed because the disk was full",
+        );
+        let orphan_sweeps = counter(
+            r,
+            "dfs_orphan_sweeps",
+            "Orphan sweeps that went through every chunk",
+        );
+        let orphan_sweeps_failed = counter(
+            r,
+            "dfs_orphan_sweeps_failed",
+            "Orphan sweeps given up on (naming server unreachable or refusing)",
+        );
+        let orphan_chunks_deleted = counter(
+            r,
+            "dfs_orphan_chunks_deleted",
+            "Chunks deleted because no file refers to them",
+        );
+        let scrub_passes = counter(
+            r,
+            "dfs_scrub_passes",
+            "Scrub passes that re-read every chunk",
+        );
+        let chunks_verified = counter(
+            r,
+            "dfs_chunks_verified",
+            "Chunks re-read against their CRC32C (scrubs and requested checks)",
+        );
+        let chunks_corrupt = counter(
+            r,
+            "dfs_chunks_corrupt",
+            "Chunks found corrupt and quarantined",
+        );
+        let chunks_missing = counter(
+            r,
+            "dfs_chunks_missing",
+            "Chunks found missing (a meta without its data, or asked about and not here)",
+        );
+        let jobs_running = gauge(
+            r,
+            "dfs_distribution_jobs_running",
+            "Distribution jobs this node is working on",
+        );
+        let chunks = gauge(r, "dfs_chunks", "Chunks stored on this node");
+        let disk_free_bytes = gauge(
+            r,
+            "dfs_disk_free_bytes",
+            "Room left on the disk of DATA_DIR",
+        );
+        let disk_capacity_bytes =
+            gauge(r, "dfs_disk_capacity_bytes", "Size of the disk of DATA_DIR");
+        let jobs_finished = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "dfs_distribution_jobs_finished",
+            "This node's parts in distribution jobs, by how they ended",
+            jobs_finished.clone(),
+        );
+        let bytes_received = Family::<PathLabels, Counter>::default();
+        registry.register(
+            "dfs_bytes_received",
+            "Chunk bytes received and stored, by path (http, peer, gcs)",
+            bytes_received.clone(),
+        );
+        let bytes_sent = Family::<PathLabels, Counter>::default();
+        registry.register(
+            "dfs_bytes_sent",
+            "Chunk bytes served, by path (http, peer)",
+            bytes_sent.clone(),
+        );
+        let receive_rate = HistogramFamily::<PathLabels>::new_with_constructor(rate_histogram);
+        registry.register(
+            "dfs_chunk_receive_rate_bytes_per_second",
+            "Rate of each chunk received, by path (peer: over the wire; http, gcs: until stored)",
+            receive_rate.clone(),
+        );
+        // Every series exists from the start, at zero.
+        for path in [Path::Http, Path::Peer, Path::Gcs] {
+            let labels = PathLabels::from(path);
+            drop(bytes_received.get_or_create(&labels));
+            drop(receive_rate.get_or_create(&labels));
+            if path != Path::Gcs {
+                drop(bytes_sent.get_or_create(&labels));
+            }
+        }
+        for outcome in [Outcome::Done, Outcome::Failed] {
+            drop(jobs_finished.get_or_create(&OutcomeLabels::from(outcome)));
+        }
+        Self {
+            registry,
+            http,
+            peer_sendfile_bytes,
+            peer_sendfile_calls,
+            peer_received_bytes,
+            peer_crc_mismatches,
+            peer_requests,
+            peer_connections,
+            peer_auth_failures,
+            http_put_bytes,
+            http_chunk_gets,
+            chunk_writes,
+            chunk_writes_full,
+            orphan_sweeps,
+            orphan_sweeps_failed,
+            orphan_chunks_deleted,
+            scrub_passes,
+            chunks_verified,
+            chunks_corrupt,
+            chunks_missing,
+            jobs_running,
+            jobs_finished,
+            bytes_received,
+            bytes_sent,
+            receive_rate,
+            chunks,
+            disk_free_bytes,
+            disk_capacity_bytes,
+        }
+    }
+
+    /// A chunk of `bytes` received over `path` in `took`.
+    pub fn received(&self, path: Path, bytes: u64, took: Duration) {
+        let labels = PathLabels::from(path);
+        self.bytes_received.get_or_create(&labels).inc_by(bytes);
+        let seconds = took.as_secs_f64();
+        if bytes > 0 && seconds > 0.0 {
+            self.receive_rate
+                .get_or_create(&labels)
+                .observe(bytes as f64 / seconds);
+        }
+    }
+
+    /// `bytes` of chunk data served over `path`.
+    pub fn sent(&self, path: Path, bytes: u64) {
+        self.bytes_sent
+            .get_or_create(&PathLabels::from(path))
+            .inc_by(bytes);
+    }
+
+    /// This node's part in a distribution job ended.
+    pub fn job_finished(&self, outcome: Outcome) {
+        self.jobs_finished
+            .get_or_create(&OutcomeLabels::from(outcome))
+            .inc();
+    }
+
+    /// Sets the gauges read at scrape time: chunks stored and, when it
+    /// could be measured, the disk's free space and capacity (else they
+    /// keep their last values).
+    pub fn set_store(&self, chunks: u64, disk: Option<(u64, u64)>) {
+        let set = |gauge: &Gauge, value: u64| {
+            gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        };
+        set(&self.chunks, chunks);
+        if let Some((free, capacity)) = disk {
+            set(&self.disk_free_bytes, free);
+            set(&self.disk_capacity_bytes, capacity);
+        }
+    }
+
+    /// The registry, for the exposition.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }

@@ -18,7 +18,6 @@ use dfs_client::NamingClient;
 use dfs_common::api::{ChunkReport, MAX_CHUNK_REPORT};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::METRICS;
 use crate::store::{ChunkStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +55,13 @@ impl Sweeper {
             };
             match swept {
                 Ok(deleted) => {
-                    METRICS.orphan_sweeps.inc();
+                    self.store.metrics().orphan_sweeps.inc();
                     if deleted > 0 {
                         tracing::info!(deleted, "orphan sweep deleted chunks no file refers to");
                     }
                 }
                 Err(err) => {
-                    METRICS.orphan_sweeps_failed.inc();
+                    self.store.metrics().orphan_sweeps_failed.inc();
                     tracing::warn!(error = %err, "orphan sweep given up; trying again later");
                 }
             }
@@ -96,7 +95,7 @@ impl Sweeper {
                     match self.store.delete(&id).await {
                         Ok(()) => {
                             tracing::info!(chunk_id = %id, "orphan chunk deleted");
-                            METRICS.orphan_chunks_deleted.inc();
+                            self.store.metrics().orphan_chunks_deleted.inc();
                             deleted += 1;
                         }
                         Err(StoreError::NotFound) => {}

@@ -60,6 +60,7 @@ use space::Space;
 pub use space::{DiskStats, ROOM_AGAIN};
 pub use write::Received;
 
+use crate::metrics::Metrics;
 use crate::throttle::Throttle;
 
 /// Number of stripes in the per-id lock.
@@ -100,6 +101,8 @@ pub struct ChunkStore {
     metas: Arc<MetaCache>,
     /// Whether small reads may be tried without blocking (`cached.rs`).
     cached_reads: CachedReads,
+    /// The node's metrics, which every part of it reaches through its store.
+    metrics: Arc<Metrics>,
 }
 
 impl ChunkStore {
@@ -131,6 +134,7 @@ impl ChunkStore {
             commits: watch::Sender::new(0),
             metas: Arc::new(MetaCache::new()),
             cached_reads: CachedReads::new(),
+            metrics: Arc::default(),
         })
     }
 
@@ -258,6 +262,11 @@ impl ChunkStore {
             quarantine::remove(&self.quarantine, id).await?;
         }
         Ok(old.len() as u64)
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Number of chunks stored.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dfs_common::auth::Token;
-use storage_server::metrics::METRICS;
 use storage_server::peer::handshake::{self, Hello};
 use storage_server::peer::wire::{self, Request, RequestKind, ResponseHeader, Status};
 use storage_server::peer::{self, Expected, PeerError};
@@ -121,11 +120,6 @@ async fn fetches_a_whole_chunk_with_sendfile() {
     let (a, b) = (Node::start(None).await, Node::start(None).await);
     let chunk = data(3 * 1024 * 1024 + 17, 1);
     a.put("c1", &chunk).await;
-    let (calls, sent, received) = (
-        METRICS.peer_sendfile_calls.get(),
-        METRICS.peer_sendfile_bytes.get(),
-        METRICS.peer_received_bytes.get(),
-    );
     let meta = peer::fetch(
         &a.addr,
         "c1",
@@ -139,9 +133,11 @@ async fn fetches_a_whole_chunk_with_sendfile() {
     assert_eq!(meta.size, chunk.len() as u64);
     assert_eq!(meta.crc32c, crc32c::crc32c(&chunk));
     assert!(b.read("c1").await == chunk, "fetched bytes differ");
-    assert!(METRICS.peer_sendfile_calls.get() > calls);
-    assert!(METRICS.peer_sendfile_bytes.get() - sent >= chunk.len() as u64);
-    assert!(METRICS.peer_received_bytes.get() - received >= chunk.len() as u64);
+    // Each store has its own metrics: the sender's and the receiver's.
+    let (sender, receiver) = (a.store.metrics(), b.store.metrics());
+    assert!(sender.peer_sendfile_calls.get() > 0);
+    assert_eq!(sender.peer_sendfile_bytes.get(), chunk.len() as u64);
+    assert_eq!(receiver.peer_received_bytes.get(), chunk.len() as u64);
 
     // Without expectations, the sender's CRC alone guards the transfer;
     // a chunk already here is returned as is.
@@ -238,7 +234,6 @@ async fn corrupted_sender_copy_is_refused_and_nothing_stored() {
     let mut on_disk = std::fs::read(&path).expect("chunk file");
     on_disk[50_000] ^= 0xff;
     std::fs::write(&path, &on_disk).expect("corrupt chunk file");
-    let mismatches = METRICS.peer_crc_mismatches.get();
     for expected in [expect(&chunk), Expected::default()] {
         let result = peer::fetch(&a.addr, "rot", expected, Duration::ZERO, &b.store, None).await;
         assert!(
@@ -247,7 +242,7 @@ async fn corrupted_sender_copy_is_refused_and_nothing_stored() {
             "{result:?}"
         );
     }
-    assert!(METRICS.peer_crc_mismatches.get() - mismatches >= 2);
+    assert!(b.store.metrics().peer_crc_mismatches.get() >= 2);
     assert!(matches!(
         b.store.meta("rot").await,
         Err(StoreError::NotFound)
@@ -449,7 +444,6 @@ async fn throttled_sender_holds_its_rate() {
     a.put("slow", &chunk).await;
 
     // The send rate as the receiving socket sees it (no disk work counted).
-    let calls = METRICS.peer_sendfile_calls.get();
     let mut stream = connect(&a.addr).await;
     let start = Instant::now();
     stream
@@ -469,7 +463,7 @@ async fn throttled_sender_holds_its_rate() {
     );
     assert!(payload == chunk);
     // Sent in paced pieces, not in one burst.
-    assert!(METRICS.peer_sendfile_calls.get() - calls >= 30);
+    assert!(a.store.metrics().peer_sendfile_calls.get() >= 30);
     eprintln!(
         "{} bytes at {rate} B/s: {secs:.3}s (ideal {expected:.3}s)",
         chunk.len()

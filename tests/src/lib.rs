@@ -23,6 +23,7 @@ use tokio::process::{Child, Command};
 
 mod builder;
 pub mod fake_gcs;
+mod metrics;
 mod outage;
 mod redis;
 mod servers;
@@ -30,6 +31,7 @@ mod tmpfs;
 
 pub use builder::{ClusterBuilder, TlsFiles};
 pub use fake_gcs::FakeGcs;
+pub use metrics::Scrape;
 pub use outage::{Finished, RunningDfs};
 pub use redis::Redis;
 pub use servers::StorageNode;
@@ -252,33 +254,26 @@ impl TestCluster {
         Ok(serde_json::from_str(&body)?)
     }
 
-    /// Counter `name` from storage node `i`'s `GET /metrics`.
+    /// Counter `name` from storage node `i`'s `GET /metrics` (summed over
+    /// its label sets).
     pub async fn storage_metric(&self, i: usize, name: &str) -> Result<u64> {
-        self.metric_at(self.storage[i].url(), name).await
+        self.storage_scrape(i).await?.count(name, &[])
     }
 
-    /// Counter `name` from the naming server's `GET /metrics`.
+    /// Counter `name` from the naming server's `GET /metrics` (summed over
+    /// its label sets).
     pub async fn naming_metric(&self, name: &str) -> Result<u64> {
-        self.metric_at(&self.naming_url, name).await
+        self.naming_scrape().await?.count(name, &[])
     }
 
-    /// Counter `name` from `GET {base}/metrics`.
-    async fn metric_at(&self, base: &str, name: &str) -> Result<u64> {
-        let url = format!("{base}/metrics");
-        let text = self
-            .http
-            .get(&url)
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .with_context(|| format!("no {name} in {url}"))?
-            .trim()
-            .parse()
-            .with_context(|| format!("{name} in {url} is not a count"))
+    /// Storage node `i`'s `GET /metrics`, parsed.
+    pub async fn storage_scrape(&self, i: usize) -> Result<Scrape> {
+        Scrape::get(&self.http, self.storage[i].url()).await
+    }
+
+    /// The naming server's `GET /metrics`, parsed.
+    pub async fn naming_scrape(&self) -> Result<Scrape> {
+        Scrape::get(&self.http, &self.naming_url).await
     }
 
     /// Index of the storage node with this id.

@@ -534,3 +534,77 @@ async fn json_logs_are_one_object_a_line_with_the_ids_of_their_work() -> Result<
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn metrics_count_the_bytes_chunks_and_requests_of_the_work_done() -> Result<()> {
+    const CHUNKS: u64 = 3;
+    let (mut cluster, local) = one_holder("1000m", CHUNKS, "measured.bin", 0).await?;
+    let size = CHUNKS * CHUNK;
+    let scrape = cluster.storage_scrape(0).await?;
+    let path = |p: &'static str| [("path", p)];
+    ensure!(scrape.count("dfs_bytes_received_total", &path("http"))? == size);
+    ensure!(
+        scrape.histogram_count("dfs_chunk_receive_rate_bytes_per_second", &path("http"))? == CHUNKS
+    );
+    ensure!(scrape.count("dfs_chunks", &[])? == CHUNKS);
+    ensure!(scrape.count("dfs_disk_capacity_bytes", &[])? > 0);
+
+    // GETs: each one observation of the chunk route, its bytes sent.
+    const GETS: u64 = 4;
+    let record = cluster.file_record("measured.bin").await?;
+    let chunk_id = record["chunks"][0]["chunk_id"]
+        .as_str()
+        .context("chunk_id")?;
+    let url = format!("{}/chunks/{chunk_id}", cluster.storage(0).url());
+    let gets = |scrape: &dfs_tests::Scrape| {
+        scrape.histogram_count(
+            "dfs_http_request_duration_seconds",
+            &[
+                ("method", "GET"),
+                ("route", "/chunks/{chunk_id}"),
+                ("status", "206"),
+            ],
+        )
+    };
+    let before = cluster.storage_scrape(0).await?;
+    for _ in 0..GETS {
+        let response = cluster
+            .http()
+            .get(&url)
+            .header("range", "bytes=0-4095")
+            .send()
+            .await?;
+        ensure!(response.status() == 206, "{}", response.status());
+        response.bytes().await?;
+    }
+    let after = cluster.storage_scrape(0).await?;
+    ensure!(gets(&after)? - gets(&before)? == GETS);
+    let sent_http = |s: &dfs_tests::Scrape| s.count("dfs_bytes_sent_total", &path("http"));
+    ensure!(sent_http(&after)? - sent_http(&before)? == GETS * 4096);
+
+    // A distribution to a new node: peer bytes out on one, in on the other.
+    cluster.add_storage().await?;
+    cluster.wait_for_live_nodes(2).await?;
+    cluster.dfs_ok(["distribute", "measured.bin"]).await?;
+    cluster.check_replicas("measured.bin", &local, 2).await?;
+    let receiver = cluster.storage_scrape(1).await?;
+    ensure!(receiver.count("dfs_bytes_received_total", &path("peer"))? == size);
+    ensure!(
+        receiver.histogram_count("dfs_chunk_receive_rate_bytes_per_second", &path("peer"))?
+            == CHUNKS
+    );
+    ensure!(
+        receiver.count(
+            "dfs_distribution_jobs_finished_total",
+            &[("outcome", "done")]
+        )? == 1
+    );
+    ensure!(receiver.count("dfs_distribution_jobs_running", &[])? == 0);
+    let sender = cluster.storage_scrape(0).await?;
+    ensure!(sender.count("dfs_bytes_sent_total", &path("peer"))? == size);
+    ensure!(sender.count("dfs_peer_sendfile_bytes_total", &[])? == size);
+    let naming = cluster.naming_scrape().await?;
+    ensure!(naming.count("dfs_distribution_jobs_started_total", &[])? == 1);
+    ensure!(naming.count("dfs_distribution_jobs", &[("state", "done")])? == 1);
+    Ok(())
+}

@@ -310,26 +310,52 @@ async fn metrics_and_docs_are_served() -> Result<()> {
     let cluster = cluster(&[]).await?;
     let api = Api::new(&cluster);
     api.register_nodes("n", 2).await?;
+    let before = cluster.naming_scrape().await?;
     api.upload("counted", KIB64, 2).await?;
-    let response = reqwest::get(format!("{}/metrics", cluster.naming_url())).await?;
-    assert!(
-        response.headers()["content-type"]
-            .to_str()?
-            .starts_with("text/plain")
+    const LOOKUPS: u64 = 7;
+    for _ in 0..LOOKUPS {
+        assert_eq!(api.get("/files?name=counted").await?.0, StatusCode::OK);
+    }
+    assert_eq!(
+        api.get("/files?name=absent").await?.0,
+        StatusCode::NOT_FOUND
     );
-    let metrics = response.text().await?;
-    for line in [
-        "dfs_http_requests_total{method=\"POST\",route=\"/files/init\",status=\"201\"} 1",
-        "dfs_http_requests_total{method=\"POST\",route=\"/files/{file_id}/finalize\",status=\"200\"} 1",
-        "dfs_files_committed_total 1",
-        "dfs_chunks_allocated_total 1",
-        "dfs_live_storage_nodes 2",
+    let after = cluster.naming_scrape().await?;
+
+    // Each request is one observation of its route's latency histogram.
+    let requests = |scrape: &dfs_tests::Scrape, method: &str, route: &str, status: &str| {
+        scrape.histogram_count(
+            "dfs_http_request_duration_seconds",
+            &[("method", method), ("route", route), ("status", status)],
+        )
+    };
+    for (method, route, status, made) in [
+        ("GET", "/files", "200", LOOKUPS),
+        ("GET", "/files", "404", 1),
+        ("POST", "/files/init", "201", 1),
+        ("POST", "/files/{file_id}/finalize", "200", 1),
     ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "missing {line:?} in\n{metrics}"
+        let grew =
+            requests(&after, method, route, status)? - requests(&before, method, route, status)?;
+        assert_eq!(grew, made, "{method} {route} {status}");
+    }
+    for (counter, grew) in [
+        ("dfs_files_committed_total", 1),
+        ("dfs_chunks_allocated_total", 1),
+    ] {
+        assert_eq!(
+            after.count(counter, &[])? - before.count(counter, &[])?,
+            grew,
+            "{counter}"
         );
     }
+    assert_eq!(after.count("dfs_live_storage_nodes", &[])?, 2);
+    // Every request above went to Redis, through timed round trips.
+    let redis = |scrape: &dfs_tests::Scrape| {
+        scrape.histogram_count("dfs_redis_command_duration_seconds", &[])
+    };
+    assert!(redis(&after)? >= redis(&before)? + LOOKUPS);
+    assert_eq!(after.count("dfs_redis_errors_total", &[])?, 0);
 
     let page = reqwest::get(format!("{}/swagger-ui/", cluster.naming_url())).await?;
     assert_eq!(page.status(), StatusCode::OK);

@@ -127,9 +127,24 @@ async fn validate_and_generate(server: &str, spec: &Value, work: &Path) -> Resul
 
     let out = work.join(server);
     let out_arg = out.to_str().context("non-UTF-8 path")?;
+    // `/metrics` is OpenMetrics text, which the generator knows as text.
+    let config = work.join("client-config.yaml");
+    std::fs::write(
+        &config,
+        "content_type_overrides:\n  application/openmetrics-text: text/plain\n",
+    )?;
+    let config_arg = config.to_str().context("non-UTF-8 path")?;
     let generated = run(
         "openapi-python-client",
-        &["generate", "--path", path, "--output-path", out_arg],
+        &[
+            "generate",
+            "--path",
+            path,
+            "--output-path",
+            out_arg,
+            "--config",
+            config_arg,
+        ],
         work,
     )
     .await?;

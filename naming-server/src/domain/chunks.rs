@@ -7,7 +7,6 @@
 //! what the naming server handed out.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 
 use dfs_common::api::{
     AllocateChunkRequest, ChunkAllocation, ChunkLocation, FileInfo, FileRecord, FileState,
@@ -61,10 +60,7 @@ pub async fn allocate(
         .store
         .add_allocation(file_id, &chunk_id, &allocation)
         .await?;
-    naming
-        .metrics
-        .chunks_allocated
-        .fetch_add(1, Ordering::Relaxed);
+    naming.metrics.chunks_allocated.inc();
     let targets = live
         .into_iter()
         .map(|node| NodeTarget {
@@ -188,10 +184,7 @@ async fn commit(naming: &Naming, file_id: &str, request: &FinalizeRequest) -> Do
     let allocations = naming.store.allocations(file_id).await?;
     let chunks = validate_chunks(&info, request.chunks.clone(), &allocations)?;
     naming.store.commit(&info, &chunks).await?;
-    naming
-        .metrics
-        .files_committed
-        .fetch_add(1, Ordering::Relaxed);
+    naming.metrics.files_committed.inc();
     tracing::info!(name = %info.name, size = info.size, "file committed");
     Ok(())
 }

@@ -5,8 +5,6 @@
 //! from `init` until its finalize (`chunks.rs`) commits it, and a pending
 //! file not finalized within `PENDING_TTL` expires.
 
-use std::sync::atomic::Ordering;
-
 use dfs_common::api::{FileInfo, FileList, FileRecord, FileSize, FileState, InitFileRequest};
 use dfs_common::{MAX_FILE_SIZE, chunk_count, now_ms};
 
@@ -188,7 +186,7 @@ pub async fn size(naming: &Naming, file_id: &str) -> DomainResult<FileSize> {
 /// heartbeat.
 pub async fn delete(naming: &Naming, file_id: &str) -> DomainResult<()> {
     naming.store.delete_file(file_id).await?;
-    naming.metrics.files_deleted.fetch_add(1, Ordering::Relaxed);
+    naming.metrics.files_deleted.inc();
     tracing::info!("file deleted");
     Ok(())
 }
@@ -196,9 +194,6 @@ pub async fn delete(naming: &Naming, file_id: &str) -> DomainResult<()> {
 /// Expires up to `batch` pending uploads whose time is up; how many.
 pub async fn expire_pending(naming: &Naming, batch: usize) -> DomainResult<usize> {
     let reaped = naming.store.reap_expired(now_ms(), batch).await?;
-    naming
-        .metrics
-        .uploads_expired
-        .fetch_add(reaped as u64, Ordering::Relaxed);
+    naming.metrics.uploads_expired.inc_by(reaped as u64);
     Ok(reaped)
 }

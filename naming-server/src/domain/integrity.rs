@@ -11,8 +11,6 @@
 //!   listed as bad; the file is queued for repair, which copies the chunk
 //!   from a good replica and then forgets the bad copy (see `repair.rs`).
 
-use std::sync::atomic::Ordering;
-
 use dfs_common::api::{BadChunk, BadReplica, SuspectReplica};
 
 use super::{DomainError, DomainResult, Naming};
@@ -60,10 +58,7 @@ pub async fn suspect(
         .store
         .suspect(&report.node_id, &report.chunk_id)
         .await?;
-    naming
-        .metrics
-        .suspect_reports
-        .fetch_add(1, Ordering::Relaxed);
+    naming.metrics.suspect_reports.inc();
     tracing::warn!(
         chunk_id = %report.chunk_id,
         node_id = %report.node_id,
@@ -89,7 +84,7 @@ pub async fn record_bad(naming: &Naming, node_id: &str, bad: &BadChunk) -> Domai
         .edit_replicas(file_id, index, &bad.chunk_id, &edit)
         .await?;
     if edited == Edited::Changed {
-        naming.metrics.bad_replicas.fetch_add(1, Ordering::Relaxed);
+        naming.metrics.bad_replicas.inc();
         tracing::warn!(
             chunk_id = %bad.chunk_id,
             problem = %bad.problem,

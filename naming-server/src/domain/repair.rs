@@ -15,7 +15,6 @@
 //! is covered by one scan; if it comes back and is lost again, it counts
 //! anew. The background loop that calls it lives in `tasks/repair.rs`.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dfs_client::Error as ClientError;
@@ -181,10 +180,7 @@ async fn restore(
         }
     }
     let copies = new_nodes.len() as u64;
-    naming
-        .metrics
-        .repair_copies
-        .fetch_add(copies, Ordering::Relaxed);
+    naming.metrics.repair_copies.inc_by(copies);
     let now_live = holders.len() + new_nodes.len();
     match error {
         Some(error) => short(copies, error),
@@ -227,10 +223,7 @@ async fn trim(
         .store
         .trash_chunks(trash_on(&extra, &chunk.chunk_id))
         .await?;
-    naming
-        .metrics
-        .repair_trims
-        .fetch_add(extra.len() as u64, Ordering::Relaxed);
+    naming.metrics.repair_trims.inc_by(extra.len() as u64);
     Ok(extra.len() as u64)
 }
 
@@ -389,7 +382,7 @@ pub async fn scan_if_due(
         .store
         .finish_repair_scan(&fresh, scanned.is_ok())
         .await?;
-    naming.metrics.repair_scans.fetch_add(1, Ordering::Relaxed);
+    naming.metrics.repair_scans.inc();
     scanned
 }
 

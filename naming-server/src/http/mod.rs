@@ -12,6 +12,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use dfs_common::http::require_token;
+use dfs_common::metrics::observe_requests;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -70,11 +71,11 @@ pub fn router(naming: Naming) -> Router {
         protected = protected.route_layer(from_fn_with_state(token, require_token));
     }
     let (router, spec) = protected.merge(public).split_for_parts();
-    let metrics = naming.metrics.clone();
+    let metrics = naming.metrics.http.clone();
     router
         .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
         .fallback(system::no_route)
-        .layer(from_fn_with_state(metrics, observe::count))
+        .layer(from_fn_with_state(metrics, observe_requests))
         .layer(TraceLayer::new_for_http().make_span_with(observe::request_span))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(naming)

@@ -2,11 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::response::Response;
 use dfs_common::api::{ErrorBody, Health};
+use dfs_common::metrics::exposition;
 
 use super::error::ApiError;
+use crate::domain::distribution::jobs;
 use crate::domain::{Naming, nodes};
 
 /// `ok` when Redis answers a PING.
@@ -22,16 +23,19 @@ pub async fn get_health(State(naming): State<Naming>) -> Result<Json<Health>, Ap
     }))
 }
 
-/// Prometheus text: requests by route and status, file and chunk counters,
-/// live storage nodes.
+/// OpenMetrics text: request latencies by route and status, Redis round
+/// trips, file, chunk, repair and distribution counters, live storage nodes
+/// and recent jobs by state.
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn get_metrics(State(naming): State<Naming>) -> impl IntoResponse {
+    responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+pub async fn get_metrics(State(naming): State<Naming>) -> Response {
     let live = nodes::live(&naming).await.ok().map(|nodes| nodes.len());
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        naming.metrics.render(live),
-    )
+    let jobs = jobs::recent(&naming)
+        .await
+        .ok()
+        .map(|list| list.jobs.iter().map(|job| job.state).collect::<Vec<_>>());
+    naming.metrics.set_cluster(live, jobs.as_deref());
+    exposition(naming.metrics.registry())
 }
 
 /// Fallback for paths no route matches.

@@ -92,7 +92,10 @@ impl Distributor {
             tokio::spawn(
                 async move {
                     let job_id = assignment.job_id.clone();
+                    let running = this.resources.store.metrics().jobs_running.clone();
+                    running.inc();
                     worker::run(&this.resources, assignment).await;
+                    running.dec();
                     this.running
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)

@@ -25,6 +25,7 @@ use super::report::{Progress, Reporter};
 use crate::gcs::{
     ChunkDone, ChunkSpec, DownloadOptions, GcsClient, GcsError, ObjectInfo, combine_crcs,
 };
+use crate::metrics::Outcome;
 use crate::peer::{Expected, PeerError, Session};
 use crate::store::{ChunkMeta, ChunkStore, Received, StoreError};
 
@@ -103,11 +104,16 @@ pub async fn run(resources: &Resources, assignment: ChainAssignment) {
     if let Err(e) = reports.await {
         tracing::warn!(%job_id, error = %e, "progress reporter ended abnormally");
     }
+    let metrics = resources.store.metrics();
     match &outcome {
         Ok(_) => {
+            metrics.job_finished(Outcome::Done);
             tracing::info!(%job_id, chunks = progress.chunks(), "distribution done on this node")
         }
-        Err(e) => tracing::warn!(%job_id, error = %e, "distribution failed on this node"),
+        Err(e) => {
+            metrics.job_finished(Outcome::Failed);
+            tracing::warn!(%job_id, error = %e, "distribution failed on this node")
+        }
     }
     let report = match outcome {
         Ok(crc32c) => NodeReport {

@@ -13,6 +13,7 @@ use tokio_util::io::StreamReader;
 use super::client::{GcsClient, ObjectInfo};
 use super::error::{Failure, GcsError};
 use crate::config::Config;
+use crate::metrics::Path;
 use crate::store::{ChunkMeta, ChunkStore, StoreError};
 
 /// One chunk of the object: bytes `offset..offset + size`, stored as `chunk_id`.
@@ -391,6 +392,7 @@ impl Job<'_> {
         E: std::error::Error + 'static,
     {
         let (mut tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(2);
+        let started = std::time::Instant::now();
         let write = self
             .store
             .write(&chunk.chunk_id, None, chunk.size, StreamReader::new(rx));
@@ -426,6 +428,11 @@ impl Job<'_> {
         };
         let (written, pumped) = tokio::join!(write, pump);
         pumped?;
+        if let Ok((_, meta)) = &written {
+            self.store
+                .metrics()
+                .received(Path::Gcs, meta.size, started.elapsed());
+        }
         written.map(|(_, meta)| meta).map_err(|source| {
             Failure::Permanent(GcsError::Store {
                 chunk_id: chunk.chunk_id.clone(),

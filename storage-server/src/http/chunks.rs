@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use super::range::{Requested, requested};
 use super::state::AppState;
-use crate::metrics::METRICS;
+use crate::metrics::{Metrics, Path};
 use crate::store::{ChunkMeta, StoreError, WriteOutcome};
 
 /// Size of the reads that feed a GET response body.
@@ -162,6 +162,7 @@ pub async fn put_chunk(
         )));
     }
     let mut reader = not_empty(body).await?;
+    let started = Instant::now();
     let written = state
         .store
         .write(&id, Some(crc), MAX_CHUNK_SIZE, &mut reader)
@@ -184,7 +185,9 @@ pub async fn put_chunk(
         }
         WriteOutcome::AlreadyPresent => StatusCode::OK,
     };
-    METRICS.http_put_bytes.add(meta.size);
+    let metrics = state.store.metrics();
+    metrics.http_put_bytes.inc_by(meta.size);
+    metrics.received(Path::Http, meta.size, started.elapsed());
     state
         .replicator
         .forward(&id, meta, &downstream, signature)
@@ -225,7 +228,8 @@ pub async fn get_chunk(
     AppPath(id): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    METRICS.http_chunk_gets.inc();
+    let metrics = state.store.metrics().clone();
+    metrics.http_chunk_gets.inc();
     // A small read whose bytes are all in memory is served right here;
     // anything else takes one blocking call, which opens the chunk, reads
     // what the request asks of it when that is small, or else positions the
@@ -242,7 +246,7 @@ pub async fn get_chunk(
         range
     });
     if let (Some((meta, buf)), Some(asked)) = (cached, asked_cached) {
-        return respond(meta, asked, Body::from(buf));
+        return respond(meta, asked, Body::from(buf), &metrics);
     }
     let (meta, asked, bytes) = state
         .store
@@ -271,17 +275,26 @@ pub async fn get_chunk(
             READ_BUF,
         )),
     };
-    respond(meta, asked, body)
+    respond(meta, asked, body, &metrics)
 }
 
 /// The reply to a GET of a chunk with `meta`: `body` holds what `asked`
-/// asked for.
-fn respond(meta: ChunkMeta, asked: Requested, body: Body) -> Result<Response, ApiError> {
+/// asked for (counted as sent).
+fn respond(
+    meta: ChunkMeta,
+    asked: Requested,
+    body: Body,
+    metrics: &Metrics,
+) -> Result<Response, ApiError> {
     match asked {
-        Requested::Whole => Ok((chunk_headers(meta, meta.size), body).into_response()),
+        Requested::Whole => {
+            metrics.sent(Path::Http, meta.size);
+            Ok((chunk_headers(meta, meta.size), body).into_response())
+        }
         Requested::Unsatisfiable => Err(ApiError::RangeNotSatisfiable { len: meta.size }),
         Requested::Part(range) => {
             let (start, end) = (*range.start(), *range.end());
+            metrics.sent(Path::Http, end - start + 1);
             let mut response_headers = chunk_headers(meta, end - start + 1);
             if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", meta.size))
             {

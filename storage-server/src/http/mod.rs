@@ -27,6 +27,7 @@ use axum::middleware::from_fn_with_state;
 use dfs_common::api::patterns::{ChunkId, Crc32cHeader, GcsObjectUrl, ReplicateToHeader};
 use dfs_common::auth::BearerScheme;
 use dfs_common::http::require_token;
+use dfs_common::metrics::observe_requests;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -68,7 +69,9 @@ pub fn app(state: AppState) -> Router {
         protected = protected.route_layer(from_fn_with_state(token, require_token));
     }
     let (api, spec) = protected.merge(public).split_for_parts();
+    let metrics = state.store.metrics().http.clone();
     api.merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
+        .layer(from_fn_with_state(metrics, observe_requests))
         // JSON bodies are buffered up to this limit; chunk bodies are
         // streamed (the limit does not apply to them) and capped by the store.
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))

@@ -2,13 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::Response;
 use dfs_common::api::{ErrorBody, Health};
+use dfs_common::metrics::exposition;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::metrics::METRICS;
 
 /// `ok` while the data directory is reachable.
 ///
@@ -35,20 +34,21 @@ pub async fn get_health(State(state): State<AppState>) -> Result<Json<Health>, A
     }))
 }
 
-/// Prometheus text: peer transfer counters (sendfile calls and bytes, bytes
-/// received, CRC mismatches), bytes stored from PUT bodies, chunks held.
+/// OpenMetrics text: request latencies by route and status, bytes in and
+/// out by path with per-chunk receive rates, peer, integrity, orphan and
+/// distribution counters, chunks held and the disk's room.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "health",
-    responses((status = 200, content_type = "text/plain", body = String))
+    responses((status = 200, content_type = "application/openmetrics-text", body = String))
 )]
-pub async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        METRICS.render(state.store.chunk_count()),
-    )
+pub async fn get_metrics(State(state): State<AppState>) -> Response {
+    let metrics = state.store.metrics();
+    let disk = state.store.disk_stats().ok();
+    metrics.set_store(
+        state.store.chunk_count(),
+        disk.map(|disk| (disk.free_bytes, disk.capacity_bytes)),
+    );
+    exposition(metrics.registry())
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use dfs_common::MAX_CHUNK_SIZE;
 use dfs_common::auth::Token;
+use prometheus_client::metrics::counter::Counter;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -17,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::handshake;
 use super::wire::{self, IO_TIMEOUT, MAX_WAIT, Request, Status};
-use crate::metrics::METRICS;
+use crate::metrics::Path;
 use crate::store::{ChunkMeta, ChunkStore, Received, StoreError};
 
 /// How long [`fetch`] waits for a TCP connection.
@@ -232,7 +233,7 @@ impl Session {
             return Err(mismatch_size(MAX_CHUNK_SIZE, header.length));
         }
         let crc_mismatch = |expected: u32, actual: u32| {
-            METRICS.peer_crc_mismatches.inc();
+            store.metrics().peer_crc_mismatches.inc();
             PeerError::CrcMismatch {
                 addr: addr.to_owned(),
                 chunk_id: chunk_id.to_owned(),
@@ -243,12 +244,21 @@ impl Session {
         if let Some(crc) = expected.crc32c.filter(|&crc| crc != header.crc32c) {
             return Err(crc_mismatch(crc, header.crc32c));
         }
-        let payload = Payload::new(&mut self.stream, header.length);
+        let metrics = store.metrics();
+        let started = Instant::now();
+        let payload = Payload::new(
+            &mut self.stream,
+            header.length,
+            metrics.peer_received_bytes.clone(),
+        );
         match store
             .receive(chunk_id, Some(header.crc32c), header.length, payload)
             .await
         {
-            Ok(received) => Ok(received),
+            Ok(received) => {
+                metrics.received(Path::Peer, header.length, started.elapsed());
+                Ok(received)
+            }
             Err(StoreError::CrcMismatch { expected, actual }) => {
                 Err(crc_mismatch(expected, actual))
             }
@@ -337,14 +347,17 @@ struct Payload<'a> {
     stream: &'a mut TcpStream,
     remaining: u64,
     idle: Pin<Box<Sleep>>,
+    /// `dfs_peer_received_bytes_total`, counted as bytes arrive.
+    arrived: Counter,
 }
 
 impl<'a> Payload<'a> {
-    fn new(stream: &'a mut TcpStream, length: u64) -> Self {
+    fn new(stream: &'a mut TcpStream, length: u64, arrived: Counter) -> Self {
         Self {
             stream,
             remaining: length,
             idle: Box::pin(tokio::time::sleep(IO_TIMEOUT)),
+            arrived,
         }
     }
 }
@@ -374,7 +387,7 @@ impl AsyncRead for Payload<'_> {
                 }
                 buf.advance(n);
                 this.remaining -= n as u64;
-                METRICS.peer_received_bytes.add(n as u64);
+                this.arrived.inc_by(n as u64);
                 this.idle.as_mut().reset(Instant::now() + IO_TIMEOUT);
                 Poll::Ready(Ok(()))
             }

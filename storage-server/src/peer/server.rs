@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::handshake::{self, Hello};
 use super::wire::{self, IO_TIMEOUT, MAX_WAIT, Request, ResponseHeader, Status, TO_END, WireError};
-use crate::metrics::METRICS;
+use crate::metrics::{Metrics, Path};
 use crate::store::{ChunkMeta, ChunkStore, StoreError};
 use crate::throttle::Throttle;
 
@@ -57,7 +57,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
-                METRICS.peer_connections.inc();
+                store.metrics().peer_connections.inc();
                 let connection = Connection {
                     store: store.clone(),
                     throttle: throttle.clone(),
@@ -117,7 +117,7 @@ impl Connection {
                 Err(_) | Ok(Err(_)) => true,
             };
             if refused {
-                METRICS.peer_auth_failures.inc();
+                self.store.metrics().peer_auth_failures.inc();
                 let peer = stream
                     .peer_addr()
                     .map(|a| a.to_string())
@@ -141,12 +141,12 @@ impl Connection {
                         WireError::UnsupportedVersion(_) => Status::UnsupportedVersion,
                         _ => Status::BadRequest,
                     };
-                    METRICS.peer_requests.inc();
+                    self.store.metrics().peer_requests.inc();
                     let header = ResponseHeader::error(status, &err.to_string());
                     return write_header(&mut stream, &header).await;
                 }
             };
-            METRICS.peer_requests.inc();
+            self.store.metrics().peer_requests.inc();
             self.answer(&mut stream, &request).await?;
         }
     }
@@ -179,7 +179,10 @@ impl Connection {
         };
         write_header(stream, &header).await?;
         let file = file.into_std().await;
-        send_file(stream, &file, offset, length, &self.throttle).await
+        let metrics = self.store.metrics();
+        send_file(stream, &file, offset, length, &self.throttle, metrics).await?;
+        metrics.sent(Path::Peer, length);
+        Ok(())
     }
 
     /// Opens the chunk, waiting for it as long as the request allows (at
@@ -273,6 +276,7 @@ async fn send_file(
     offset: u64,
     length: u64,
     throttle: &Throttle,
+    metrics: &Metrics,
 ) -> io::Result<()> {
     let piece_size = throttle
         .rate()
@@ -300,8 +304,8 @@ async fn send_file(
                     ));
                 }
                 Ok(n) => {
-                    METRICS.peer_sendfile_calls.inc();
-                    METRICS.peer_sendfile_bytes.add(n as u64);
+                    metrics.peer_sendfile_calls.inc();
+                    metrics.peer_sendfile_bytes.inc_by(n as u64);
                     piece_left -= n as u64;
                 }
                 Err(err)

@@ -19,7 +19,6 @@ use super::dirs::sync_dir_now;
 use super::error::IoContext;
 use super::temp::TempPath;
 use super::{ChunkMeta, ChunkStore, StoreError, WriteOutcome, blocking};
-use crate::metrics::METRICS;
 
 /// Size of each of the two buffers a receive fills and writes in turn.
 const PIECE: usize = 1024 * 1024;
@@ -67,7 +66,7 @@ impl ChunkStore {
         limit: u64,
         body: R,
     ) -> Result<Received, StoreError> {
-        METRICS.chunk_writes.inc();
+        self.metrics.chunk_writes.inc();
         let received = self.receive_checked(id, expected_crc, limit, body).await;
         self.note_full(received)
     }
@@ -190,7 +189,7 @@ impl ChunkStore {
     /// Marks the node full when `result` ran out of space.
     fn note_full<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(StoreError::Full { .. }) = &result {
-            METRICS.chunk_writes_full.inc();
+            self.metrics.chunk_writes_full.inc();
             self.space.ran_out();
         }
         result

@@ -27,6 +27,7 @@ pub async fn start(naming: &Naming, request: StartDistribution) -> DomainResult<
     };
     let job_id = plan.job.job_id.clone();
     naming.store.create_job(&plan.job).await?;
+    naming.metrics.jobs_started.inc();
     tracing::info!(%job_id, file_id = %plan.job.file_id, nodes = plan.job.chain.len(),
         source = %plan.job.source, "distribution started");
     hand_out(naming, plan).await;
@@ -76,6 +77,11 @@ pub async fn report(naming: &Naming, job_id: &str, report: NodeReport) -> Domain
         _ => {}
     }
     let first_fatal = report.fatal && record.error.is_none();
+    // A done node is a replica before its report counts: whoever sees the
+    // job done finds every done node among the replicas.
+    if report.state == NodeState::Done {
+        add_done_nodes(naming, &record, &report.node_id).await?;
+    }
     let stored = StoredReport {
         report,
         received_at_ms: now_ms(),
@@ -85,21 +91,20 @@ pub async fn report(naming: &Naming, job_id: &str, report: NodeReport) -> Domain
         discard_seed(naming, plan).await?;
     }
     let record = naming.store.job(job_id).await?;
-    if stored.report.state == NodeState::Done {
-        add_done_nodes(naming, &record).await?;
-    }
     let nodes = NodeDirectory::load(naming).await?;
     let job = view(record, &nodes, now_ms());
     Ok(ReportAck { state: job.state })
 }
 
-/// Every node that reported `done` joins every chunk's replicas.
-async fn add_done_nodes(naming: &Naming, record: &JobRecord) -> DomainResult<()> {
+/// `node` and every node that reported `done` before join every chunk's
+/// replicas.
+async fn add_done_nodes(naming: &Naming, record: &JobRecord, node: &str) -> DomainResult<()> {
     let done: Vec<String> = record
         .reports
         .values()
         .filter(|r| r.report.state == NodeState::Done)
         .map(|r| r.report.node_id.clone())
+        .chain(std::iter::once(node.to_owned()))
         .collect();
     Ok(naming
         .store

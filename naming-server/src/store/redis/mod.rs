@@ -3,7 +3,8 @@
 //! scripts, shared by the trait implementations beside this file
 //! (`files.rs`, `nodes.rs`, `jobs.rs`).
 //!
-//! Every request shares the one connection ([`ConnectionManager`]):
+//! Every request shares the one connection ([`ConnectionManager`], timed
+//! by [`timed::TimedConnection`]):
 //! commands from concurrent requests are pipelined on it, and nothing is
 //! sent but the request's own commands (no PING or UNWATCH per use, as a
 //! pool's checkout would). Reads that belong together go out as one
@@ -15,7 +16,9 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ServerErrorKind};
 
+use crate::metrics::RedisMetrics;
 use crate::store::{MetadataStore, StoreError, StoreFuture, StoreResult};
+use timed::TimedConnection;
 
 mod files;
 mod jobs;
@@ -23,6 +26,7 @@ pub mod keys;
 mod nodes;
 mod parse;
 mod scripts;
+mod timed;
 
 struct Scripts {
     create: Script,
@@ -43,7 +47,7 @@ struct Scripts {
 
 /// The Redis store: one multiplexed connection plus the scripts.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: TimedConnection,
     scripts: Scripts,
 }
 
@@ -52,8 +56,8 @@ impl RedisStore {
     /// use, so a server starts while Redis is down (and reports it on
     /// `/health`). A lost connection is made again on the next use; while
     /// Redis is down, each use fails within a few seconds
-    /// ([`StoreError::Unavailable`]).
-    pub fn new(url: &str) -> StoreResult<Self> {
+    /// ([`StoreError::Unavailable`]). Round trips are timed into `metrics`.
+    pub fn new(url: &str, metrics: RedisMetrics) -> StoreResult<Self> {
         let client = redis::Client::open(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -79,11 +83,14 @@ impl RedisStore {
             edit_replicas: Script::new(scripts::EDIT_REPLICAS),
             add_file_replicas: Script::new(scripts::ADD_FILE_REPLICAS),
         };
-        Ok(Self { conn, scripts })
+        Ok(Self {
+            conn: TimedConnection::new(conn, metrics),
+            scripts,
+        })
     }
 
     /// The shared connection (a handle: cheap to clone).
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> TimedConnection {
         self.conn.clone()
     }
 }
@@ -91,7 +98,7 @@ impl RedisStore {
 /// Runs `pipe`, which invokes `script`; when Redis does not have the
 /// script yet (a new or restarted server), loads it and runs `pipe` again.
 async fn query_with_script<T: FromRedisValue>(
-    conn: &mut ConnectionManager,
+    conn: &mut TimedConnection,
     pipe: &Pipeline,
     script: &Script,
 ) -> StoreResult<T> {
@@ -105,7 +112,7 @@ async fn query_with_script<T: FromRedisValue>(
 }
 
 /// Adds each (node, chunk id) to the node's trash set.
-async fn trash(conn: &mut ConnectionManager, items: Vec<(String, String)>) -> StoreResult<()> {
+async fn trash(conn: &mut TimedConnection, items: Vec<(String, String)>) -> StoreResult<()> {
     let mut by_node: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (node, chunk) in items {
         by_node.entry(node).or_default().push(chunk);
