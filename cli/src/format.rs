@@ -231,7 +231,7 @@ pub fn nodes(nodes: &[NodeInfo]) -> String {
     )
 }
 
-fn lowercase<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn lowercase<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

@@ -135,6 +135,11 @@ enum Command {
     Jobs {
         /// The job to show; all recent ones when absent.
         job_id: Option<String>,
+        /// Follow the job until it ends: a progress bar per node on a
+        /// terminal, else a line per change; then its table. Exits non-zero
+        /// when the job fails.
+        #[arg(long, requires = "job_id")]
+        watch: bool,
     },
 }
 
@@ -276,13 +281,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let source = chunk_source(cli.local_data_dir.as_deref(), &access, &naming)?;
             dfs_cli::mount::run(naming, source, &mountpoint, refresh).await?;
         }
-        Command::Jobs { job_id: None } => {
+        Command::Jobs { job_id: None, .. } => {
             emit(&format::jobs(&naming.distributions().await?.jobs))?;
         }
         Command::Jobs {
             job_id: Some(job_id),
+            watch: false,
         } => {
             emit(&format::job(&naming.distribution(&job_id).await?))?;
+        }
+        Command::Jobs {
+            job_id: Some(job_id),
+            watch: true,
+        } => {
+            let job = jobs::watch(&naming, &job_id).await?;
+            emit(&format!("\n{}", format::job(&job)))?;
+            let (line, warnings) = jobs::summary(&jobs::outcome(job)?);
+            for warning in warnings {
+                eprintln!("{warning}");
+            }
+            emit(&line)?;
         }
     }
     Ok(())

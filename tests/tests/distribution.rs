@@ -371,6 +371,19 @@ async fn object_crc_mismatch_fails_the_seed_and_commits_nothing() -> Result<()> 
     ensure!(!size.status.success(), "the name became visible");
     let jobs = cluster.get_json("/distributions").await?;
     ensure!(jobs["jobs"][0]["state"] == "failed", "{jobs}");
+    // Watching the failed job shows its table and exits non-zero, why said.
+    let job_id = jobs["jobs"][0]["job_id"].as_str().context("job_id")?;
+    let out = cluster.dfs(["jobs", job_id, "--watch"]).await?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    ensure!(!out.status.success(), "watching a failed job exited 0");
+    ensure!(stdout.contains("state:       failed"), "{stdout}");
+    ensure!(
+        stderr.contains(&format!("distribution {job_id} failed")) && stderr.contains("CRC32C"),
+        "{stderr}"
+    );
 
     // A missing object fails before anything starts, with the reason.
     let out = cluster
@@ -606,5 +619,79 @@ async fn metrics_count_the_bytes_chunks_and_requests_of_the_work_done() -> Resul
     let naming = cluster.naming_scrape().await?;
     ensure!(naming.count("dfs_distribution_jobs_started_total", &[])? == 1);
     ensure!(naming.count("dfs_distribution_jobs", &[("state", "done")])? == 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn jobs_watch_follows_each_node_until_the_job_ends() -> Result<()> {
+    // 8 chunks at 8 Mbit/s (1 MB/s) a hop: about 2 s, many polls.
+    const CHUNKS: u64 = 8;
+    let (cluster, local) = one_holder("8m", CHUNKS, "watched", 2).await?;
+    cluster.wait_for_live_nodes(3).await?;
+    let job_id = cluster
+        .dfs_ok(["distribute", "watched", "--no-wait"])
+        .await?;
+    let job_id = job_id.trim();
+    // On a terminal (a pseudo-terminal through script(1)): a bar per node.
+    let dfs = dfs_tests::bin_path("dfs");
+    let on_terminal = tokio::process::Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("{} jobs {job_id} --watch", dfs.display()))
+        .arg("/dev/null")
+        .env("DFS_NAMING_URL", cluster.naming_url())
+        .env("TERM", "xterm")
+        .env("COLUMNS", "120")
+        .output();
+    // Not a terminal: a line each time a node's state or chunk count moves.
+    let (on_terminal, out) = tokio::join!(on_terminal, cluster.dfs_ok(["jobs", job_id, "--watch"]));
+    let (on_terminal, out) = (on_terminal.context("script(1), from util-linux")?, out?);
+    let screen = String::from_utf8_lossy(&on_terminal.stdout);
+    ensure!(on_terminal.status.success(), "{screen}");
+    let job = cluster
+        .get_json(&format!("/distributions/{job_id}"))
+        .await?;
+    ensure!(job["state"] == "done", "{job}");
+    let nodes: Vec<&str> = job["nodes"]
+        .as_array()
+        .context("nodes")?
+        .iter()
+        .filter_map(|n| n["node_id"].as_str())
+        .collect();
+    ensure!(nodes.len() == 2, "{job}");
+    for node in &nodes {
+        // NODE_ID CHUNKS/TOTAL BYTES STATE RATE
+        let seen: Vec<(u64, String)> = out
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.first() != Some(node) {
+                    return None;
+                }
+                let done = fields.get(1)?.split('/').next()?.parse().ok()?;
+                Some((done, fields.get(3)?.to_string()))
+            })
+            .collect();
+        ensure!(seen.len() >= 3, "few progress lines for {node}:\n{out}");
+        ensure!(
+            seen.windows(2).all(|w| w[0].0 <= w[1].0),
+            "chunk counts went back for {node}:\n{out}"
+        );
+        ensure!(
+            seen.last() == Some(&(CHUNKS, "done".to_owned())),
+            "{node} did not end done:\n{out}"
+        );
+    }
+    ensure!(out.contains("state:       done"), "{out}");
+    ensure!(out.contains("on 2 more node(s)"), "{out}");
+    for node in &nodes {
+        ensure!(screen.contains(&node[..12]), "no bar for {node}:\n{screen}");
+    }
+    // Bars are redrawn in place as they fill, and end with the table.
+    ensure!(
+        screen.contains("\u{1b}[") && screen.contains("=>"),
+        "{screen}"
+    );
+    ensure!(screen.contains("on 2 more node(s)"), "{screen}");
+    cluster.check_replicas("watched", &local, 3).await?;
     Ok(())
 }
