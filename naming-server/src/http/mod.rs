@@ -4,9 +4,12 @@
 //!
 //! - `files`, `chunks`, `nodes`, `distributions`, `system`: the handlers,
 //!   documented for OpenAPI (utoipa).
-//! - `observe`: request spans and metrics (the bearer-token check is
-//!   `dfs_common::http::require_token`, shared with the storage servers).
+//! - `observe`: request spans (the bearer-token check is
+//!   `dfs_common::http::require_token`, the latency metrics
+//!   `dfs_common::metrics::observe_requests`, both shared with the storage
+//!   servers).
 //! - `openapi`: the document's base.
+//! - `ui`: the operators' page at `/ui`.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +32,7 @@ mod nodes;
 mod observe;
 mod openapi;
 mod system;
+mod ui;
 
 /// Largest request body: a finalize of a very large file lists every chunk.
 const MAX_BODY_BYTES: usize = 64 << 20;
@@ -74,6 +78,7 @@ pub fn router(naming: Naming) -> Router {
     let metrics = naming.metrics.http.clone();
     router
         .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", spec))
+        .route("/ui", axum::routing::get(ui::page))
         .fallback(system::no_route)
         .layer(from_fn_with_state(metrics, observe_requests))
         .layer(TraceLayer::new_for_http().make_span_with(observe::request_span))

@@ -48,6 +48,14 @@ impl NodeStore for RedisStore {
                     "quarantined_chunks",
                     node.stats.quarantined_chunks.to_string(),
                 ),
+                (
+                    "peer_send_bytes_per_sec",
+                    node.stats.peer_send_bytes_per_sec.to_string(),
+                ),
+                (
+                    "peer_receive_bytes_per_sec",
+                    node.stats.peer_receive_bytes_per_sec.to_string(),
+                ),
             ];
             redis::pipe()
                 .atomic()
@@ -80,6 +88,8 @@ impl NodeStore for RedisStore {
                 .arg(stats.chunk_count)
                 .arg(u8::from(stats.full))
                 .arg(stats.quarantined_chunks)
+                .arg(stats.peer_send_bytes_per_sec)
+                .arg(stats.peer_receive_bytes_per_sec)
                 .arg(max)
                 .arg(deleted);
             let work: Option<(Vec<String>, Vec<String>)> = call.invoke_async(&mut conn).await?;

@@ -72,6 +72,9 @@ pub(super) fn node_record(
             // Absent in records written before nodes reported it.
             full: fields.get("full").is_some_and(|v| v == "1"),
             quarantined_chunks: field(fields, "quarantined_chunks", &owner).unwrap_or(0),
+            peer_send_bytes_per_sec: field(fields, "peer_send_bytes_per_sec", &owner).unwrap_or(0),
+            peer_receive_bytes_per_sec: field(fields, "peer_receive_bytes_per_sec", &owner)
+                .unwrap_or(0),
         },
         node_id,
     })
