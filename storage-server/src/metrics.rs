@@ -2,7 +2,7 @@
 //! format: request latencies by route and status, bytes in and out by path
 //! (HTTP, peer, GCS) with a transfer-rate histogram per received chunk,
 //! peer, integrity and orphan counters, distribution jobs, and gauges of
-//! the chunks stored and the disk's room.
+//! the chunks and bytes stored and the disk's room.
 //!
 //! One [`Metrics`] value a store ([`ChunkStore::metrics`]), built with it:
 //! every part of the node that bumps a counter holds the store already.
@@ -116,6 +116,7 @@ pub struct Metrics {
     bytes_sent: Family<PathLabels, Counter>,
     receive_rate: HistogramFamily<PathLabels>,
     chunks: Gauge,
+    stored_bytes: Gauge,
     disk_free_bytes: Gauge,
     disk_capacity_bytes: Gauge,
 }
@@ -238,6 +239,11 @@ impl Metrics {
             "Distribution jobs this node is working on",
         );
         let chunks = gauge(r, "dfs_chunks", "Chunks stored on this node");
+        let stored_bytes = gauge(
+            r,
+            "dfs_stored_bytes",
+            "Bytes of the chunks stored on this node",
+        );
         let disk_free_bytes = gauge(
             r,
             "dfs_disk_free_bytes",
@@ -308,6 +314,7 @@ impl Metrics {
             bytes_sent,
             receive_rate,
             chunks,
+            stored_bytes,
             disk_free_bytes,
             disk_capacity_bytes,
         }
@@ -339,14 +346,15 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the gauges read at scrape time: chunks stored and, when it
-    /// could be measured, the disk's free space and capacity (else they
-    /// keep their last values).
-    pub fn set_store(&self, chunks: u64, disk: Option<(u64, u64)>) {
+    /// Sets the gauges read at scrape time: chunks and bytes stored and,
+    /// when it could be measured, the disk's free space and capacity (else
+    /// they keep their last values).
+    pub fn set_store(&self, chunks: u64, bytes: u64, disk: Option<(u64, u64)>) {
         let set = |gauge: &Gauge, value: u64| {
             gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
         };
         set(&self.chunks, chunks);
+        set(&self.stored_bytes, bytes);
         if let Some((free, capacity)) = disk {
             set(&self.disk_free_bytes, free);
             set(&self.disk_capacity_bytes, capacity);

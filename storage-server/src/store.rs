@@ -92,6 +92,8 @@ pub struct ChunkStore {
     tmp: PathBuf,
     quarantine: PathBuf,
     count: AtomicU64,
+    /// Bytes of the chunks stored.
+    bytes: AtomicU64,
     locks: Vec<Mutex<()>>,
     /// Bumped after every commit; [`ChunkStore::wait_for`] re-checks on change.
     commits: watch::Sender<u64>,
@@ -122,7 +124,7 @@ impl ChunkStore {
         if removed > 0 {
             tracing::info!(removed, "removed leftovers of interrupted uploads");
         }
-        let count = count_chunks(&chunks).await?;
+        let (count, bytes) = count_chunks(&chunks).await?;
         Ok(Self {
             space: Space::new(&root),
             root,
@@ -130,6 +132,7 @@ impl ChunkStore {
             tmp,
             quarantine,
             count: AtomicU64::new(count),
+            bytes: AtomicU64::new(bytes),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             commits: watch::Sender::new(0),
             metas: Arc::new(MetaCache::new()),
@@ -232,14 +235,14 @@ impl ChunkStore {
     pub async fn quarantine(&self, id: &str) -> Result<(), StoreError> {
         let (dir, data_path, meta_path) = self.paths(id)?;
         let _guard = self.lock(id).await;
-        let had_data = fs::try_exists(&data_path).await.unwrap_or(false);
+        let had_data = fs::metadata(&data_path).await.ok().map(|meta| meta.len());
         self.metas.forget(id);
         if quarantine::set_aside(&self.quarantine, id, &data_path, &meta_path).await? {
             sync_dir(&dir).await?;
             sync_dir(&self.quarantine).await?;
         }
-        if had_data {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+        if let Some(size) = had_data {
+            self.forget_chunk(size);
         }
         Ok(())
     }
@@ -272,6 +275,17 @@ impl ChunkStore {
     /// Number of chunks stored.
     pub fn chunk_count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the chunks stored.
+    pub fn stored_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// One chunk of `size` bytes fewer.
+    fn forget_chunk(&self, size: u64) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
     }
 
     /// Size and free space of the filesystem holding the data directory,
@@ -370,6 +384,7 @@ impl ChunkStore {
         let _guard = self.lock(id).await;
         self.metas.forget(id);
         let quarantined = quarantine::remove(&self.quarantine, id).await?;
+        let size = fs::metadata(&data_path).await.map_or(0, |meta| meta.len());
         let existed = match fs::remove_file(&data_path).await {
             Ok(()) => true,
             Err(err) if err.kind() == ErrorKind::NotFound => false,
@@ -388,7 +403,7 @@ impl ChunkStore {
             };
         }
         sync_dir(&dir).await?;
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.forget_chunk(size);
         Ok(())
     }
 

@@ -142,6 +142,20 @@ async fn seed_reaches_every_node_over_sendfile() -> Result<()> {
             .await?
             == 0
     );
+    // The head read each chunk from GCS once; each arrival timed.
+    let (mut from_gcs, mut gcs_chunks) = (0, 0);
+    for i in 0..5 {
+        let scrape = cluster.storage_scrape(i).await?;
+        from_gcs += scrape.count("dfs_bytes_received_total", &[("path", "gcs")])?;
+        gcs_chunks += scrape.histogram_count(
+            "dfs_chunk_receive_rate_bytes_per_second",
+            &[("path", "gcs")],
+        )?;
+    }
+    ensure!(
+        from_gcs == size && gcs_chunks == 6,
+        "{from_gcs} bytes in {gcs_chunks} chunks"
+    );
 
     // The job is listed, done on all five nodes.
     let jobs = cluster.dfs_ok(["jobs"]).await?;
@@ -560,6 +574,7 @@ async fn metrics_count_the_bytes_chunks_and_requests_of_the_work_done() -> Resul
         scrape.histogram_count("dfs_chunk_receive_rate_bytes_per_second", &path("http"))? == CHUNKS
     );
     ensure!(scrape.count("dfs_chunks", &[])? == CHUNKS);
+    ensure!(scrape.count("dfs_stored_bytes", &[])? == size);
     ensure!(scrape.count("dfs_disk_capacity_bytes", &[])? > 0);
 
     // GETs: each one observation of the chunk route, its bytes sent.

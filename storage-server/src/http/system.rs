@@ -48,6 +48,7 @@ pub async fn get_metrics(State(state): State<AppState>) -> Response {
     let disk = state.store.disk_stats().ok();
     metrics.set_store(
         state.store.chunk_count(),
+        state.store.stored_bytes(),
         disk.map(|disk| (disk.free_bytes, disk.capacity_bytes)),
     );
     exposition(metrics.registry())

@@ -46,13 +46,17 @@ pub(super) async fn clean_dir(dir: &Path) -> Result<u64, StoreError> {
     Ok(removed)
 }
 
-/// Counts data files (not `.meta`) two directory levels below `chunks`.
-pub(super) async fn count_chunks(chunks: &Path) -> Result<u64, StoreError> {
-    let mut count = 0;
+/// Counts data files (not `.meta`) two directory levels below `chunks`,
+/// and their bytes.
+pub(super) async fn count_chunks(chunks: &Path) -> Result<(u64, u64), StoreError> {
+    let (mut count, mut bytes) = (0, 0);
     for ab in list_dirs(chunks).await? {
-        count += chunk_entries(&ab).await?.len() as u64;
+        for entry in chunk_entries(&ab).await? {
+            count += 1;
+            bytes += entry.metadata().await.map_or(0, |meta| meta.len());
+        }
     }
-    Ok(count)
+    Ok((count, bytes))
 }
 
 /// Ids of the chunks in `ab` (one first-level directory) whose data file

@@ -437,3 +437,21 @@ async fn small_reads_come_from_memory_once_the_meta_is_known() {
     assert_eq!(store.read_cached("hot", part), None);
     assert_eq!(store.read_cached("../escape", part), None);
 }
+
+#[tokio::test]
+async fn stored_bytes_follow_writes_deletes_quarantines_and_a_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = ChunkStore::open(dir.path()).await.expect("open");
+    put(&store, "a", &[1; 1000]).await.expect("put a");
+    put(&store, "b", &[2; 300]).await.expect("put b");
+    put(&store, "c", &[3; 20]).await.expect("put c");
+    // Again: already present, nothing more stored.
+    put(&store, "a", &[1; 1000]).await.expect("put a again");
+    assert_eq!((store.chunk_count(), store.stored_bytes()), (3, 1320));
+    store.delete("b").await.expect("delete");
+    store.quarantine("c").await.expect("quarantine");
+    assert_eq!((store.chunk_count(), store.stored_bytes()), (1, 1000));
+    drop(store);
+    let store = ChunkStore::open(dir.path()).await.expect("reopen");
+    assert_eq!((store.chunk_count(), store.stored_bytes()), (1, 1000));
+}

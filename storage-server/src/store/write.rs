@@ -181,6 +181,7 @@ impl ChunkStore {
         .await?;
         if outcome == WriteOutcome::Created {
             self.count.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(meta.size, Ordering::Relaxed);
             self.commits.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok((outcome, meta))
