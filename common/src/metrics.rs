@@ -14,7 +14,9 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -38,6 +40,20 @@ pub fn latency_histogram() -> Histogram {
 /// Transfer-rate buckets from 1 MB/s to ~33 GB/s (doubling), in bytes/s.
 pub fn rate_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1e6, 2.0, 16))
+}
+
+/// A counter registered in `registry` as `name` (rendered `name_total`).
+pub fn counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
+    let counter = Counter::default();
+    registry.register(name, help, counter.clone());
+    counter
+}
+
+/// A gauge registered in `registry` as `name`.
+pub fn gauge(registry: &mut Registry, name: &str, help: &str) -> Gauge {
+    let gauge = Gauge::default();
+    registry.register(name, help, gauge.clone());
+    gauge
 }
 
 /// The request-latency histograms of one server

@@ -4,7 +4,7 @@
 //! distribution activity, live nodes and jobs by state.
 
 use dfs_common::api::JobState;
-use dfs_common::metrics::{HistogramFamily, HttpMetrics, latency_histogram};
+use dfs_common::metrics::{HistogramFamily, HttpMetrics, counter, gauge, latency_histogram};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -76,11 +76,6 @@ impl Metrics {
             "Redis round trips that failed (unreachable, timed out or refused)",
             redis.errors.clone(),
         );
-        let counter = |registry: &mut Registry, name: &str, help: &str| {
-            let counter = Counter::default();
-            registry.register(name, help, counter.clone());
-            counter
-        };
         let r = &mut registry;
         let files_committed = counter(r, "dfs_files_committed", "Files finalized");
         let files_deleted = counter(r, "dfs_files_deleted", "Files deleted");
@@ -120,11 +115,10 @@ impl Metrics {
             "dfs_distribution_jobs_started",
             "Distribution and seed jobs started",
         );
-        let live_nodes = Gauge::default();
-        registry.register(
+        let live_nodes = gauge(
+            r,
             "dfs_live_storage_nodes",
             "Storage nodes heard from within the heartbeat timeout",
-            live_nodes.clone(),
         );
         let jobs = Family::<StateLabels, Gauge>::default();
         registry.register(

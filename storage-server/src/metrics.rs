@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use dfs_common::metrics::{HistogramFamily, HttpMetrics, rate_histogram};
+use dfs_common::metrics::{HistogramFamily, HttpMetrics, counter, gauge, rate_histogram};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -133,16 +133,6 @@ impl Metrics {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         let r = &mut registry;
-        let counter = |registry: &mut Registry, name: &str, help: &str| {
-            let counter = Counter::default();
-            registry.register(name, help, counter.clone());
-            counter
-        };
-        let gauge = |registry: &mut Registry, name: &str, help: &str| {
-            let gauge = Gauge::default();
-            registry.register(name, help, gauge.clone());
-            gauge
-        };
         let peer_sendfile_bytes = counter(
             r,
             "dfs_peer_sendfile_bytes",

@@ -502,19 +502,7 @@ async fn json_logs_are_one_object_a_line_with_the_ids_of_their_work() -> Result<
         .capture_logs()
         .start()
         .await?;
-    let local = cluster.scratch_dir().join("in");
-    write_random_file(&local, 3 * CHUNK, 5)?;
-    cluster
-        .dfs_ok([
-            "create",
-            arg(&local),
-            "logged.bin",
-            "--chunk-size",
-            "256KiB",
-            "--replication",
-            "1",
-        ])
-        .await?;
+    cluster.create_random("logged.bin", 3 * CHUNK, 1).await?;
     cluster.add_storage().await?;
     cluster.wait_for_live_nodes(2).await?;
     let job_id = cluster
