@@ -183,6 +183,21 @@ async fn the_page_shows_nodes_files_and_a_job_moving() -> Result<()> {
         done.contains(" · took "),
         "no total time for the job:\n{done}"
     );
+    // The file search by name prefix, from the page's address.
+    let other = format!("{page}?prefix=datasets/");
+    let none = chromium(&other, &["--dump-dom"], 1000, profile.path()).await?;
+    ensure!(
+        none.contains("0 file(s)") && !none.contains("data-file="),
+        "{none}"
+    );
+    let some = chromium(
+        &format!("{page}?prefix=models/"),
+        &["--dump-dom"],
+        1000,
+        profile.path(),
+    )
+    .await?;
+    ensure!(some.contains("data-file=\"models/llm.bin\""), "{some}");
 
     // A holder gone: the file's chunks stand out as under-replicated.
     let record = cluster.file_record("models/llm.bin").await?;
