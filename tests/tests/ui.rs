@@ -2,7 +2,9 @@
 //! (Debian's `chromium`) loads it from a running cluster while a capped
 //! distribution is under way, runs its script, and hands back the DOM it
 //! built (`--dump-dom`) or a screenshot. The page must list the nodes and
-//! the job, and a node's progress must move between two looks.
+//! the job, and a node's progress must move between two looks. Where a
+//! user types (the token prompt), `ui/enter_token.py` drives Chromium over
+//! the DevTools protocol.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -235,5 +237,42 @@ async fn the_page_asks_for_the_token_and_says_why() -> Result<()> {
         !dom.contains("id=\"token-form\" hidden"),
         "no token prompt:\n{dom}"
     );
+
+    // A user types the token: the page keeps it for the tab, sends it, and
+    // lists the node. A wrong one is refused in words.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/enter_token.py");
+    for (token, works) in [("ui-secret", true), ("guess", false)] {
+        let profile = tempfile::tempdir()?;
+        let run = Command::new("python3")
+            .arg(&script)
+            .args([page.as_str(), token])
+            .arg(profile.path())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(BROWSER_TIMEOUT, run)
+            .await
+            .context("the DevTools driver took too long")??;
+        ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        ensure!(state["stored"] == true, "{state}");
+        if works {
+            ensure!(
+                state["rows"] == 1 && state["prompt_hidden"] == true && state["error"] == "",
+                "{state}"
+            );
+        } else {
+            ensure!(
+                state["rows"] == 0
+                    && state["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("the token was refused")),
+                "{state}"
+            );
+        }
+    }
     Ok(())
 }
