@@ -39,8 +39,8 @@ pub async fn wait(
 
 /// `dfs jobs JOB_ID --watch`: follows the job node by node until it ends.
 /// On a terminal, a progress bar per node on stderr; otherwise a line on
-/// stdout each time a node's state or chunk count changes (`NODE_ID STATE
-/// CHUNKS/TOTAL BYTES RATE [ERROR]`). Returns the job as it ended, failed
+/// stdout each time a node's state or chunk count changes (`NODE_ID
+/// CHUNKS/TOTAL BYTES STATE RATE [ERROR]`). Returns the job as it ended, failed
 /// or not ([`outcome`] tells).
 pub async fn watch(naming: &NamingClient, job_id: &str) -> Result<Distribution, Error> {
     let job = naming.distribution(job_id).await?;

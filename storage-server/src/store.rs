@@ -282,6 +282,12 @@ impl ChunkStore {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// One chunk of `size` bytes more.
+    fn note_chunk(&self, size: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
     /// One chunk of `size` bytes fewer.
     fn forget_chunk(&self, size: u64) {
         self.count.fetch_sub(1, Ordering::Relaxed);

@@ -228,7 +228,7 @@ pub async fn get_chunk(
     AppPath(id): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let metrics = state.store.metrics().clone();
+    let metrics = state.store.metrics();
     metrics.http_chunk_gets.inc();
     // A small read whose bytes are all in memory is served right here;
     // anything else takes one blocking call, which opens the chunk, reads
@@ -246,7 +246,7 @@ pub async fn get_chunk(
         range
     });
     if let (Some((meta, buf)), Some(asked)) = (cached, asked_cached) {
-        return respond(meta, asked, Body::from(buf), &metrics);
+        return respond(meta, asked, Body::from(buf), metrics);
     }
     let (meta, asked, bytes) = state
         .store
@@ -275,7 +275,7 @@ pub async fn get_chunk(
             READ_BUF,
         )),
     };
-    respond(meta, asked, body, &metrics)
+    respond(meta, asked, body, metrics)
 }
 
 /// The reply to a GET of a chunk with `meta`: `body` holds what `asked`

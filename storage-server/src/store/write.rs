@@ -10,7 +10,6 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
@@ -180,8 +179,7 @@ impl ChunkStore {
         })
         .await?;
         if outcome == WriteOutcome::Created {
-            self.count.fetch_add(1, Ordering::Relaxed);
-            self.bytes.fetch_add(meta.size, Ordering::Relaxed);
+            self.note_chunk(meta.size);
             self.commits.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok((outcome, meta))
