@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use dfs_client::StorageClient;
+use dfs_client::{ChunkPut, StorageClient};
 use dfs_common::auth::Token;
 use dfs_common::chain::{
     DownstreamNode, REPLICATE_TO_HEADER, ReplicateRequest, parse_replicate_to,
@@ -137,8 +137,9 @@ impl Replicator {
     }
 
     /// Passes chunk `chunk_id` (stored here as `meta`, its id signed with
-    /// `signature`) down `downstream`: returns once every node of it holds
-    /// the chunk durably.
+    /// `signature`) down `downstream`: the next node pulls it from this one
+    /// over the peer protocol. Returns once every node of it holds the
+    /// chunk durably.
     pub async fn forward(
         &self,
         chunk_id: &str,
@@ -156,30 +157,37 @@ impl Replicator {
             downstream: rest.to_vec(),
             signature: signature.map(str::to_owned),
         };
-        let message = match self.storage.replicate(&next.url, chunk_id, &request).await {
-            Ok(_) => return Ok(()),
-            // A node further down failed: pass its verdict up unchanged.
-            Err(dfs_client::Error::ChainFailed {
-                failed_node,
-                message,
-            }) => {
-                return Err(ReplicationError::ChainFailed {
-                    failed_node,
-                    message,
-                });
-            }
-            Err(dfs_client::Error::Api {
-                status, message, ..
-            }) => format!(
-                "node {} answered {status} to the replicate call: {message}",
-                next.node_id
-            ),
-            Err(err) => format!("node {} failed the replicate call: {err}", next.node_id),
+        let replicated = self.storage.replicate(&next.url, chunk_id, &request).await;
+        chain_verdict(next, "replicate call", replicated)
+    }
+
+    /// Passes a small chunk (`data`, whose CRC32C is `meta.crc32c`) down
+    /// `downstream` in the request itself: a PUT to the next node, naming
+    /// the rest of the chain. A pull over the peer protocol would cost a
+    /// connection and its challenge for a few bytes, and `sendfile()` gains
+    /// nothing on them; a push needs nothing stored here, so it runs while
+    /// this node commits its own copy. Returns once every node of
+    /// `downstream` holds the chunk durably.
+    pub async fn push(
+        &self,
+        chunk_id: &str,
+        meta: ChunkMeta,
+        data: bytes::Bytes,
+        downstream: &[DownstreamNode],
+        signature: Option<&str>,
+    ) -> Result<(), ReplicationError> {
+        let Some((next, rest)) = downstream.split_first() else {
+            return Ok(());
         };
-        Err(ReplicationError::ChainFailed {
-            failed_node: next.node_id.clone(),
-            message,
-        })
+        let put = ChunkPut {
+            chunk_id,
+            data,
+            crc32c: meta.crc32c,
+            signature,
+            replicate_to: rest,
+        };
+        let stored = self.storage.put_chunk(&next.url, put).await;
+        chain_verdict(next, "chunk PUT", stored)
     }
 
     /// Serves a replicate call: pulls chunk `chunk_id` from the upstream
@@ -238,4 +246,37 @@ impl Replicator {
             .await?;
         Ok(meta)
     }
+}
+
+/// What a call to the `next` node of a chain (`call` names it) tells about
+/// the chain below: a failure there is passed up unchanged, one of the call
+/// itself blames `next`.
+fn chain_verdict<T>(
+    next: &DownstreamNode,
+    call: &str,
+    result: Result<T, dfs_client::Error>,
+) -> Result<(), ReplicationError> {
+    let message = match result {
+        Ok(_) => return Ok(()),
+        Err(dfs_client::Error::ChainFailed {
+            failed_node,
+            message,
+        }) => {
+            return Err(ReplicationError::ChainFailed {
+                failed_node,
+                message,
+            });
+        }
+        Err(dfs_client::Error::Api {
+            status, message, ..
+        }) => format!(
+            "node {} answered {status} to the {call}: {message}",
+            next.node_id
+        ),
+        Err(err) => format!("node {} failed the {call}: {err}", next.node_id),
+    };
+    Err(ReplicationError::ChainFailed {
+        failed_node: next.node_id.clone(),
+        message,
+    })
 }

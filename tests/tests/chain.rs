@@ -1,6 +1,7 @@
 //! Chain replication on write, end to end: `dfs create` sends each chunk
-//! once, to the first target, and the storage servers copy it down the chain
-//! over their TCP protocol with `sendfile()`.
+//! once, to the first target, and the storage servers copy it down the chain:
+//! over their TCP protocol with `sendfile()`, or, a chunk of up to 1 MiB, in
+//! a PUT to the next node while the first one commits.
 
 use std::path::Path;
 use std::time::Duration;
@@ -39,6 +40,7 @@ async fn create_sends_each_chunk_once_and_the_chain_copies_it() -> Result<()> {
         );
     }
 
+    // Chunks above 1 MiB, the last one too: all pulled over the peer port.
     let size = 5 * MIB + 12_345;
     let local = cluster.scratch_dir().join("in");
     write_random_file(&local, size, 21)?;
@@ -48,13 +50,13 @@ async fn create_sends_each_chunk_once_and_the_chain_copies_it() -> Result<()> {
             path_arg(&local),
             "chained",
             "--chunk-size",
-            "1MiB",
+            "2MiB",
             "--replication",
             "3",
         ])
         .await?;
     let chunks = cluster.check_replicas("chained", &local, 3).await?;
-    ensure!(chunks == 6, "{chunks} chunks");
+    ensure!(chunks == 3, "{chunks} chunks");
 
     // The client sent every byte once; the nodes sent the other two copies
     // to each other with sendfile().
@@ -85,6 +87,51 @@ async fn create_sends_each_chunk_once_and_the_chain_copies_it() -> Result<()> {
 }
 
 #[tokio::test]
+async fn small_chunks_go_down_the_chain_in_puts() -> Result<()> {
+    let cluster = cluster(3).await?;
+    // 1 MiB chunks and a last one of 12,345 bytes: each is passed on in a
+    // PUT while it commits, none over the peer port.
+    let size = 3 * MIB + 12_345;
+    let local = cluster.scratch_dir().join("in");
+    write_random_file(&local, size, 23)?;
+    cluster
+        .dfs_ok([
+            "create",
+            path_arg(&local),
+            "small-chunks",
+            "--chunk-size",
+            "1MiB",
+            "--replication",
+            "3",
+        ])
+        .await?;
+    let chunks = cluster.check_replicas("small-chunks", &local, 3).await?;
+    ensure!(chunks == 4, "{chunks} chunks");
+
+    // Every node took its copy in a PUT; the client sent one of them, the
+    // first two nodes the others.
+    let put = cluster.metric_total("dfs_http_put_bytes_total").await?;
+    ensure!(put == 3 * size, "{put} bytes PUT for 3 copies of {size}");
+    let mut pushed = 0;
+    for i in 0..3 {
+        pushed += cluster
+            .storage_scrape(i)
+            .await?
+            .count("dfs_bytes_sent_total", &[("path", "http")])?;
+    }
+    // check_replicas read every copy back over HTTP too: 3 × size.
+    ensure!(
+        pushed == 2 * size + 3 * size,
+        "{pushed} bytes sent over HTTP, {size} per copy pushed or read back"
+    );
+    let peer = cluster
+        .metric_total("dfs_peer_received_bytes_total")
+        .await?;
+    ensure!(peer == 0, "{peer} bytes went over the peer port");
+    Ok(())
+}
+
+#[tokio::test]
 async fn chained_put_names_the_node_that_failed() -> Result<()> {
     let mut cluster = cluster(3).await?;
     let (a, b, c) = (
@@ -97,8 +144,9 @@ async fn chained_put_names_the_node_that_failed() -> Result<()> {
         cluster.storage(2).node_id().to_owned(),
     );
     let http = reqwest::Client::new();
-    let data = vec![7u8; 200_000];
-    let (ok, bad, dead) = (chunk_id("ok-1"), chunk_id("bad-1"), chunk_id("dead-1"));
+    // One chunk pushed down the chain in PUTs, one pulled over the peer port.
+    let (small, large) = (vec![7u8; 200_000], vec![8u8; 1_500_000]);
+    let bad = chunk_id("bad-1");
     let put = |id: &str, chain: String, body: &[u8]| {
         http.put(format!("{a}/chunks/{id}"))
             .header("x-dfs-crc32c", crc32c::crc32c(body).to_string())
@@ -107,15 +155,17 @@ async fn chained_put_names_the_node_that_failed() -> Result<()> {
             .send()
     };
 
-    let response = put(&ok, format!("{b_id}={b},{c_id}={c}"), &data).await?;
-    ensure!(
-        response.status() == StatusCode::CREATED,
-        "{}",
-        response.status()
-    );
-    for node in [&b, &c] {
-        let got = http.get(format!("{node}/chunks/{ok}")).send().await?;
-        ensure!(got.bytes().await?[..] == data[..], "{node} lacks the chunk");
+    for (ok, data) in [(chunk_id("ok-1"), &small), (chunk_id("ok-2"), &large)] {
+        let response = put(&ok, format!("{b_id}={b},{c_id}={c}"), data).await?;
+        ensure!(
+            response.status() == StatusCode::CREATED,
+            "{}",
+            response.status()
+        );
+        for node in [&b, &c] {
+            let got = http.get(format!("{node}/chunks/{ok}")).send().await?;
+            ensure!(got.bytes().await?[..] == data[..], "{node} lacks the chunk");
+        }
     }
 
     // Malformed chains are refused before anything is stored (and before
@@ -141,30 +191,32 @@ async fn chained_put_names_the_node_that_failed() -> Result<()> {
     // The last node of the chain is down: the 502 names it, in the header
     // and the body; the nodes above it keep their copies.
     cluster.stop_storage(2).await?;
-    let response = put(&dead, format!("{b_id}={b},{c_id}={c}"), &data).await?;
-    ensure!(
-        response.status() == StatusCode::BAD_GATEWAY,
-        "{}",
-        response.status()
-    );
-    let header = response
-        .headers()
-        .get("x-dfs-failed-node")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    ensure!(
-        header.as_deref() == Some(c_id.as_str()),
-        "header {header:?}"
-    );
-    let body: serde_json::Value = response.json().await?;
-    ensure!(body["failed_node"] == c_id.as_str(), "{body}");
-    ensure!(
-        body["error"].as_str().is_some_and(|e| e.contains(&c_id)),
-        "{body}"
-    );
-    for node in [&a, &b] {
-        let got = http.head(format!("{node}/chunks/{dead}")).send().await?;
-        ensure!(got.status() == StatusCode::OK, "{node}: {}", got.status());
+    for (dead, data) in [(chunk_id("dead-1"), &small), (chunk_id("dead-2"), &large)] {
+        let response = put(&dead, format!("{b_id}={b},{c_id}={c}"), data).await?;
+        ensure!(
+            response.status() == StatusCode::BAD_GATEWAY,
+            "{}",
+            response.status()
+        );
+        let header = response
+            .headers()
+            .get("x-dfs-failed-node")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        ensure!(
+            header.as_deref() == Some(c_id.as_str()),
+            "header {header:?}"
+        );
+        let body: serde_json::Value = response.json().await?;
+        ensure!(body["failed_node"] == c_id.as_str(), "{body}");
+        ensure!(
+            body["error"].as_str().is_some_and(|e| e.contains(&c_id)),
+            "{body}"
+        );
+        for node in [&a, &b] {
+            let got = http.head(format!("{node}/chunks/{dead}")).send().await?;
+            ensure!(got.status() == StatusCode::OK, "{node}: {}", got.status());
+        }
     }
     Ok(())
 }

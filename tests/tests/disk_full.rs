@@ -115,7 +115,8 @@ async fn a_full_node_says_so_and_gets_no_more_chunks() -> Result<()> {
         "dfs nodes: {nodes}"
     );
 
-    // A chained write that reaches it fails, naming it.
+    // A chained write that reaches it (a 1 MiB chunk: pushed in a PUT)
+    // fails, naming it.
     let chain = format!("{full_id}={}", full.url());
     let (status, failed, body) =
         put(next.url(), &chunk_id("chained"), MIB, 99, Some(&chain)).await?;
@@ -124,7 +125,7 @@ async fn a_full_node_says_so_and_gets_no_more_chunks() -> Result<()> {
     ensure!(
         body["error"]
             .as_str()
-            .is_some_and(|e| e.contains("disk full")),
+            .is_some_and(|e| e.contains("507") && e.contains("disk is full")),
         "{body}"
     );
 

@@ -32,6 +32,11 @@ const READ_BUF: usize = 256 * 1024;
 /// A GET of at most this many bytes is read in the call that opens the
 /// chunk; a larger one is streamed.
 const SMALL_READ: u64 = 256 * 1024;
+/// A chunk of at most this many bytes is passed down its replication chain
+/// in a PUT, while it commits here ([`crate::replication::Replicator::push`]);
+/// a larger one is pulled by the next node over the peer protocol once it is
+/// stored here.
+const PUSH_MAX: u64 = 1024 * 1024;
 /// How long a refused upload's remaining body is read (and dropped) at most.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -98,8 +103,10 @@ fn chunk_headers(meta: ChunkMeta, content_length: u64) -> HeaderMap {
 /// signature of the id in `x-dfs-chunk-signature`. The body is streamed to
 /// disk and only kept when its CRC32C equals the `x-dfs-crc32c` header.
 /// With `x-dfs-replicate-to` (registered nodes only, at their registered
-/// URLs), the chunk is then passed down that chain of nodes over the peer
-/// protocol, and the answer comes once every one of them holds it.
+/// URLs), the chunk is passed down that chain of nodes, and the answer
+/// comes once every one of them holds it: a chunk of up to 1 MiB in a PUT
+/// to the next node while it commits here, a larger one pulled by the next
+/// node over the peer protocol once it is stored here.
 #[utoipa::path(
     put,
     path = "/chunks/{chunk_id}",
@@ -163,11 +170,11 @@ pub async fn put_chunk(
     }
     let mut reader = not_empty(body).await?;
     let started = Instant::now();
-    let written = state
+    let received = state
         .store
-        .write(&id, Some(crc), MAX_CHUNK_SIZE, &mut reader)
+        .receive(&id, Some(crc), MAX_CHUNK_SIZE, &mut reader)
         .await;
-    let (outcome, meta) = match written {
+    let received = match received {
         Err(full @ StoreError::Full { .. }) => {
             // Take the rest of the body, so that the client reads the 507
             // instead of a connection reset while it is still sending.
@@ -176,7 +183,31 @@ pub async fn put_chunk(
                 tokio::time::timeout(DRAIN_TIMEOUT, tokio::io::copy(&mut rest, &mut sink)).await;
             return Err(full.into());
         }
-        written => written?,
+        received => received?,
+    };
+    let meta = received.meta();
+    let metrics = state.store.metrics();
+    metrics.http_put_bytes.inc_by(meta.size);
+    metrics.received(Path::Http, meta.size, started.elapsed());
+    let (outcome, _) = if downstream.is_empty() || meta.size > PUSH_MAX {
+        let committed = state.store.commit(received).await?;
+        let replicator = &state.replicator;
+        replicator
+            .forward(&id, meta, &downstream, signature)
+            .await?;
+        committed
+    } else {
+        // A small chunk goes down the chain while it commits here: the
+        // nodes' syncs overlap instead of adding up.
+        let data = received.bytes().await?;
+        let pushed = state
+            .replicator
+            .push(&id, meta, data, &downstream, signature);
+        let (committed, pushed) = tokio::join!(state.store.commit(received), pushed);
+        let committed = committed?;
+        pushed?;
+        metrics.sent(Path::Http, meta.size);
+        committed
     };
     let status = match outcome {
         WriteOutcome::Created => {
@@ -185,13 +216,6 @@ pub async fn put_chunk(
         }
         WriteOutcome::AlreadyPresent => StatusCode::OK,
     };
-    let metrics = state.store.metrics();
-    metrics.http_put_bytes.inc_by(meta.size);
-    metrics.received(Path::Http, meta.size, started.elapsed());
-    state
-        .replicator
-        .forward(&id, meta, &downstream, signature)
-        .await?;
     let mut response = (status, Json(stored_chunk(id, meta))).into_response();
     if let Ok(etag) = HeaderValue::from_str(&chunk_etag(meta.crc32c)) {
         response.headers_mut().insert(header::ETAG, etag);

@@ -38,6 +38,17 @@ impl Received {
     pub fn meta(&self) -> ChunkMeta {
         self.meta
     }
+
+    /// The received bytes, read back from the temp file (still in the page
+    /// cache): for a small chunk passed on while it commits.
+    pub async fn bytes(&self) -> Result<bytes::Bytes, StoreError> {
+        let path = self.temp.path().to_owned();
+        blocking(move || {
+            let data = std::fs::read(&path).context(|| reading(&path))?;
+            Ok(bytes::Bytes::from(data))
+        })
+        .await
+    }
 }
 
 impl ChunkStore {
@@ -373,6 +384,10 @@ fn meta_bytes(meta: ChunkMeta) -> Result<Vec<u8>, StoreError> {
 
 fn creating(path: &Path) -> String {
     format!("creating {}", path.display())
+}
+
+fn reading(path: &Path) -> String {
+    format!("reading {}", path.display())
 }
 
 fn syncing(path: &Path) -> String {
