@@ -37,6 +37,16 @@ fn peer(node: &NodeRecord) -> PeerRef {
     }
 }
 
+/// Where each node of a chain of `len` nodes pulls from: the positions
+/// above it, nearest first (it moves up the list past dead nodes); after
+/// the list, the job's source. A pure function of the chain, run by the
+/// simulator (`sim/`) as it is here.
+pub fn chain_upstreams(len: usize) -> Vec<Vec<usize>> {
+    (0..len)
+        .map(|position| (0..position).rev().collect())
+        .collect()
+}
+
 /// One assignment per chain node: the nodes above it, nearest first.
 fn assign(
     job: &JobPlan,
@@ -47,13 +57,13 @@ fn assign(
     let peers: Vec<PeerRef> = chain.iter().map(peer).collect();
     chain
         .into_iter()
-        .enumerate()
-        .map(|(position, node)| {
+        .zip(chain_upstreams(peers.len()))
+        .map(|(node, upstream)| {
             let assignment = ChainAssignment {
                 job_id: job.job_id.clone(),
                 file_id: job.file_id.clone(),
                 node_id: node.node_id.clone(),
-                upstream: peers[..position].iter().rev().cloned().collect(),
+                upstream: upstream.into_iter().map(|p| peers[p].clone()).collect(),
                 chunks: chunks.to_vec(),
                 gcs: gcs.cloned(),
             };
