@@ -2,6 +2,8 @@
 //! naming-server binary. Storage nodes are simulated by registering and
 //! heartbeating through the API itself, so these tests need no storage server.
 
+#[path = "naming_api/big_jobs.rs"]
+mod big_jobs;
 #[path = "naming_api/cleanup.rs"]
 mod cleanup;
 #[path = "naming_api/distributions.rs"]

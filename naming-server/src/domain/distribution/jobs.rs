@@ -1,10 +1,13 @@
 //! Distribution jobs: start one (plan, store, hand every chain node its
 //! part), follow it, and take the progress reports chain nodes send.
 
+use std::sync::Arc;
+
 use dfs_common::api::{
     Distribution, DistributionList, FileState, NodeReport, NodeState, ReportAck, StartDistribution,
 };
 use dfs_common::{chunk_len, now_ms};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::plan::{self, Plan};
@@ -16,6 +19,9 @@ use crate::store::{JobPlan, JobRecord, StoreError, StoredChunk, StoredReport};
 
 /// Jobs listed by [`recent`].
 const RECENT_JOBS: usize = 20;
+/// Assignments handed out at once: a thousand-node job opens no more
+/// connections than this.
+const HAND_OUT_PARALLEL: usize = 64;
 
 /// Starts distributing a file to every live node: an existing dfs file, or
 /// a new one seeded from `gs://bucket/object`. A node that cannot take its
@@ -171,13 +177,18 @@ async fn discard_seed(naming: &Naming, plan: &JobPlan) -> DomainResult<()> {
     Ok(naming.store.trash_chunks(items).await?)
 }
 
-/// Hands every chain node its assignment, all at once. A node that refuses
-/// or cannot be reached is recorded as failed; the others carry on.
+/// Hands every chain node its assignment, [`HAND_OUT_PARALLEL`] at a
+/// time. A node that refuses or cannot be reached is recorded as failed;
+/// the others carry on.
 async fn hand_out(naming: &Naming, plan: Plan) {
     let mut calls = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(HAND_OUT_PARALLEL));
     for (node, assignment) in plan.assignments {
         let storage = naming.storage.clone();
+        let slots = Arc::clone(&slots);
         calls.spawn(async move {
+            // The semaphore is never closed: a permit always comes.
+            let _slot = slots.acquire_owned().await;
             let sent = storage.assign(&node.url, &assignment).await;
             (node.node_id, sent.err())
         });

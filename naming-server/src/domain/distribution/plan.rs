@@ -2,9 +2,9 @@
 //! must fetch, and from where.
 //!
 //! The chain is every live node that lacks part of the file. Node `p` pulls
-//! from the nodes above it, nearest first, then from the chunk's live
-//! holders (an existing file) or from GCS (a seed), so a dead node is
-//! skipped by asking the next one up.
+//! from the nodes above it (the nearest [`UPSTREAM_LIST`]), nearest first,
+//! then from the chunk's live holders (an existing file) or from GCS (a
+//! seed), so a dead node is skipped by asking the next one up.
 
 use dfs_client::Error as ClientError;
 use dfs_common::api::{
@@ -37,13 +37,23 @@ fn peer(node: &NodeRecord) -> PeerRef {
     }
 }
 
-/// Where each node of a chain of `len` nodes pulls from: the positions
-/// above it, nearest first (it moves up the list past dead nodes); after
-/// the list, the job's source. A pure function of the chain, run by the
-/// simulator (`sim/`) as it is here.
+/// How many of the nodes above it a chain node is told of. Past them, it
+/// pulls from the source as the head does; each assignment stays small
+/// whatever the chain's length (a full list would make a job's hand-out
+/// grow with k²).
+pub const UPSTREAM_LIST: usize = 8;
+
+/// Where each node of a chain of `len` nodes pulls from: the (at most
+/// [`UPSTREAM_LIST`]) positions above it, nearest first (it moves up the
+/// list past dead nodes); after the list, the job's source. A pure
+/// function of the chain, run by the simulator (`sim/`) as it is here.
 pub fn chain_upstreams(len: usize) -> Vec<Vec<usize>> {
     (0..len)
-        .map(|position| (0..position).rev().collect())
+        .map(|position| {
+            (position.saturating_sub(UPSTREAM_LIST)..position)
+                .rev()
+                .collect()
+        })
         .collect()
 }
 
