@@ -15,6 +15,7 @@ pub mod engine;
 pub mod model;
 pub mod topology;
 
+use naming_server::domain::distribution::plan::chain_order;
 use serde::Serialize;
 
 use model::{FileShape, Fleet, Link, Source};
@@ -79,19 +80,19 @@ impl Scenario {
         self.size as f64 * self.slow_factor / self.rate
     }
 
-    /// The designs compared: today's chain (registration order, the naming
-    /// server's function), the same chain with slow nodes last, 4 chains,
-    /// a binary tree, and striped trees with 2 and 4 stripes.
+    /// The designs compared: one chain in registration order (before the
+    /// nodes' send rates are known), the chain the naming server plans
+    /// once they are (slow senders last), 4 chains, a binary tree, and
+    /// striped trees with 2 and 4 stripes.
     pub fn designs(&self) -> Vec<Topology> {
         let slow = self.slow();
         let registered: Vec<usize> = (0..self.nodes).collect();
-        let fast_first: Vec<usize> = (0..self.nodes)
-            .filter(|&i| !slow[i])
-            .chain((0..self.nodes).filter(|&i| slow[i]))
-            .collect();
+        // The naming server's own ordering, on the rates the nodes report.
+        let send_rates: Vec<u64> = self.fleet().nodes.iter().map(|l| l.up as u64).collect();
+        let fast_first = chain_order(&send_rates);
         vec![
-            topology::chain("chain (today)", &registered),
-            topology::chain("chain, slow nodes last", &fast_first),
+            topology::chain("chain, id order", &registered),
+            topology::chain("chain, slow senders last", &fast_first),
             topology::chains(&fast_first, 4),
             topology::tree(&fast_first, 2),
             topology::striped_trees(&slow, 2),

@@ -156,6 +156,7 @@ impl Node {
             quarantined_chunks: self.store.quarantined_count().await?,
             peer_send_bytes_per_sec,
             peer_receive_bytes_per_sec,
+            peer_send_rate_bytes_per_sec: self.store.metrics().peer_send_rate(),
         })
     }
 

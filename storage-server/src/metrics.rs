@@ -68,6 +68,11 @@ impl From<Outcome> for OutcomeLabels {
     }
 }
 
+/// The smallest chunk send timed for the send-rate average.
+const RATE_SAMPLE_MIN: u64 = 256 * 1024;
+/// Weight of the newest send in the send-rate average.
+const RATE_WEIGHT: f64 = 0.3;
+
 /// Every metric of the node, and the registry that renders them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -119,6 +124,7 @@ pub struct Metrics {
     stored_bytes: Gauge,
     disk_free_bytes: Gauge,
     disk_capacity_bytes: Gauge,
+    peer_send_rate: Gauge,
 }
 
 impl Default for Metrics {
@@ -241,6 +247,11 @@ impl Metrics {
         );
         let disk_capacity_bytes =
             gauge(r, "dfs_disk_capacity_bytes", "Size of the disk of DATA_DIR");
+        let peer_send_rate = gauge(
+            r,
+            "dfs_peer_send_rate_bytes_per_second",
+            "Moving average of the rate of this node's chunk sends to peers (0 until one)",
+        );
         let jobs_finished = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "dfs_distribution_jobs_finished",
@@ -307,6 +318,7 @@ impl Metrics {
             stored_bytes,
             disk_free_bytes,
             disk_capacity_bytes,
+            peer_send_rate,
         }
     }
 
@@ -320,6 +332,30 @@ impl Metrics {
                 .get_or_create(&labels)
                 .observe(bytes as f64 / seconds);
         }
+    }
+
+    /// A chunk send of `bytes` to a peer took `took`: the moving average of
+    /// send rates takes it in (sends of less than [`RATE_SAMPLE_MIN`] are
+    /// too short to time).
+    pub fn peer_send_took(&self, bytes: u64, took: Duration) {
+        let seconds = took.as_secs_f64();
+        if bytes < RATE_SAMPLE_MIN || seconds <= 0.0 {
+            return;
+        }
+        let sample = bytes as f64 / seconds;
+        let old = self.peer_send_rate.get() as f64;
+        let new = if old <= 0.0 {
+            sample
+        } else {
+            old + RATE_WEIGHT * (sample - old)
+        };
+        self.peer_send_rate.set(new as i64);
+    }
+
+    /// The moving average of this node's chunk send rate to peers, bytes
+    /// per second; 0 until it sent one.
+    pub fn peer_send_rate(&self) -> u64 {
+        u64::try_from(self.peer_send_rate.get()).unwrap_or(0)
     }
 
     /// `bytes` of chunk data served over `path`.

@@ -218,6 +218,20 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Kills storage node `i` and starts it again on its data dir (same
+    /// node id) with `env` set on top of its environment.
+    pub async fn restart_storage_with(&mut self, i: usize, env: &[(&str, &str)]) -> Result<()> {
+        self.stop_storage(i).await?;
+        let old = &self.storage[i];
+        let mut node_env = old.env.clone();
+        node_env.retain(|(key, _)| !env.iter().any(|(k, _)| k == key));
+        node_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let node =
+            StorageNode::spawn(&self.naming_url, &old.data_dir, &node_env, old.log.clone()).await?;
+        self.storage[i] = node;
+        Ok(())
+    }
+
     /// `GET {naming}{path}` with the cluster's token, as JSON.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
         let request = self.http.get(format!("{}{path}", self.naming_url));

@@ -97,7 +97,8 @@ pub struct Distribution {
     pub nodes: Vec<NodeProgress>,
 }
 
-/// One chain node's progress.
+/// One chain node's progress. A job lists its nodes in chain order: the
+/// first pulls from the source, each next one from the one before it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeProgress {
     #[schema(value_type = NodeId)]
@@ -109,6 +110,11 @@ pub struct NodeProgress {
     pub bytes_done: u64,
     /// Bytes per second since the node started on the job.
     pub throughput_bytes_per_sec: u64,
+    /// Milliseconds the node had worked on the job at its last report (for
+    /// a node that is done: how long it took).
+    #[serde(default)]
+    #[schema(value_type = Uint64)]
+    pub elapsed_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -115,6 +115,12 @@ pub struct NodeStats {
     #[serde(default)]
     #[schema(value_type = Uint64)]
     pub peer_receive_bytes_per_sec: u64,
+    /// How fast the node sends a chunk to a peer: a moving average over its
+    /// recent sends of 256 KiB or more (0 until it made one). Distribution
+    /// plans put nodes much slower than the others at the chain's tail.
+    #[serde(default)]
+    #[schema(value_type = Uint64)]
+    pub peer_send_rate_bytes_per_sec: u64,
 }
 
 /// Reply to registration.

@@ -7,7 +7,7 @@
 
 use std::io::{self, ErrorKind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dfs_common::auth::Token;
 use nix::sys::sendfile::sendfile64;
@@ -180,7 +180,9 @@ impl Connection {
         write_header(stream, &header).await?;
         let file = file.into_std().await;
         let metrics = self.store.metrics();
+        let started = Instant::now();
         send_file(stream, &file, offset, length, &self.throttle, metrics).await?;
+        metrics.peer_send_took(length, started.elapsed());
         metrics.sent(Path::Peer, length);
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Planning a distribution: which nodes form the chain and what each one
 //! must fetch, and from where.
 //!
-//! The chain is every live node that lacks part of the file. Node `p` pulls
+//! The chain is every live node that lacks part of the file, in
+//! [`chain_order`] (slow senders last). Node `p` pulls
 //! from the nodes above it (the nearest [`UPSTREAM_LIST`]), nearest first,
 //! then from the chunk's live holders (an existing file) or from GCS (a
 //! seed), so a dead node is skipped by asking the next one up.
@@ -54,6 +55,44 @@ pub fn chain_upstreams(len: usize) -> Vec<Vec<usize>> {
                 .rev()
                 .collect()
         })
+        .collect()
+}
+
+/// A node sending this many times slower than the median of the measured
+/// send rates goes to the chain's tail.
+pub const SLOW_FACTOR: u64 = 2;
+
+/// The order of a chain over nodes whose measured chunk send rates are
+/// `send_rates` (bytes/s; 0: not measured yet, counted as fast): the nodes
+/// sending [`SLOW_FACTOR`] times slower than the median of the measured
+/// rates go last, the fastest of them first; the others keep their order.
+/// A slow node early in a chain holds back every node below it; at the
+/// tail, no one. A pure function, run by the simulator as it is here.
+pub fn chain_order(send_rates: &[u64]) -> Vec<usize> {
+    let mut known: Vec<u64> = send_rates.iter().copied().filter(|&r| r > 0).collect();
+    known.sort_unstable();
+    let median = known.get(known.len() / 2).copied().unwrap_or(0);
+    let slow = |i: &usize| {
+        let rate = send_rates[*i];
+        rate > 0 && rate.saturating_mul(SLOW_FACTOR) < median
+    };
+    let (mut order, mut tail): (Vec<usize>, Vec<usize>) =
+        (0..send_rates.len()).partition(|i| !slow(i));
+    tail.sort_by_key(|&i| std::cmp::Reverse(send_rates[i]));
+    order.append(&mut tail);
+    order
+}
+
+/// `nodes` in [`chain_order`].
+fn ordered(nodes: Vec<NodeRecord>) -> Vec<NodeRecord> {
+    let rates: Vec<u64> = nodes
+        .iter()
+        .map(|n| n.stats.peer_send_rate_bytes_per_sec)
+        .collect();
+    let mut slots: Vec<Option<NodeRecord>> = nodes.into_iter().map(Some).collect();
+    chain_order(&rates)
+        .into_iter()
+        .filter_map(|i| slots[i].take())
         .collect()
 }
 
@@ -147,6 +186,7 @@ pub async fn existing(naming: &Naming, request: &StartDistribution) -> DomainRes
     let stored = naming.store.chunks(&file_id).await?;
     let live = nodes::live(naming).await?;
     let (chain, chunks) = chain_for_existing(&live, &stored);
+    let chain = ordered(chain);
     let job = job_plan(&file, DFS_SOURCE.to_owned(), &chain, Vec::new());
     let assignments = assign(&job, chain, &chunks, None);
     Ok(Plan { job, assignments })
@@ -158,7 +198,7 @@ pub async fn existing(naming: &Naming, request: &StartDistribution) -> DomainRes
 pub async fn seed(naming: &Naming, request: &StartDistribution, url: &str) -> DomainResult<Plan> {
     let chunk_size = request.chunk_size.unwrap_or(naming.settings.chunk_size);
     check_name_free(naming, &request.name).await?;
-    let chain = nodes::live(naming).await?;
+    let chain = ordered(nodes::live(naming).await?);
     nodes::require(naming, 1, chain.len())?;
     let object = gcs_object(naming, &chain[0], url).await?;
     check_size(url, object.size)?;

@@ -33,6 +33,7 @@ fn node_progress(
         chunks_done: 0,
         bytes_done: 0,
         throughput_bytes_per_sec: 0,
+        elapsed_ms: 0,
         error: None,
     };
     if let Some(StoredReport { report, .. }) = report {
@@ -40,6 +41,7 @@ fn node_progress(
         progress.chunks_done = report.chunks_done;
         progress.bytes_done = report.bytes_done;
         progress.throughput_bytes_per_sec = rate(report.bytes_done, report.elapsed_ms);
+        progress.elapsed_ms = report.elapsed_ms;
         progress.error.clone_from(&report.error);
     }
     if !progress.state.is_final() {

@@ -56,6 +56,10 @@ impl NodeStore for RedisStore {
                     "peer_receive_bytes_per_sec",
                     node.stats.peer_receive_bytes_per_sec.to_string(),
                 ),
+                (
+                    "peer_send_rate_bytes_per_sec",
+                    node.stats.peer_send_rate_bytes_per_sec.to_string(),
+                ),
             ];
             redis::pipe()
                 .atomic()
@@ -90,6 +94,7 @@ impl NodeStore for RedisStore {
                 .arg(stats.quarantined_chunks)
                 .arg(stats.peer_send_bytes_per_sec)
                 .arg(stats.peer_receive_bytes_per_sec)
+                .arg(stats.peer_send_rate_bytes_per_sec)
                 .arg(max)
                 .arg(deleted);
             let work: Option<(Vec<String>, Vec<String>)> = call.invoke_async(&mut conn).await?;

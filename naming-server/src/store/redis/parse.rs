@@ -75,6 +75,8 @@ pub(super) fn node_record(
             peer_send_bytes_per_sec: field(fields, "peer_send_bytes_per_sec", &owner).unwrap_or(0),
             peer_receive_bytes_per_sec: field(fields, "peer_receive_bytes_per_sec", &owner)
                 .unwrap_or(0),
+            peer_send_rate_bytes_per_sec: field(fields, "peer_send_rate_bytes_per_sec", &owner)
+                .unwrap_or(0),
         },
         node_id,
     })

@@ -81,17 +81,18 @@ return 1
 ";
 
 /// KEYS: node, trash, suspects. ARGV: now ms, capacity, free, chunk count,
-/// full (1 or 0), quarantined count, peer send and receive rates, max,
-/// deleted ids... Returns {up to max
+/// full (1 or 0), quarantined count, peer send and receive rates, peer
+/// send-rate average, max, deleted ids... Returns {up to max
 /// chunk ids to delete, up to max suspect chunk ids to verify (taken out of
 /// the set)}, or nil for an unknown node.
 pub const HEARTBEAT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'last_heartbeat_ms', ARGV[1], 'capacity_bytes', ARGV[2],
   'free_bytes', ARGV[3], 'chunk_count', ARGV[4], 'full', ARGV[5], 'quarantined_chunks', ARGV[6],
-  'peer_send_bytes_per_sec', ARGV[7], 'peer_receive_bytes_per_sec', ARGV[8])
-for i = 10, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
-return {redis.call('SRANDMEMBER', KEYS[2], ARGV[9]), redis.call('SPOP', KEYS[3], ARGV[9])}
+  'peer_send_bytes_per_sec', ARGV[7], 'peer_receive_bytes_per_sec', ARGV[8],
+  'peer_send_rate_bytes_per_sec', ARGV[9])
+for i = 11, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
+return {redis.call('SRANDMEMBER', KEYS[2], ARGV[10]), redis.call('SPOP', KEYS[3], ARGV[10])}
 ";
 
 /// KEYS: node, trash, suspects, node set, repair flag. ARGV: node id, the

@@ -1,0 +1,184 @@
+//! Placement that uses what the fleet knows: storage nodes report how fast
+//! they send chunks to peers, and a distribution puts the ones much slower
+//! than the rest at the chain's tail, where they hold no one up.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use dfs_tests::{TestCluster, wait_until, write_random_file};
+use serde_json::{Value, json};
+
+const CHUNK: u64 = 1024 * 1024;
+const CHUNKS: u64 = 16;
+const CAP: &str = "TEST_ONLY_LIMIT_P2P_BANDWIDTH";
+/// Every node's sending cap, and the slow nodes' (a quarter of it).
+const FAST: &str = "100m";
+const SLOW: &str = "25m";
+/// The fast nodes' link, bytes per second.
+const B: f64 = 100e6 / 8.0;
+
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
+
+/// Starts distributing file `name`; returns the job once it left `running`.
+async fn distribute(cluster: &TestCluster, name: &str) -> Result<Value> {
+    let job = cluster
+        .post_json("/distributions", &json!({ "name": name }))
+        .await?;
+    let job_id = job["job_id"].as_str().context("job_id")?.to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = cluster
+            .get_json(&format!("/distributions/{job_id}"))
+            .await?;
+        if job["state"] != "running" {
+            ensure!(job["state"] == "done", "job {job_id}: {job}");
+            return Ok(job);
+        }
+        if Instant::now() > deadline {
+            bail!("job {job_id} still running: {job}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The job's nodes in chain order, with the seconds each took.
+fn chain(job: &Value) -> Vec<(String, f64)> {
+    job["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| {
+                    let id = n["node_id"].as_str().unwrap_or_default().to_owned();
+                    (id, n["elapsed_ms"].as_f64().unwrap_or(f64::NAN) / 1e3)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn slow_senders_go_to_the_tail_and_hold_no_one_up() -> Result<()> {
+    // One node holds both files; 11 empty nodes join; all send at 100 Mbit/s.
+    let mut cluster = TestCluster::builder()
+        .storage_nodes(1)
+        .storage_env(CAP, FAST)
+        .start()
+        .await?;
+    let size = CHUNKS * CHUNK;
+    let mut files = Vec::new();
+    for (seed, name) in [(31, "warm-up"), (32, "model")] {
+        let local = cluster.scratch_dir().join(name);
+        write_random_file(&local, size, seed)?;
+        cluster
+            .dfs_ok([
+                "create",
+                arg(&local),
+                name,
+                "--chunk-size",
+                "1MiB",
+                "--replication",
+                "1",
+            ])
+            .await?;
+        files.push(local);
+    }
+    for _ in 0..11 {
+        cluster.add_storage().await?;
+    }
+    cluster.wait_for_live_nodes(12).await?;
+
+    // The two nodes a plan without measured rates puts first (the lowest
+    // ids) send at a quarter of the others' rate.
+    let mut joined: Vec<usize> = (1..12).collect();
+    joined.sort_by(|&a, &b| {
+        cluster
+            .storage(a)
+            .node_id()
+            .cmp(cluster.storage(b).node_id())
+    });
+    let slow = [joined[0], joined[1]];
+    for &i in &slow {
+        cluster.restart_storage_with(i, &[(CAP, SLOW)]).await?;
+    }
+    let slow_ids: Vec<String> = slow
+        .iter()
+        .map(|&i| cluster.storage(i).node_id().to_owned())
+        .collect();
+    let urls: Vec<String> = slow
+        .iter()
+        .map(|&i| cluster.storage(i).url().to_owned())
+        .collect();
+    wait_until(Duration::from_secs(30), || async {
+        let nodes = cluster.get_json("/nodes").await.unwrap_or_default();
+        let listed = nodes["nodes"].as_array().cloned().unwrap_or_default();
+        urls.iter().all(|url| {
+            listed
+                .iter()
+                .any(|n| n["url"] == url.as_str() && n["alive"] == true)
+        }) && listed.iter().filter(|n| n["alive"] == true).count() == 12
+    })
+    .await
+    .context("the restarted nodes never re-registered")?;
+
+    // The first job: no node has sent anything yet, so the chain is in id
+    // order, the slow nodes first, and every node below runs at their pace.
+    let first = chain(&distribute(&cluster, "warm-up").await?);
+    ensure!(
+        first.len() == 11 && first[..2].iter().map(|n| &n.0).eq(slow_ids.iter()),
+        "first chain: {first:?}"
+    );
+
+    // Now the nodes report their send rates: the slow ones a quarter of the rest.
+    wait_until(Duration::from_secs(10), || async {
+        let nodes = cluster.get_json("/nodes").await.unwrap_or_default();
+        let listed = nodes["nodes"].as_array().cloned().unwrap_or_default();
+        let rate = |id: &str| {
+            listed
+                .iter()
+                .find(|n| n["node_id"] == id)
+                .and_then(|n| n["peer_send_rate_bytes_per_sec"].as_u64())
+                .unwrap_or(0)
+        };
+        slow_ids
+            .iter()
+            .all(|id| rate(id) > 0 && (rate(id) as f64) < B / 2.0)
+    })
+    .await
+    .context("the slow nodes never reported their send rates")?;
+
+    // The second job puts them last: every fast node finishes within 1.2 ×
+    // what the chain allows, S/B + (k−1)·c/B.
+    let second = chain(&distribute(&cluster, "model").await?);
+    ensure!(
+        second.len() == 11 && second[9..].iter().all(|n| slow_ids.contains(&n.0)),
+        "second chain: {second:?}"
+    );
+    let bound = (size as f64 + 10.0 * CHUNK as f64) / B;
+    for (position, (node, took)) in second[..9].iter().enumerate() {
+        ensure!(
+            *took <= 1.2 * bound,
+            "fast node {node} at position {position} took {took:.2} s, bound {bound:.2} s: {second:?}"
+        );
+    }
+    let slowest_fast = |c: &[(String, f64)]| {
+        c.iter()
+            .filter(|n| !slow_ids.contains(&n.0))
+            .map(|n| n.1)
+            .fold(0.0, f64::max)
+    };
+    eprintln!(
+        "fast nodes done in {:.2} s with the slow nodes first, {:.2} s with them last \
+         (S/B + (k−1)·c/B = {bound:.2} s)",
+        slowest_fast(&first),
+        slowest_fast(&second),
+    );
+    ensure!(
+        cluster.check_replicas("model", &files[1], 12).await? == CHUNKS as usize,
+        "model is not whole on every node"
+    );
+    Ok(())
+}
