@@ -218,6 +218,23 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Polls distribution job `job_id` until it leaves `running` (for at
+    /// most 90 s); returns it.
+    pub async fn finished_job(&self, job_id: &str) -> Result<serde_json::Value> {
+        const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+        let deadline = std::time::Instant::now() + JOB_TIMEOUT;
+        loop {
+            let job = self.get_json(&format!("/distributions/{job_id}")).await?;
+            if job["state"] != "running" {
+                return Ok(job);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("job {job_id} still running after {JOB_TIMEOUT:?}: {job}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Kills storage node `i` and starts it again on its data dir (same
     /// node id) with `env` set on top of its environment.
     pub async fn restart_storage_with(&mut self, i: usize, env: &[(&str, &str)]) -> Result<()> {
@@ -473,20 +490,20 @@ impl TestCluster {
     }
 }
 
-/// `(node_id, state)` of every chain node of a distribution job, head first.
-pub fn job_node_states(job: &serde_json::Value) -> Vec<(String, String)> {
+/// `each` of every chain node of a distribution job, head first.
+pub fn job_nodes<T>(job: &serde_json::Value, each: impl Fn(&serde_json::Value) -> T) -> Vec<T> {
     job["nodes"]
         .as_array()
-        .map(|nodes| {
-            nodes
-                .iter()
-                .map(|n| {
-                    let field = |k: &str| n[k].as_str().unwrap_or_default().to_owned();
-                    (field("node_id"), field("state"))
-                })
-                .collect()
-        })
+        .map(|nodes| nodes.iter().map(each).collect())
         .unwrap_or_default()
+}
+
+/// `(node_id, state)` of every chain node of a distribution job, head first.
+pub fn job_node_states(job: &serde_json::Value) -> Vec<(String, String)> {
+    job_nodes(job, |n| {
+        let field = |k: &str| n[k].as_str().unwrap_or_default().to_owned();
+        (field("node_id"), field("state"))
+    })
 }
 
 /// Writes `len` bytes of deterministic pseudo-random data to `path`.

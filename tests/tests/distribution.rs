@@ -33,23 +33,6 @@ async fn cluster_with_gcs(
     builder.start().await
 }
 
-/// Polls job `job_id` until it leaves `running`; returns it.
-async fn finished_job(cluster: &TestCluster, job_id: &str) -> Result<Value> {
-    let deadline = Instant::now() + JOB_TIMEOUT;
-    loop {
-        let job = cluster
-            .get_json(&format!("/distributions/{job_id}"))
-            .await?;
-        if job["state"] != "running" {
-            return Ok(job);
-        }
-        if Instant::now() > deadline {
-            bail!("job {job_id} still running after {JOB_TIMEOUT:?}: {job}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// One storage node capped at `cap` holding file `name` (`chunks` chunks of
 /// random bytes, one replica), then `new_nodes` empty nodes with the same cap.
 async fn one_holder(
@@ -208,7 +191,7 @@ async fn distribute_copies_a_file_to_every_node_and_then_has_nothing_to_do() -> 
     );
     let job_id = String::from_utf8(out.stdout)?;
     let job_id = job_id.trim();
-    let job = finished_job(&cluster, job_id).await?;
+    let job = cluster.finished_job(job_id).await?;
     ensure!(job["state"] == "done", "{job}");
     ensure!(
         job_node_states(&job).iter().all(|(_, s)| s == "done"),
@@ -324,7 +307,7 @@ async fn killing_a_middle_node_the_rest_complete() -> Result<()> {
     let victim_index = cluster.storage_index(&victim)?;
     cluster.stop_storage(victim_index).await?;
 
-    let job = finished_job(&cluster, &job_id).await?;
+    let job = cluster.finished_job(&job_id).await?;
     eprintln!("{job:#}");
     ensure!(job["state"] == "done", "{job}");
     for (node, state) in job_node_states(&job) {
@@ -420,7 +403,7 @@ async fn the_p2p_cap_holds_the_sending_rate() -> Result<()> {
     let job_id = cluster
         .dfs_ok(["distribute", "capped", "--no-wait"])
         .await?;
-    let job = finished_job(&cluster, job_id.trim()).await?;
+    let job = cluster.finished_job(job_id.trim()).await?;
     ensure!(job["state"] == "done", "{job}");
     let took_ms = job["finished_at_ms"].as_u64().context("finished")?
         - job["created_at_ms"].as_u64().context("created")?;
@@ -509,7 +492,7 @@ async fn json_logs_are_one_object_a_line_with_the_ids_of_their_work() -> Result<
         .dfs_ok(["distribute", "logged.bin", "--no-wait"])
         .await?;
     let job_id = job_id.trim();
-    let job = finished_job(&cluster, job_id).await?;
+    let job = cluster.finished_job(job_id).await?;
     ensure!(job["state"] == "done", "{job}");
     let file_id = cluster.file_record("logged.bin").await?["file_id"]
         .as_str()

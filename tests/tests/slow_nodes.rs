@@ -3,10 +3,10 @@
 //! than the rest at the chain's tail, where they hold no one up.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
-use dfs_tests::{TestCluster, wait_until, write_random_file};
+use anyhow::{Context, Result, ensure};
+use dfs_tests::{TestCluster, job_nodes, wait_until, write_random_file};
 use serde_json::{Value, json};
 
 const CHUNK: u64 = 1024 * 1024;
@@ -22,42 +22,24 @@ fn arg(path: &Path) -> &str {
     path.to_str().unwrap_or_default()
 }
 
-/// Starts distributing file `name`; returns the job once it left `running`.
+/// Distributes file `name`; returns the job once it is done.
 async fn distribute(cluster: &TestCluster, name: &str) -> Result<Value> {
     let job = cluster
         .post_json("/distributions", &json!({ "name": name }))
         .await?;
-    let job_id = job["job_id"].as_str().context("job_id")?.to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let job = cluster
-            .get_json(&format!("/distributions/{job_id}"))
-            .await?;
-        if job["state"] != "running" {
-            ensure!(job["state"] == "done", "job {job_id}: {job}");
-            return Ok(job);
-        }
-        if Instant::now() > deadline {
-            bail!("job {job_id} still running: {job}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let job = cluster
+        .finished_job(job["job_id"].as_str().context("job_id")?)
+        .await?;
+    ensure!(job["state"] == "done", "{job}");
+    Ok(job)
 }
 
 /// The job's nodes in chain order, with the seconds each took.
 fn chain(job: &Value) -> Vec<(String, f64)> {
-    job["nodes"]
-        .as_array()
-        .map(|nodes| {
-            nodes
-                .iter()
-                .map(|n| {
-                    let id = n["node_id"].as_str().unwrap_or_default().to_owned();
-                    (id, n["elapsed_ms"].as_f64().unwrap_or(f64::NAN) / 1e3)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    job_nodes(job, |n| {
+        let id = n["node_id"].as_str().unwrap_or_default().to_owned();
+        (id, n["elapsed_ms"].as_f64().unwrap_or(f64::NAN) / 1e3)
+    })
 }
 
 #[tokio::test]
