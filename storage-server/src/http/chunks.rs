@@ -185,14 +185,14 @@ pub async fn put_chunk(
         }
         received => received?,
     };
-    let meta = received.meta();
+    let (meta, took) = (received.meta(), started.elapsed());
     let metrics = state.store.metrics();
-    metrics.http_put_bytes.inc_by(meta.size);
-    metrics.received(Path::Http, meta.size, started.elapsed());
     let (outcome, _) = if downstream.is_empty() || meta.size > PUSH_MAX {
         let committed = state.store.commit(received).await?;
-        let replicator = &state.replicator;
-        replicator
+        metrics.http_put_bytes.inc_by(meta.size);
+        metrics.received(Path::Http, meta.size, took);
+        state
+            .replicator
             .forward(&id, meta, &downstream, signature)
             .await?;
         committed
@@ -205,6 +205,8 @@ pub async fn put_chunk(
             .push(&id, meta, data, &downstream, signature);
         let (committed, pushed) = tokio::join!(state.store.commit(received), pushed);
         let committed = committed?;
+        metrics.http_put_bytes.inc_by(meta.size);
+        metrics.received(Path::Http, meta.size, took);
         pushed?;
         metrics.sent(Path::Http, meta.size);
         committed
