@@ -272,7 +272,8 @@ pub fn jobs(jobs: &[Distribution]) -> String {
     )
 }
 
-/// `dfs jobs JOB_ID`: the job, then one line per chain node, head first.
+/// `dfs jobs JOB_ID`: the job, then one line per chain node, head first
+/// (`bypassed`: the nodes below it pull around it).
 pub fn job(job: &Distribution) -> String {
     let mut out = format!(
         "job_id:      {}\nname:        {}\nsource:      {}\nsize:        {} ({} chunks of {})\nstate:       {}\nthroughput:  {}/s\n",
@@ -293,9 +294,14 @@ pub fn job(job: &Distribution) -> String {
         .nodes
         .iter()
         .map(|n| {
+            let state = lowercase(&n.state);
             vec![
                 escape(&n.node_id),
-                lowercase(&n.state),
+                if n.bypassed {
+                    format!("{state}, bypassed")
+                } else {
+                    state
+                },
                 format!("{}/{}", n.chunks_done, job.chunk_count),
                 HumanBytes(n.bytes_done).to_string(),
                 format!("{}/s", HumanBytes(n.throughput_bytes_per_sec)),

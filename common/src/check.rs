@@ -219,7 +219,10 @@ impl Check for StartDistribution {
 
 impl Check for NodeReport {
     fn check(&self) -> Result<(), Invalid> {
-        id("node id", &self.node_id)
+        id("node id", &self.node_id)?;
+        self.source
+            .as_deref()
+            .map_or(Ok(()), |source| id("source node id", source))
     }
 }
 

@@ -71,7 +71,8 @@ pub struct Config {
     pub test_only_limit_gcs_bandwidth: Option<u64>,
 
     /// Test-only cap on this node's sending on the peer chain, in bits per
-    /// second (`10m` = 10 Mbit/s).
+    /// second (`10m` = 10 Mbit/s). When set, `PUT /test-only/p2p-bandwidth`
+    /// (body: a new cap, e.g. `5m`) changes it while the node runs.
     #[arg(long, env = "TEST_ONLY_LIMIT_P2P_BANDWIDTH", value_parser = parse_bandwidth)]
     pub test_only_limit_p2p_bandwidth: Option<u64>,
 

@@ -167,6 +167,10 @@ pub async fn run(
     };
     let sweeps = tokio::spawn(sweeper.run(shutdown.clone()));
     let throttle = Arc::new(Throttle::new(config.test_only_limit_p2p_bandwidth));
+    let test_only_p2p_throttle = config
+        .test_only_limit_p2p_bandwidth
+        .is_some()
+        .then(|| throttle.clone());
     let peer = tokio::spawn(peer::serve(
         listeners.peer,
         store.clone(),
@@ -195,6 +199,7 @@ pub async fn run(
         distributor,
         admission: Admission::new(token.clone()),
         token,
+        test_only_p2p_throttle,
     });
     let served = dfs_common::serve::serve(listeners.http, app, tls, shutdown.clone()).await;
     shutdown.cancel();

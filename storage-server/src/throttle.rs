@@ -26,37 +26,54 @@ const SLACK: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
 pub struct Throttle {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
     /// Bytes per second; `None` means unlimited.
     rate: Option<f64>,
     /// When the bytes granted so far are paid for; `None` before the first
     /// grant.
-    paid_until: Mutex<Option<Instant>>,
+    paid_until: Option<Instant>,
 }
 
 impl Throttle {
     /// A throttle holding `bytes_per_sec`, or none at all for `None`.
     pub fn new(bytes_per_sec: Option<u64>) -> Self {
         Self {
-            rate: bytes_per_sec.map(|rate| rate.max(1) as f64),
-            paid_until: Mutex::new(None),
+            state: Mutex::new(State {
+                rate: bytes_per_sec.map(|rate| rate.max(1) as f64),
+                paid_until: None,
+            }),
         }
     }
 
-    /// The configured rate in bytes per second, if any.
+    // A poisoned lock only means another taker panicked mid-update of
+    // plain values; it is still usable.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The rate in bytes per second, if any.
     pub fn rate(&self) -> Option<u64> {
-        self.rate.map(|rate| rate as u64)
+        self.state().rate.map(|rate| rate as u64)
+    }
+
+    /// Holds `bytes_per_sec` from the next grant on (`None`: no limit).
+    /// Grants already made keep the rate they were made at.
+    pub fn set_rate(&self, bytes_per_sec: Option<u64>) {
+        self.state().rate = bytes_per_sec.map(|rate| rate.max(1) as f64);
     }
 
     /// Waits until `bytes` may be sent without exceeding the rate.
     pub async fn take(&self, bytes: u64) {
-        let Some(rate) = self.rate else { return };
         let until = {
-            // A poisoned lock only means another taker panicked mid-update
-            // of one plain value; it is still usable.
-            let mut paid_until = self
-                .paid_until
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut state = self.state();
+            let Some(rate) = state.rate else { return };
+            let paid_until = &mut state.paid_until;
             let now = Instant::now();
             let start = match *paid_until {
                 // Busy (or queued behind other takers): go on from the last grant.
@@ -149,6 +166,23 @@ mod tests {
         }
         // 1 MB at 1 MB/s, plus moving the last piece.
         assert_eq!(start.elapsed(), Duration::from_millis(1_015));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_rate_holds_from_the_next_grant() {
+        let throttle = Throttle::new(Some(1_000_000));
+        assert_eq!(
+            elapsed_for(&throttle, 10, 100_000).await,
+            Duration::from_secs(1)
+        );
+        throttle.set_rate(Some(100_000));
+        assert_eq!(throttle.rate(), Some(100_000));
+        assert_eq!(
+            elapsed_for(&throttle, 1, 100_000).await,
+            Duration::from_secs(1)
+        );
+        throttle.set_rate(None);
+        assert_eq!(elapsed_for(&throttle, 10, 100_000).await, Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

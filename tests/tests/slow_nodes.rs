@@ -1,6 +1,7 @@
 //! Placement that uses what the fleet knows: storage nodes report how fast
 //! they send chunks to peers, and a distribution puts the ones much slower
-//! than the rest at the chain's tail, where they hold no one up.
+//! than the rest at the chain's tail, where they hold no one up; a node
+//! that slows down during a job is pulled around.
 
 use std::path::Path;
 use std::time::Duration;
@@ -161,6 +162,113 @@ async fn slow_senders_go_to_the_tail_and_hold_no_one_up() -> Result<()> {
     ensure!(
         cluster.check_replicas("model", &files[1], 12).await? == CHUNKS as usize,
         "model is not whole on every node"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_slowed_during_a_job_is_pulled_around() -> Result<()> {
+    // One node holds the file; five empty nodes form the chain, all
+    // sending at 100 Mbit/s.
+    let mut cluster = TestCluster::builder()
+        .storage_nodes(1)
+        .storage_env(CAP, FAST)
+        .start()
+        .await?;
+    let chunks = 48;
+    let size = chunks * CHUNK;
+    let local = cluster.scratch_dir().join("dataset");
+    write_random_file(&local, size, 33)?;
+    cluster
+        .dfs_ok([
+            "create",
+            arg(&local),
+            "dataset",
+            "--chunk-size",
+            "1MiB",
+            "--replication",
+            "1",
+        ])
+        .await?;
+    for _ in 0..5 {
+        cluster.add_storage().await?;
+    }
+    cluster.wait_for_live_nodes(6).await?;
+
+    let job = cluster
+        .post_json("/distributions", &json!({ "name": "dataset" }))
+        .await?;
+    let job_id = job["job_id"].as_str().context("job_id")?.to_owned();
+    let order = job_nodes(&job, |n| {
+        n["node_id"].as_str().unwrap_or_default().to_owned()
+    });
+    ensure!(order.len() == 5, "chain: {order:?}");
+    // The second node of the chain drops to a 25th of its rate once a few
+    // chunks went by: without a change of plan, the three nodes below it
+    // would get the rest of the file at 4 Mbit/s.
+    let slowed = order[1].clone();
+    let node = cluster
+        .storage_nodes()
+        .iter()
+        .find(|n| n.node_id() == slowed)
+        .context("the slowed node is not in the cluster")?;
+    wait_until(Duration::from_secs(30), || async {
+        let job = cluster
+            .get_json(&format!("/distributions/{job_id}"))
+            .await
+            .unwrap_or_default();
+        job_nodes(&job, |n| {
+            (n["node_id"] == slowed.as_str(), n["chunks_done"].as_u64())
+        })
+        .iter()
+        .any(|&(is, done)| is && done.unwrap_or(0) >= 4)
+    })
+    .await
+    .context("the second node never got going")?;
+    let slow_rate = 4e6 / 8.0;
+    let set_cap = |cap: &'static str| {
+        cluster
+            .authorized(
+                cluster
+                    .http()
+                    .put(format!("{}/test-only/p2p-bandwidth", node.url()))
+                    .body(cap),
+            )
+            .send()
+    };
+    let refused = set_cap("slow").await?;
+    ensure!(refused.status() == 400, "a bad cap: {}", refused.status());
+    let reply = set_cap("4m").await?;
+    ensure!(reply.status() == 204, "setting the cap: {}", reply.status());
+
+    let job = cluster.finished_job(&job_id).await?;
+    ensure!(job["state"] == "done", "{job}");
+    let nodes = job_nodes(&job, |n| {
+        (
+            n["node_id"].as_str().unwrap_or_default().to_owned(),
+            n["bypassed"] == true,
+            n["elapsed_ms"].as_f64().unwrap_or(f64::NAN) / 1e3,
+        )
+    });
+    eprintln!("chain after the job (node, bypassed, seconds): {nodes:?}");
+    // It, and only it, is pulled around.
+    let bypassed: Vec<&String> = nodes.iter().filter(|n| n.1).map(|n| &n.0).collect();
+    ensure!(
+        bypassed == [&slowed],
+        "bypassed {bypassed:?}, slowed {slowed}: {job}"
+    );
+    // The nodes below it did not wait for the slowed link: it alone
+    // would have taken a quarter of this to send them the file.
+    let slow_link = size as f64 / slow_rate;
+    for (id, _, took) in &nodes[2..] {
+        ensure!(
+            *took < slow_link / 4.0,
+            "node {id} took {took:.1} s; the slowed link needs {slow_link:.0} s for the file: {nodes:?}"
+        );
+    }
+    ensure!(
+        cluster.check_replicas("dataset", &local, 6).await? == chunks as usize,
+        "the file is not whole on every node"
     );
     Ok(())
 }

@@ -218,6 +218,13 @@ async fn put_get_head_delete_round_trip() -> Result<()> {
         .send()
         .await?;
     assert_eq!(spec.status(), StatusCode::OK);
+    // The test-only cap route exists only on a node started with a cap.
+    let cap = http
+        .put(format!("{}/test-only/p2p-bandwidth", node.url))
+        .body("5m")
+        .send()
+        .await?;
+    assert_eq!(cap.status(), StatusCode::NOT_FOUND);
     Ok(())
 }
 

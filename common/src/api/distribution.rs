@@ -117,6 +117,10 @@ pub struct NodeProgress {
     pub elapsed_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The node fell behind during the job, or a node pulling from it did:
+    /// the nodes below it now pull from the nearest node above it.
+    #[serde(default)]
+    pub bypassed: bool,
 }
 
 /// `GET /distributions`: the most recent jobs, newest first.
@@ -147,6 +151,11 @@ pub struct NodeReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Crc32c>)]
     pub crc32c: Vec<u32>,
+    /// The node it received its last chunk from; absent while it reads
+    /// GCS or has received nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<NodeId>)]
+    pub source: Option<String>,
 }
 
 /// Reply to a [`NodeReport`].
@@ -154,6 +163,11 @@ pub struct NodeReport {
 pub struct ReportAck {
     /// The job's state: a node stops working on a `failed` job.
     pub state: JobState,
+    /// Chain nodes to pull from no more: they fell behind. The node pulls
+    /// from the next one above them instead, from its next missing chunk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<NodeId>)]
+    pub bypass: Vec<String>,
 }
 
 // ------------------------------------------------ naming → storage server

@@ -38,6 +38,34 @@ pub struct StoredReport {
     #[serde(flatten)]
     pub report: NodeReport,
     pub received_at_ms: u64,
+    /// Where the node stood at its first report naming its current source
+    /// (see `distribution::adapt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_start: Option<SourceStart>,
+}
+
+/// A node's bytes and working time at some report.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SourceStart {
+    pub bytes_done: u64,
+    pub elapsed_ms: u64,
+}
+
+/// Rates are judged over at least this long.
+const RATE_WINDOW_MS: u64 = 1_000;
+
+impl StoredReport {
+    /// Bytes per second received from the current source since the node
+    /// started on it; `None` before a second of it.
+    pub fn source_rate(&self) -> Option<u64> {
+        let start = self.source_start?;
+        let span_ms = self.report.elapsed_ms.checked_sub(start.elapsed_ms)?;
+        if span_ms < RATE_WINDOW_MS {
+            return None;
+        }
+        let bytes = self.report.bytes_done.saturating_sub(start.bytes_done);
+        u64::try_from(u128::from(bytes) * 1000 / u128::from(span_ms)).ok()
+    }
 }
 
 /// A job as stored.
@@ -47,6 +75,9 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// By node id.
     pub reports: HashMap<String, StoredReport>,
+    /// Nodes no one pulls from any more, by node id, each with the node
+    /// that fell behind it (see `distribution::adapt`).
+    pub bypassed: HashMap<String, String>,
 }
 
 /// Job storage. Every method is safe to call from many naming servers.
@@ -66,4 +97,8 @@ pub trait JobStore: Send + Sync {
         job_id: &'a str,
         report: &'a StoredReport,
     ) -> StoreFuture<'a, ()>;
+
+    /// Records that every node pulls around each `(bypassed, behind)`
+    /// pair's first node; a node bypassed already keeps its first entry.
+    fn bypass<'a>(&'a self, job_id: &'a str, marks: &'a [(String, String)]) -> StoreFuture<'a, ()>;
 }

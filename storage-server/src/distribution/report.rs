@@ -1,11 +1,13 @@
 //! Progress reports to the naming server (`POST
 //! /distributions/{job_id}/progress`): one as soon as work starts, then one
 //! a second while it goes on, then the final one, retried until it lands.
-//! The naming server's reply says whether the job still runs; a failed job
-//! stops the worker.
+//! The naming server's reply says whether the job still runs (a failed job
+//! stops the worker) and which chain nodes fell behind: the worker pulls
+//! around them.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dfs_client::{NamingClient, RetryPolicy};
@@ -19,7 +21,9 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 const FINAL_REPORT_RETRY: RetryPolicy =
     RetryPolicy::new(10, Duration::from_millis(250), Duration::from_secs(5));
 
-/// Chunks and bytes this node holds of the job's file, shared with the reporter.
+/// Chunks and bytes this node holds of the job's file and where they come
+/// from, shared with the reporter; and the nodes the naming server says
+/// to pull around.
 #[derive(Debug, Clone)]
 pub struct Progress(Arc<Counters>);
 
@@ -28,6 +32,10 @@ struct Counters {
     chunks: AtomicU64,
     bytes: AtomicU64,
     started: Instant,
+    /// The node the last chunk came from.
+    source: Mutex<Option<String>>,
+    /// Chain nodes not to pull from, as the naming server last said.
+    bypass: Mutex<HashSet<String>>,
 }
 
 impl Progress {
@@ -36,7 +44,35 @@ impl Progress {
             chunks: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             started: Instant::now(),
+            source: Mutex::new(None),
+            bypass: Mutex::new(HashSet::new()),
         }))
+    }
+
+    /// The next chunks come from `node_id` (`None`: not from a node).
+    pub fn set_source(&self, node_id: Option<&str>) {
+        let mut source = self.0.source.lock().unwrap_or_else(PoisonError::into_inner);
+        if source.as_deref() != node_id {
+            *source = node_id.map(str::to_owned);
+        }
+    }
+
+    /// Whether the naming server said to pull around `node_id`.
+    pub fn bypassed(&self, node_id: &str) -> bool {
+        self.0
+            .bypass
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(node_id)
+    }
+
+    fn set_bypass(&self, nodes: Vec<String>) {
+        let mut bypass = self.0.bypass.lock().unwrap_or_else(PoisonError::into_inner);
+        for node_id in nodes {
+            if bypass.insert(node_id.clone()) {
+                tracing::warn!(node = %node_id, "the naming server says this node fell behind; pulling around it");
+            }
+        }
     }
 
     /// One more chunk of `size` bytes is on disk, verified.
@@ -60,6 +96,12 @@ impl Progress {
             error: None,
             fatal: false,
             crc32c: Vec::new(),
+            source: self
+                .0
+                .source
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         }
     }
 }
@@ -93,7 +135,7 @@ impl Reporter {
                     cancel.cancel();
                     return;
                 }
-                Ok(_) => {}
+                Ok(ack) => progress.set_bypass(ack.bypass),
                 Err(error) => {
                     tracing::warn!(%job_id, %error, "progress report not delivered");
                 }

@@ -6,8 +6,9 @@
 //! what pipelines the chain), then the chunk's holders outside the chain,
 //! then GCS. A source that cannot be reached is dropped for the rest of the
 //! job, so a node whose upstream died carries on from the next one up,
-//! starting at its first missing chunk. A copy whose CRC32C does not match
-//! is never stored: the chunk is asked of the next source.
+//! starting at its first missing chunk; so does a node told to pull around
+//! an upstream that fell behind. A copy whose CRC32C does not match is never
+//! stored: the chunk is asked of the next source.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -158,6 +159,7 @@ async fn work(
         let mut puller = Puller {
             resources,
             assignment,
+            progress,
             dead: HashSet::new(),
             sessions: HashMap::new(),
         };
@@ -191,6 +193,7 @@ async fn work(
         }
     }
     if let (Some((url, info)), true) = (&seed, from_gcs) {
+        progress.set_source(None);
         let gcs = resources.gcs().map_err(JobError::GcsUnavailable)?;
         let specs = specs(&assignment.chunks);
         // The head counts chunks it had before; a fallback counted them already.
@@ -255,6 +258,9 @@ enum Pulled {
 struct Puller<'a> {
     resources: &'a Resources,
     assignment: &'a ChainAssignment,
+    /// Where each chunk came from is told here; so are the nodes the
+    /// naming server says to pull around.
+    progress: &'a Progress,
     /// Sources that could not be reached: skipped for the rest of the job.
     dead: HashSet<String>,
     /// Open connections, by node id, kept for the next chunks.
@@ -281,7 +287,7 @@ impl Puller<'_> {
                 .assignment
                 .upstream
                 .iter()
-                .filter(|p| !self.dead.contains(&p.node_id))
+                .filter(|p| !self.dead.contains(&p.node_id) && !self.progress.bypassed(&p.node_id))
                 .collect();
             // The nearest live upstream may wait for the chunk; the others
             // are asked only if they hold it already. Holders and GCS serve
@@ -311,7 +317,10 @@ impl Puller<'_> {
             }
             for (source, wait) in sources {
                 match self.receive(source, chunk, expected, wait).await {
-                    Ok(received) => return Ok(Pulled::Received(received)),
+                    Ok(received) => {
+                        self.progress.set_source(Some(&source.node_id));
+                        return Ok(Pulled::Received(received));
+                    }
                     Err(e @ (PeerError::Connect { .. } | PeerError::ConnectionLost { .. })) => {
                         tracing::warn!(node = %source.node_id, error = %e, "source unreachable; moving up the chain");
                         self.dead.insert(source.node_id.clone());

@@ -11,6 +11,8 @@
 //!   replication chain.
 //! - `distributions`: `POST /distributions` and `GET /gcs/object`.
 //! - `system`: `GET /health` and `GET /metrics`.
+//! - `test_only`: `PUT /test-only/p2p-bandwidth`, mounted only on a node
+//!   started with `TEST_ONLY_LIMIT_P2P_BANDWIDTH`.
 
 mod chunks;
 mod distributions;
@@ -19,6 +21,7 @@ mod range;
 mod replicate;
 mod state;
 mod system;
+mod test_only;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
@@ -65,6 +68,9 @@ struct ApiDoc;
 /// metrics and the docs requires it.
 pub fn app(state: AppState) -> Router {
     let (mut protected, public) = routers();
+    if let Some(throttle) = state.test_only_p2p_throttle.clone() {
+        protected = protected.merge(test_only::router(throttle).into());
+    }
     if let Some(token) = state.token.clone() {
         protected = protected.route_layer(from_fn_with_state(token, require_token));
     }

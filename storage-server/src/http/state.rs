@@ -8,6 +8,7 @@ use crate::admission::Admission;
 use crate::distribution::Distributor;
 use crate::replication::Replicator;
 use crate::store::ChunkStore;
+use crate::throttle::Throttle;
 
 /// Shared state of the HTTP handlers.
 #[derive(Debug, Clone)]
@@ -25,4 +26,7 @@ pub struct AppState {
     pub token: Option<Token>,
     /// Which chunk ids a write may store.
     pub admission: Admission,
+    /// The peer send cap, on a node started with a test-only one: tests
+    /// may change it while the node runs.
+    pub test_only_p2p_throttle: Option<Arc<Throttle>>,
 }

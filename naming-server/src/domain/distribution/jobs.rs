@@ -10,12 +10,13 @@ use dfs_common::{chunk_len, now_ms};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::adapt;
 use super::plan::{self, Plan};
 use super::progress::view;
 use super::{DFS_SOURCE, seed_lease_expiry};
 use crate::domain::nodes::NodeDirectory;
 use crate::domain::{DomainError, DomainResult, Naming};
-use crate::store::{JobPlan, JobRecord, StoreError, StoredChunk, StoredReport};
+use crate::store::{JobPlan, JobRecord, SourceStart, StoreError, StoredChunk, StoredReport};
 
 /// Jobs listed by [`recent`].
 const RECENT_JOBS: usize = 20;
@@ -89,6 +90,7 @@ pub async fn report(naming: &Naming, job_id: &str, report: NodeReport) -> Domain
         add_done_nodes(naming, &record, &report.node_id).await?;
     }
     let stored = StoredReport {
+        source_start: Some(source_start(record.reports.get(&report.node_id), &report)),
         report,
         received_at_ms: now_ms(),
     };
@@ -96,10 +98,36 @@ pub async fn report(naming: &Naming, job_id: &str, report: NodeReport) -> Domain
     if first_fatal && seeding {
         discard_seed(naming, plan).await?;
     }
-    let record = naming.store.job(job_id).await?;
+    let mut record = naming.store.job(job_id).await?;
+    let now = now_ms();
+    let marks = adapt::bypasses(&record, now);
+    if !marks.is_empty() {
+        naming.store.bypass(job_id, &marks).await?;
+        for (node_id, behind) in marks {
+            tracing::warn!(%job_id, %node_id, %behind, "a node fell behind; the chain now pulls around this one");
+            record.bypassed.entry(node_id).or_insert(behind);
+        }
+    }
+    let bypass = record.bypassed.keys().cloned().collect();
     let nodes = NodeDirectory::load(naming).await?;
-    let job = view(record, &nodes, now_ms());
-    Ok(ReportAck { state: job.state })
+    let job = view(record, &nodes, now);
+    Ok(ReportAck {
+        state: job.state,
+        bypass,
+    })
+}
+
+/// Where the node stood when it started on the source `report` names:
+/// carried over from its `previous` report when that named the same one.
+fn source_start(previous: Option<&StoredReport>, report: &NodeReport) -> SourceStart {
+    match previous {
+        Some(previous) if previous.report.source == report.source => previous.source_start,
+        _ => None,
+    }
+    .unwrap_or(SourceStart {
+        bytes_done: report.bytes_done,
+        elapsed_ms: report.elapsed_ms,
+    })
 }
 
 /// `node` and every node that reported `done` before join every chunk's
@@ -208,8 +236,10 @@ async fn hand_out(naming: &Naming, plan: Plan) {
                 error: Some(format!("could not hand out the assignment: {error}")),
                 fatal: false,
                 crc32c: Vec::new(),
+                source: None,
             },
             received_at_ms: now_ms(),
+            source_start: None,
         };
         if let Err(e) = naming.store.record_report(&plan.job.job_id, &report).await {
             tracing::error!(error = %e, "recording a failed hand-out");

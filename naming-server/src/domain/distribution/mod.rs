@@ -4,6 +4,7 @@
 //! - [`plan`]: which nodes form the chain and what each is told.
 //! - [`jobs`]: start a job, hand it out, take the nodes' reports (a done
 //!   node becomes a replica; the first done node of a seed commits it).
+//! - [`adapt`]: which nodes a running job pulls around, from the reports.
 //! - [`progress`]: a job's state, derived on every read from its plan, the
 //!   nodes' last reports and their heartbeats, so any replica answers alike.
 
@@ -11,6 +12,7 @@ use dfs_common::now_ms;
 
 use super::{Naming, millis};
 
+pub mod adapt;
 pub mod jobs;
 pub mod plan;
 pub mod progress;

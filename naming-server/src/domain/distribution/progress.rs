@@ -35,6 +35,7 @@ fn node_progress(
         throughput_bytes_per_sec: 0,
         elapsed_ms: 0,
         error: None,
+        bypassed: false,
     };
     if let Some(StoredReport { report, .. }) = report {
         progress.state = report.state;
@@ -73,7 +74,10 @@ pub fn view(record: JobRecord, nodes: &NodeDirectory, now_ms: u64) -> Distributi
             let received = report.map_or(plan.created_at_ms, |r| r.received_at_ms);
             last_report_ms = last_report_ms.max(received);
             let alive = nodes.alive(&node.node_id);
-            node_progress(&node.node_id, &node.url, report, received, alive, now_ms)
+            NodeProgress {
+                bypassed: record.bypassed.contains_key(&node.node_id),
+                ..node_progress(&node.node_id, &node.url, report, received, alive, now_ms)
+            }
         })
         .collect();
     let finished = progress.iter().all(|n| n.state.is_final());
@@ -132,8 +136,10 @@ mod tests {
                 error: None,
                 fatal: false,
                 crc32c: Vec::new(),
+                source: None,
             },
             received_at_ms: 2_000,
+            source_start: None,
         }
     }
 
@@ -162,6 +168,7 @@ mod tests {
                 .into_iter()
                 .map(|r| (r.report.node_id.clone(), r))
                 .collect::<HashMap<_, _>>(),
+            bypassed: HashMap::new(),
         }
     }
 

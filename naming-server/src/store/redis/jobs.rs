@@ -4,7 +4,7 @@
 //!
 //! | key | type | content |
 //! |-----|------|---------|
-//! | `dfs:{jobs}:job:<job_id>` | hash | `plan` (JSON), `error`, `node:<node_id>` → report JSON |
+//! | `dfs:{jobs}:job:<job_id>` | hash | `plan` (JSON), `error`, `node:<node_id>` → report JSON, `bypassed:<node_id>` → the node that fell behind it |
 //! | `dfs:{jobs}:recent` | zset | job id → creation time, ms (newest 1000 kept) |
 //!
 //! Job hashes expire [`JOB_TTL_SECS`] after their last update.
@@ -34,15 +34,19 @@ fn job_record(job_id: &str, fields: HashMap<String, String>) -> StoreResult<JobR
         .ok_or_else(|| StoreError::NotFound(format!("distribution {job_id} not found")))?;
     let plan: JobPlan = serde_json::from_str(plan)?;
     let mut reports = HashMap::new();
+    let mut bypassed = HashMap::new();
     for (field, value) in &fields {
         if let Some(node_id) = field.strip_prefix("node:") {
             reports.insert(node_id.to_owned(), serde_json::from_str(value)?);
+        } else if let Some(node_id) = field.strip_prefix("bypassed:") {
+            bypassed.insert(node_id.to_owned(), value.clone());
         }
     }
     Ok(JobRecord {
         plan,
         error: fields.get("error").cloned(),
         reports,
+        bypassed,
     })
 }
 
@@ -127,6 +131,21 @@ impl JobStore for RedisStore {
                     format!("node {}: {error}", report.report.node_id),
                 )
                 .ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await?;
+            Ok(())
+        })
+    }
+
+    fn bypass<'a>(&'a self, job_id: &'a str, marks: &'a [(String, String)]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let key = job_key(job_id);
+            let mut conn = self.conn();
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (node_id, behind) in marks {
+                pipe.hset_nx(&key, format!("bypassed:{node_id}"), behind)
+                    .ignore();
             }
             pipe.query_async::<()>(&mut conn).await?;
             Ok(())
