@@ -18,7 +18,8 @@ use dfs_common::units::parse_size;
 #[derive(Debug, Parser)]
 #[command(name = "dfs", version)]
 struct Cli {
-    /// Base URL of the naming server.
+    /// Base URL of the naming server, or of several replicas of it,
+    /// comma-separated: a call that cannot connect to one goes to the next.
     #[arg(
         long,
         env = "DFS_NAMING_URL",

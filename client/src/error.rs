@@ -25,7 +25,11 @@ pub enum Error {
         failed_node: String,
         message: String,
     },
-    /// The call got no answer (refused, reset, timed out…).
+    /// No connection could be made (refused, no route, connect timeout):
+    /// the request was never sent, so it may go to another replica.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The call got no answer (reset, timed out…) after it was sent.
     #[error("cannot reach {url}: {reason}")]
     Transport { url: String, reason: String },
     /// The server answered 2xx with something the client cannot use.
@@ -53,7 +57,7 @@ impl Error {
     /// caller picks other nodes instead.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::BadResponse { .. } => true,
+            Self::Unreachable { .. } | Self::Transport { .. } | Self::BadResponse { .. } => true,
             Self::Api { status, .. } => {
                 status.is_server_error()
                     || *status == StatusCode::REQUEST_TIMEOUT
@@ -70,7 +74,7 @@ impl Error {
     /// answer to act on, not an outage to wait out.
     pub fn is_outage(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::BadResponse { .. } => true,
+            Self::Unreachable { .. } | Self::Transport { .. } | Self::BadResponse { .. } => true,
             Self::Api {
                 status,
                 retry_after,
@@ -90,10 +94,15 @@ impl Error {
 
     /// A reqwest failure of a call to `url`: no answer, or an unusable one.
     pub(crate) fn from_reqwest(url: &str, err: reqwest::Error) -> Self {
-        let decode = err.is_decode();
+        let (decode, connect) = (err.is_decode(), err.is_connect());
         let reason = error_chain(&err.without_url());
         if decode {
             Self::BadResponse {
+                url: url.to_owned(),
+                reason,
+            }
+        } else if connect {
+            Self::Unreachable {
                 url: url.to_owned(),
                 reason,
             }
@@ -160,9 +169,14 @@ mod tests {
         assert!(!chain.is_transient());
         let transport = Error::Transport {
             url: "u".into(),
-            reason: "refused".into(),
+            reason: "reset".into(),
         };
         assert!(transport.is_transient());
+        let unreachable = Error::Unreachable {
+            url: "u".into(),
+            reason: "refused".into(),
+        };
+        assert!(unreachable.is_transient() && unreachable.is_outage());
     }
 
     #[test]

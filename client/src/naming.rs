@@ -2,6 +2,8 @@
 //! that a dfs program calls (the CLI's, and the storage nodes' membership,
 //! orphan reports and distribution progress).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dfs_common::api::{
@@ -10,13 +12,14 @@ use dfs_common::api::{
     HeartbeatResponse, InitFileRequest, NodeList, NodeReport, RegisterRequest, RegisterResponse,
     RepairReport, ReportAck, StartDistribution, SuspectReplica,
 };
-use reqwest::{Method, RequestBuilder, Url};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, Response, Url};
 use serde::de::DeserializeOwned;
 
 use crate::access::ClusterAccess;
 use crate::error::Error;
 
-use crate::reply::{base_url, endpoint, send, send_json};
+use crate::reply::{base_url, decode_json, endpoint, send};
 
 /// How long a naming-server call may take unless the client says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,24 +27,73 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const REPAIR_TIMEOUT: Duration = Duration::from_secs(3600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A client of one naming server. Cheap to clone; clones share connections.
+/// A client of the naming server, or of several replicas of it. Cheap to
+/// clone; clones share connections and the replica in use.
 #[derive(Debug, Clone)]
 pub struct NamingClient {
     http: reqwest::Client,
-    base: Url,
+    /// The replicas' base URLs, in the order given.
+    bases: Arc<[Url]>,
+    /// Index in `bases` of the replica calls go to first: the last one
+    /// that could be reached.
+    current: Arc<AtomicUsize>,
     access: ClusterAccess,
     timeout: Duration,
 }
 
+/// One call, built again for whichever replica it goes to.
+struct Call<'a> {
+    method: Method,
+    segments: &'a [&'a str],
+    query: &'a [(&'a str, String)],
+    /// A JSON body, encoded once.
+    body: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, segments: &'a [&'a str]) -> Self {
+        Self {
+            method,
+            segments,
+            query: &[],
+            body: None,
+            timeout: None,
+        }
+    }
+
+    fn json<B: serde::Serialize>(mut self, body: &B) -> Result<Self, Error> {
+        let encoded = serde_json::to_vec(body)
+            .map_err(|e| Error::Setup(format!("encoding a request body: {e}")))?;
+        self.body = Some(encoded);
+        Ok(self)
+    }
+}
+
 impl NamingClient {
-    /// `base_url` is the naming server's root, e.g. `http://127.0.0.1:8000`
-    /// (or `https://…`); the token of `access`, when there is one, goes
-    /// with every call as `Authorization: Bearer …`.
-    pub fn new(base_url_text: &str, access: &ClusterAccess) -> Result<Self, Error> {
-        let base = base_url(base_url_text)?;
+    /// `base_urls` is the naming server's root, e.g. `http://127.0.0.1:8000`
+    /// (or `https://…`), or several replicas' roots separated by commas:
+    /// a call that cannot connect to one goes to the next (a request that
+    /// could not connect was never sent, so this is safe for every call).
+    /// The token of `access`, when there is one, goes with every call as
+    /// `Authorization: Bearer …`.
+    pub fn new(base_urls: &str, access: &ClusterAccess) -> Result<Self, Error> {
+        let bases = base_urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(base_url)
+            .collect::<Result<Vec<_>, _>>()?;
+        if bases.is_empty() {
+            return Err(Error::InvalidUrl {
+                url: base_urls.to_owned(),
+                reason: "no naming server URL given".to_owned(),
+            });
+        }
         Ok(Self {
             http: access.http(CONNECT_TIMEOUT, None)?,
-            base,
+            bases: bases.into(),
+            current: Arc::new(AtomicUsize::new(0)),
             access: access.clone(),
             timeout: DEFAULT_TIMEOUT,
         })
@@ -53,22 +105,57 @@ impl NamingClient {
         self
     }
 
-    /// The naming server's base URL.
+    /// The base URL of the replica calls go to now.
     pub fn base_url(&self) -> &str {
-        self.base.as_str()
+        self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()].as_str()
     }
 
-    fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
-        self.request_url(method, endpoint(&self.base, segments))
+    /// Sends `call` to the replica in use; when it cannot connect, to the
+    /// next ones in turn, and the first that answers is used from then on.
+    async fn send(&self, call: &Call<'_>) -> Result<Response, Error> {
+        let first = self.current.load(Ordering::Relaxed);
+        let count = self.bases.len();
+        let mut last = None;
+        for index in (first..first + count).map(|i| i % count) {
+            let base = &self.bases[index];
+            let mut url = endpoint(base, call.segments);
+            if !call.query.is_empty() {
+                let mut pairs = url.query_pairs_mut();
+                for (key, value) in call.query {
+                    pairs.append_pair(key, value);
+                }
+            }
+            let mut request = self
+                .http
+                .request(call.method.clone(), url)
+                .timeout(call.timeout.unwrap_or(self.timeout));
+            if let Some(body) = &call.body {
+                request = request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            match send(self.access.authorize(request)).await {
+                Err(e @ Error::Unreachable { .. }) if count > 1 => {
+                    tracing::warn!(naming_url = %base, error = %e, "naming server unreachable; trying the next one");
+                    last = Some(e);
+                }
+                answered => {
+                    if index != first {
+                        self.current.store(index, Ordering::Relaxed);
+                    }
+                    return answered;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Setup("no naming server URL".to_owned())))
     }
 
-    fn request_url(&self, method: Method, url: Url) -> RequestBuilder {
-        self.access
-            .authorize(self.http.request(method, url).timeout(self.timeout))
+    async fn send_json<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, Error> {
+        decode_json(self.send(call).await?).await
     }
 
     async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, Error> {
-        send_json(self.request(Method::GET, segments)).await
+        self.send_json(&Call::new(Method::GET, segments)).await
     }
 
     async fn post<B: serde::Serialize, T: DeserializeOwned>(
@@ -76,11 +163,14 @@ impl NamingClient {
         segments: &[&str],
         body: &B,
     ) -> Result<T, Error> {
-        send_json(self.request(Method::POST, segments).json(body)).await
+        self.send_json(&Call::new(Method::POST, segments).json(body)?)
+            .await
     }
 
     async fn delete(&self, segments: &[&str]) -> Result<(), Error> {
-        send(self.request(Method::DELETE, segments)).await.map(drop)
+        self.send(&Call::new(Method::DELETE, segments))
+            .await
+            .map(drop)
     }
 
     // ------------------------------------------------------------ files
@@ -110,9 +200,12 @@ impl NamingClient {
 
     /// `GET /files?name=`: a committed file with all its chunks.
     pub async fn file_by_name(&self, name: &str) -> Result<FileRecord, Error> {
-        let mut url = endpoint(&self.base, &["files"]);
-        url.query_pairs_mut().append_pair("name", name);
-        send_json(self.request_url(Method::GET, url)).await
+        let query = [("name", name.to_owned())];
+        let call = Call {
+            query: &query,
+            ..Call::new(Method::GET, &["files"])
+        };
+        self.send_json(&call).await
     }
 
     /// `GET /files/{file_id}`: a committed file with all its chunks.
@@ -127,18 +220,18 @@ impl NamingClient {
         limit: Option<u32>,
         after: Option<&str>,
     ) -> Result<FileList, Error> {
-        let mut url = endpoint(&self.base, &["files"]);
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("prefix", prefix);
-            if let Some(limit) = limit {
-                query.append_pair("limit", &limit.to_string());
-            }
-            if let Some(after) = after {
-                query.append_pair("after", after);
-            }
+        let mut query = vec![("prefix", prefix.to_owned())];
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
         }
-        send_json(self.request_url(Method::GET, url)).await
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        let call = Call {
+            query: &query,
+            ..Call::new(Method::GET, &["files"])
+        };
+        self.send_json(&call).await
     }
 
     /// `POST /files/{file_id}/chunks/{index}/suspect`: a replica served bad
@@ -151,7 +244,7 @@ impl NamingClient {
     ) -> Result<(), Error> {
         let index = index.to_string();
         let segments = ["files", file_id, "chunks", &index, "suspect"];
-        send(self.request(Method::POST, &segments).json(report))
+        self.send(&Call::new(Method::POST, &segments).json(report)?)
             .await
             .map(drop)
     }
@@ -163,10 +256,12 @@ impl NamingClient {
 
     /// `POST /files/{file_id}/repair`: re-replicates under-replicated chunks.
     pub async fn repair_file(&self, file_id: &str) -> Result<RepairReport, Error> {
-        let request = self
-            .request(Method::POST, &["files", file_id, "repair"])
-            .timeout(REPAIR_TIMEOUT);
-        send_json(request).await
+        let segments = ["files", file_id, "repair"];
+        let call = Call {
+            timeout: Some(REPAIR_TIMEOUT),
+            ..Call::new(Method::POST, &segments)
+        };
+        self.send_json(&call).await
     }
 
     // ------------------------------------------------------------ nodes

@@ -52,7 +52,11 @@ pub(crate) async fn send(request: RequestBuilder) -> Result<Response, Error> {
 
 /// Sends `request` and decodes its JSON reply.
 pub(crate) async fn send_json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, Error> {
-    let response = send(request).await?;
+    decode_json(send(request).await?).await
+}
+
+/// Decodes the JSON body of a 2xx `response`.
+pub(crate) async fn decode_json<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
     let url = shown(response.url());
     response
         .json()

@@ -25,8 +25,10 @@ pub struct Config {
     #[arg(long, env = "TCP_PORT", default_value_t = 50051)]
     pub tcp_port: u16,
 
-    /// Base URL of the naming server; `COORDINATOR_URL` is read when
-    /// `NAMING_URL` is unset [default: http://127.0.0.1:8000].
+    /// Base URL of the naming server, or of several replicas of it,
+    /// comma-separated (a call that cannot connect to one goes to the
+    /// next); `COORDINATOR_URL` is read when `NAMING_URL` is unset
+    /// [default: http://127.0.0.1:8000].
     #[arg(long, env = "NAMING_URL")]
     pub naming_url: Option<String>,
 

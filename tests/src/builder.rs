@@ -112,6 +112,7 @@ impl ClusterBuilder {
             redis,
             naming,
             naming_url,
+            naming_replicas: Vec::new(),
             naming_env,
             storage: Vec::new(),
             token: self.token,

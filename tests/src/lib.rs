@@ -93,6 +93,8 @@ pub struct TestCluster {
     pub redis: Redis,
     pub(crate) naming: Child,
     pub(crate) naming_url: String,
+    /// More naming servers on the same Redis ([`TestCluster::add_naming`]).
+    pub(crate) naming_replicas: Vec<Child>,
     pub(crate) naming_env: Vec<(String, String)>,
     pub(crate) storage: Vec<StorageNode>,
     pub(crate) token: Option<String>,
@@ -428,8 +430,8 @@ impl TestCluster {
         let mut command = Command::new(bin_path("dfs"));
         command
             .args(args)
-            .envs(env.iter().copied())
             .env("DFS_NAMING_URL", &self.naming_url)
+            .envs(env.iter().copied())
             .env_remove("DFS_TOKEN")
             .env_remove("DFS_CA_CERT");
         if let Some(token) = &self.token {

@@ -1,5 +1,5 @@
 //! For tests of outages: a naming server started again on the address of
-//! the one stopped, and a `dfs` run watched line by line while it works
+//! the one stopped, more naming servers beside it, and a `dfs` run watched line by line while it works
 //! ([`RunningDfs`]), so a test can act when it reaches a point.
 
 use std::process::{ExitStatus, Stdio};
@@ -32,6 +32,20 @@ impl TestCluster {
         }
         self.naming = child;
         Ok(())
+    }
+
+    /// Starts one more naming server on the cluster's Redis (a replica:
+    /// any of them serves any call); returns its base URL.
+    pub async fn add_naming(&mut self) -> Result<String> {
+        let log = self.logs.as_ref().map(|dir| {
+            dir.join(format!(
+                "naming-server-{}.log",
+                self.naming_replicas.len() + 2
+            ))
+        });
+        let (child, url) = spawn_naming(self.redis.url(), &self.naming_env, log.as_deref()).await?;
+        self.naming_replicas.push(child);
+        Ok(url)
     }
 
     /// Starts `dfs` with `args` and extra `env` (e.g. `DFS_LOG`) against

@@ -104,6 +104,11 @@ impl StorageNode {
         env: &[(String, String)],
         log: Option<PathBuf>,
     ) -> Result<Self> {
+        // A node's own `NAMING_URL` (a list of replicas, say) wins.
+        let naming_url = env
+            .iter()
+            .find(|(key, _)| key == "NAMING_URL")
+            .map_or(naming_url, |(_, url)| url.as_str());
         let mut child = server_command("storage-server", env, log.as_deref())?
             .env("TCP_PORT", "0")
             .env("NAMING_URL", naming_url)

@@ -1,13 +1,14 @@
 //! `dfs create` and `dfs read` ride out a restart of the naming server:
 //! its calls are retried through the outage, and the bytes arrive intact.
 //! Killed for good, the naming server makes them fail with one clear line
-//! once the retries run out.
+//! once the retries run out. Given several naming servers, the CLI and the
+//! storage nodes move to the next when one cannot be reached.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use dfs_tests::{TestCluster, same_file, wait_until, write_random_file};
+use dfs_tests::{RunningDfs, TestCluster, same_file, wait_until, write_random_file};
 
 const MIB: u64 = 1 << 20;
 /// How the CLI's retries show in its log (`DFS_LOG`).
@@ -103,5 +104,95 @@ async fn a_naming_server_gone_for_good_is_one_clear_line() -> Result<()> {
         "{line}"
     );
     ensure!(!back.exists(), "a partial file was left behind");
+    Ok(())
+}
+
+/// `dfs ARGS` given the naming servers `urls`.
+fn via(cluster: &TestCluster, urls: &str, args: &[&str]) -> Result<RunningDfs> {
+    cluster.spawn_dfs(args, &[LOG, ("DFS_NAMING_URL", urls)])
+}
+
+#[tokio::test]
+async fn with_a_list_of_naming_servers_losing_the_first_is_no_outage() -> Result<()> {
+    let mut cluster = TestCluster::builder().storage_nodes(2).start().await?;
+    let first = cluster.naming_url().to_owned();
+    let second = cluster.add_naming().await?;
+    let urls = format!("{first}, {second}");
+    for i in 0..2 {
+        cluster
+            .restart_storage_with(i, &[("NAMING_URL", &urls)])
+            .await?;
+    }
+    cluster.wait_for_live_nodes(2).await?;
+    let local = cluster.scratch_dir().join("kept");
+    write_random_file(&local, 3 * MIB, 3)?;
+    let created = via(
+        &cluster,
+        &urls,
+        &[
+            "create",
+            arg(&local),
+            "kept",
+            "--chunk-size",
+            "1MiB",
+            "--replication",
+            "2",
+        ],
+    )?
+    .finish(PATIENCE)
+    .await?;
+    ensure!(created.status.success(), "{:?}", created.stderr);
+
+    // The first naming server goes for good.
+    cluster.stop_naming().await?;
+    let stopped_ms = dfs_common::now_ms();
+    let back = cluster.scratch_dir().join("back");
+    let read = via(&cluster, &urls, &["read", "kept", arg(&back)])?
+        .finish(PATIENCE)
+        .await?;
+    ensure!(read.status.success(), "{:?}", read.stderr);
+    same_file(&local, &back)?;
+    let moved = "naming server unreachable; trying the next one";
+    ensure!(
+        read.stderr.iter().any(|l| l.contains(moved))
+            && !read.stderr.iter().any(|l| l.contains(RETRYING)),
+        "the read should have moved on at once: {:?}",
+        read.stderr
+    );
+    let local_2 = cluster.scratch_dir().join("new");
+    write_random_file(&local_2, MIB + 7, 4)?;
+    let created = via(
+        &cluster,
+        &urls,
+        &["create", arg(&local_2), "new", "--replication", "2"],
+    )?
+    .finish(PATIENCE)
+    .await?;
+    ensure!(created.status.success(), "{:?}", created.stderr);
+    let back_2 = cluster.scratch_dir().join("back-new");
+    let read = via(&cluster, &urls, &["read", "new", arg(&back_2)])?
+        .finish(PATIENCE)
+        .await?;
+    ensure!(read.status.success(), "{:?}", read.stderr);
+    same_file(&local_2, &back_2)?;
+
+    // The storage nodes heartbeat to the second one now.
+    wait_until(Duration::from_secs(20), || async {
+        let nodes: serde_json::Value = match cluster
+            .authorized(cluster.http().get(format!("{second}/nodes")))
+            .send()
+            .await
+        {
+            Ok(reply) => reply.json().await.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let listed = nodes["nodes"].as_array().cloned().unwrap_or_default();
+        listed.len() == 2
+            && listed
+                .iter()
+                .all(|n| n["alive"] == true && n["last_heartbeat_ms"].as_u64() > Some(stopped_ms))
+    })
+    .await
+    .context("the storage nodes did not move to the second naming server")?;
     Ok(())
 }
