@@ -100,5 +100,10 @@ pub trait JobStore: Send + Sync {
 
     /// Records that every node pulls around each `(bypassed, behind)`
     /// pair's first node; a node bypassed already keeps its first entry.
-    fn bypass<'a>(&'a self, job_id: &'a str, marks: &'a [(String, String)]) -> StoreFuture<'a, ()>;
+    /// Says, for each pair, whether it was new.
+    fn bypass<'a>(
+        &'a self,
+        job_id: &'a str,
+        marks: &'a [(String, String)],
+    ) -> StoreFuture<'a, Vec<bool>>;
 }

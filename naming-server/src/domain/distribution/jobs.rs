@@ -102,9 +102,12 @@ pub async fn report(naming: &Naming, job_id: &str, report: NodeReport) -> Domain
     let now = now_ms();
     let marks = adapt::bypasses(&record, now);
     if !marks.is_empty() {
-        naming.store.bypass(job_id, &marks).await?;
-        for (node_id, behind) in marks {
-            tracing::warn!(%job_id, %node_id, %behind, "a node fell behind; the chain now pulls around this one");
+        // Reports of several nodes may find the same laggard at once.
+        let new = naming.store.bypass(job_id, &marks).await?;
+        for ((node_id, behind), new) in marks.into_iter().zip(new) {
+            if new {
+                tracing::warn!(%job_id, %node_id, %behind, "a node fell behind; the chain now pulls around this one");
+            }
             record.bypassed.entry(node_id).or_insert(behind);
         }
     }

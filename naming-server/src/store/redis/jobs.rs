@@ -137,18 +137,20 @@ impl JobStore for RedisStore {
         })
     }
 
-    fn bypass<'a>(&'a self, job_id: &'a str, marks: &'a [(String, String)]) -> StoreFuture<'a, ()> {
+    fn bypass<'a>(
+        &'a self,
+        job_id: &'a str,
+        marks: &'a [(String, String)],
+    ) -> StoreFuture<'a, Vec<bool>> {
         Box::pin(async move {
             let key = job_key(job_id);
             let mut conn = self.conn();
             let mut pipe = redis::pipe();
             pipe.atomic();
             for (node_id, behind) in marks {
-                pipe.hset_nx(&key, format!("bypassed:{node_id}"), behind)
-                    .ignore();
+                pipe.hset_nx(&key, format!("bypassed:{node_id}"), behind);
             }
-            pipe.query_async::<()>(&mut conn).await?;
-            Ok(())
+            Ok(pipe.query_async(&mut conn).await?)
         })
     }
 }
