@@ -80,6 +80,7 @@ pub fn naming(config: &Config) -> Result<Naming, SetupError> {
         metrics,
         directory: Arc::default(),
         names: Arc::default(),
+        judged: Arc::default(),
         started: std::time::Instant::now(),
     })
 }

@@ -77,6 +77,9 @@ pub struct Naming {
     /// File ids of names looked up lately, each checked before use
     /// ([`files::NameHints`]).
     pub names: Arc<files::NameHints>,
+    /// When this replica last judged each running job for nodes to pull
+    /// around ([`distribution::adapt::Schedule`]).
+    pub judged: Arc<distribution::adapt::Schedule>,
     /// When this process started. For its first `HEARTBEAT_TIMEOUT` it may
     /// not have heard from every live node yet (they heartbeat at a third
     /// of it), which matters after a restart of the only replica.

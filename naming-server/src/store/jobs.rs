@@ -80,12 +80,32 @@ pub struct JobRecord {
     pub bypassed: HashMap<String, String>,
 }
 
+/// What taking one node's report needs of its job, without the other
+/// nodes' reports.
+#[derive(Debug, Clone)]
+pub struct ReportContext {
+    pub plan: JobPlan,
+    pub error: Option<String>,
+    /// The node's last report.
+    pub previous: Option<StoredReport>,
+    /// As in [`JobRecord::bypassed`].
+    pub bypassed: HashMap<String, String>,
+}
+
 /// Job storage. Every method is safe to call from many naming servers.
 pub trait JobStore: Send + Sync {
     fn create_job<'a>(&'a self, plan: &'a JobPlan) -> StoreFuture<'a, ()>;
 
     /// `NotFound` when unknown or expired.
     fn job<'a>(&'a self, job_id: &'a str) -> StoreFuture<'a, JobRecord>;
+
+    /// What taking a report of `node_id` needs; `NotFound` when the job
+    /// is unknown or expired.
+    fn report_context<'a>(
+        &'a self,
+        job_id: &'a str,
+        node_id: &'a str,
+    ) -> StoreFuture<'a, ReportContext>;
 
     /// Up to `limit` jobs, newest first.
     fn recent_jobs(&self, limit: usize) -> StoreFuture<'_, Vec<JobRecord>>;

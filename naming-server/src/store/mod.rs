@@ -20,7 +20,7 @@ pub use error::{StoreError, StoreFuture, StoreResult};
 pub use files::{
     Allocation, Edited, FilePage, FileRead, FileStore, ReplicaEdit, StoredChunk, WhichChunks,
 };
-pub use jobs::{ChainNode, JobPlan, JobRecord, JobStore, SourceStart, StoredReport};
+pub use jobs::{ChainNode, JobPlan, JobRecord, JobStore, ReportContext, SourceStart, StoredReport};
 pub use nodes::{HeartbeatWork, NodeRecord, NodeStore};
 
 /// All of the metadata, as the naming server holds it.

@@ -1,6 +1,7 @@
 //! A thousand-node distribution handed out by the real naming server to
 //! real HTTP listeners standing in for the storage nodes (one listener, a
-//! path per node: `http://127.0.0.1:PORT/n17` is node n17's base URL).
+//! path per node: `http://127.0.0.1:PORT/n17` is node n17's base URL),
+//! then a round of the progress reports those nodes would send each second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,25 +93,55 @@ async fn a_thousand_node_job_is_handed_out_with_short_upstream_lists() -> Result
         "a hand-out failed: {job}"
     );
 
-    let received = received.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    ensure!(
-        received.len() == NODES,
-        "{} nodes got an assignment",
-        received.len()
-    );
-    for (path, (node_id, _, _)) in received.iter() {
-        ensure!(path == node_id, "{path} was sent {node_id}'s assignment");
+    {
+        let received = received.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        ensure!(
+            received.len() == NODES,
+            "{} nodes got an assignment",
+            received.len()
+        );
+        for (path, (node_id, _, _)) in received.iter() {
+            ensure!(path == node_id, "{path} was sent {node_id}'s assignment");
+        }
+        let longest = received.values().map(|r| r.1).max().unwrap_or(0);
+        ensure!(
+            longest == naming_server::domain::distribution::plan::UPSTREAM_LIST,
+            "the longest upstream list has {longest} nodes"
+        );
+        let bytes: usize = received.values().map(|r| r.2).sum();
+        eprintln!(
+            "{NODES}-node job handed out in {:.2} s: {bytes} bytes of assignments, {} at most",
+            took.as_secs_f64(),
+            received.values().map(|r| r.2).max().unwrap_or(0)
+        );
     }
-    let longest = received.values().map(|r| r.1).max().unwrap_or(0);
-    ensure!(
-        longest == naming_server::domain::distribution::plan::UPSTREAM_LIST,
-        "the longest upstream list has {longest} nodes"
-    );
-    let bytes: usize = received.values().map(|r| r.2).sum();
+
+    // A round of progress reports, one from every node, as they come each
+    // second while a job runs: each is taken, and the job shows them.
+    let job_id = job["job_id"].as_str().context("job_id")?;
+    let path = format!("/distributions/{job_id}/progress");
+    let path = &path;
+    let started = Instant::now();
+    futures::stream::iter(0..NODES)
+        .map(|i| async move {
+            let report = json!({
+                "node_id": format!("n{i}"), "state": "running",
+                "chunks_done": 1, "bytes_done": KIB64, "elapsed_ms": 1000,
+            });
+            api.expect(Method::POST, path, Some(report), StatusCode::OK)
+                .await
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let took = started.elapsed();
+    let (status, job) = api.get(&format!("/distributions/{job_id}")).await?;
+    ensure!(status == StatusCode::OK, "{status}: {job}");
+    ensure!(job["bytes_done"] == NODES as u64 * KIB64, "{job}");
     eprintln!(
-        "{NODES}-node job handed out in {:.2} s: {bytes} bytes of assignments, {} at most",
+        "a round of {NODES} progress reports taken in {:.2} s ({:.0} a second)",
         took.as_secs_f64(),
-        received.values().map(|r| r.2).max().unwrap_or(0)
+        NODES as f64 / took.as_secs_f64()
     );
     Ok(())
 }

@@ -19,7 +19,12 @@
 //!
 //! [`laggards`] is a pure function of where each chain node stands and
 //! which chain node it is pulling from, as its last reports say;
-//! [`bypasses`] reads that from a job's record.
+//! [`bypasses`] reads that from a job's record, at most once a second per
+//! job ([`Schedule`]).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use dfs_common::api::NodeState;
 
@@ -108,12 +113,46 @@ fn pullers(chain: &[Option<Standing>], u: usize) -> u64 {
 
 /// A report older than this is not used to judge anyone.
 const FRESH_MS: u64 = 3_000;
+/// How often this process judges one job: reading every node's report is
+/// O(nodes), so it is done once a second, not on every report.
+const JUDGE_EVERY: Duration = Duration::from_secs(1);
+/// Jobs [`Schedule`] remembers before it forgets the ones judged longest ago.
+const SCHEDULED_JOBS: usize = 1024;
+
+/// When this process last judged each job.
+#[derive(Debug, Default)]
+pub struct Schedule(Mutex<HashMap<String, Instant>>);
+
+impl Schedule {
+    /// Whether job `job_id` is due for judging; if so, it counts as judged now.
+    pub fn due(&self, job_id: &str) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if last
+            .get(job_id)
+            .is_some_and(|at| now.duration_since(*at) < JUDGE_EVERY)
+        {
+            return false;
+        }
+        if last.len() >= SCHEDULED_JOBS {
+            last.retain(|_, at| now.duration_since(*at) < JUDGE_EVERY);
+        }
+        last.insert(job_id.to_owned(), now);
+        true
+    }
+}
 
 /// The new bypasses for the job `record` at `now_ms`: `(bypassed, behind)`
 /// node id pairs.
 pub fn bypasses(record: &JobRecord, now_ms: u64) -> Vec<(String, String)> {
     let plan = &record.plan;
-    let position = |node_id: &str| plan.chain.iter().position(|n| n.node_id == node_id);
+    let positions: HashMap<&str, usize> = plan
+        .chain
+        .iter()
+        .enumerate()
+        .map(|(i, node)| (node.node_id.as_str(), i))
+        .collect();
+    let position = |node_id: &str| positions.get(node_id).copied();
     let standing = |stored: &StoredReport| {
         let report = &stored.report;
         let rate = stored.source_rate()?;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use dfs_common::api::{
-    Distribution, DistributionList, FileState, NodeReport, NodeState, ReportAck, StartDistribution,
+    Distribution, DistributionList, FileState, JobState, NodeReport, NodeState, ReportAck,
+    StartDistribution,
 };
 use dfs_common::{chunk_len, now_ms};
 use tokio::sync::Semaphore;
@@ -62,12 +63,14 @@ pub async fn recent(naming: &Naming) -> DomainResult<DistributionList> {
 }
 
 /// Takes a chain node's report; the answer tells it whether the job still
-/// runs. A node that is `done` becomes a replica of every chunk; the first
-/// done node of a seed commits the file; a fatal report fails the job (and
-/// a seed's chunks are discarded).
+/// runs and which nodes to pull around. A node that is `done` becomes a
+/// replica of every chunk; the first done node of a seed commits the file;
+/// a fatal report fails the job (and a seed's chunks are discarded). A
+/// running node's report costs the same whatever the number of nodes; the
+/// job is judged for laggards at most once a second.
 pub async fn report(naming: &Naming, job_id: &str, report: NodeReport) -> DomainResult<ReportAck> {
-    let record = naming.store.job(job_id).await?;
-    let plan = &record.plan;
+    let context = naming.store.report_context(job_id, &report.node_id).await?;
+    let plan = &context.plan;
     if !plan.chain.iter().any(|node| node.node_id == report.node_id) {
         return Err(DomainError::Invalid(format!(
             "node {} is not part of distribution {job_id}",
@@ -83,14 +86,16 @@ pub async fn report(naming: &Naming, job_id: &str, report: NodeReport) -> Domain
         }
         _ => {}
     }
-    let first_fatal = report.fatal && record.error.is_none();
+    let first_fatal = report.fatal && context.error.is_none();
     // A done node is a replica before its report counts: whoever sees the
     // job done finds every done node among the replicas.
     if report.state == NodeState::Done {
+        let record = naming.store.job(job_id).await?;
         add_done_nodes(naming, &record, &report.node_id).await?;
     }
+    let state = report.state;
     let stored = StoredReport {
-        source_start: Some(source_start(record.reports.get(&report.node_id), &report)),
+        source_start: Some(source_start(context.previous.as_ref(), &report)),
         report,
         received_at_ms: now_ms(),
     };
@@ -98,25 +103,32 @@ pub async fn report(naming: &Naming, job_id: &str, report: NodeReport) -> Domain
     if first_fatal && seeding {
         discard_seed(naming, plan).await?;
     }
-    let mut record = naming.store.job(job_id).await?;
-    let now = now_ms();
-    let marks = adapt::bypasses(&record, now);
-    if !marks.is_empty() {
-        // Reports of several nodes may find the same laggard at once.
-        let new = naming.store.bypass(job_id, &marks).await?;
-        for ((node_id, behind), new) in marks.into_iter().zip(new) {
-            if new {
-                tracing::warn!(%job_id, %node_id, %behind, "a node fell behind; the chain now pulls around this one");
+    let mut bypassed = context.bypassed;
+    if state == NodeState::Running && naming.judged.due(job_id) {
+        let record = naming.store.job(job_id).await?;
+        let marks = adapt::bypasses(&record, now_ms());
+        if !marks.is_empty() {
+            // Several replicas may find the same laggard at once.
+            let new = naming.store.bypass(job_id, &marks).await?;
+            for ((node_id, behind), new) in marks.into_iter().zip(new) {
+                if new {
+                    tracing::warn!(%job_id, %node_id, %behind, "a node fell behind; the chain now pulls around this one");
+                }
+                bypassed.entry(node_id).or_insert(behind);
             }
-            record.bypassed.entry(node_id).or_insert(behind);
         }
     }
-    let bypass = record.bypassed.keys().cloned().collect();
-    let nodes = NodeDirectory::load(naming).await?;
-    let job = view(record, &nodes, now);
+    let state = if state.is_final() {
+        // This may have been the last node: the job as clients see it.
+        get(naming, job_id).await?.state
+    } else if context.error.is_some() || first_fatal {
+        JobState::Failed
+    } else {
+        JobState::Running
+    };
     Ok(ReportAck {
-        state: job.state,
-        bypass,
+        state,
+        bypass: bypassed.into_keys().collect(),
     })
 }
 

@@ -4,10 +4,13 @@
 //!
 //! | key | type | content |
 //! |-----|------|---------|
-//! | `dfs:{jobs}:job:<job_id>` | hash | `plan` (JSON), `error`, `node:<node_id>` → report JSON, `bypassed:<node_id>` → the node that fell behind it |
+//! | `dfs:{jobs}:job:<job_id>` | hash | `plan` (JSON), `error`, `node:<node_id>` → report JSON |
+//! | `dfs:{jobs}:job:<job_id>:bypassed` | hash | bypassed node id → the node that fell behind it |
 //! | `dfs:{jobs}:recent` | zset | job id → creation time, ms (newest 1000 kept) |
 //!
-//! Job hashes expire [`JOB_TTL_SECS`] after their last update.
+//! Job hashes expire [`JOB_TTL_SECS`] after their last update. Taking a
+//! report reads only the plan, the error, the node's own last report and
+//! the bypasses, whatever the number of nodes.
 
 use std::collections::HashMap;
 
@@ -15,7 +18,7 @@ use redis::AsyncCommands;
 
 use super::RedisStore;
 use crate::store::{
-    JobPlan, JobRecord, JobStore, StoreError, StoreFuture, StoreResult, StoredReport,
+    JobPlan, JobRecord, JobStore, ReportContext, StoreError, StoreFuture, StoreResult, StoredReport,
 };
 
 const RECENT: &str = "dfs:{jobs}:recent";
@@ -28,18 +31,29 @@ fn job_key(job_id: &str) -> String {
     format!("dfs:{{jobs}}:job:{job_id}")
 }
 
-fn job_record(job_id: &str, fields: HashMap<String, String>) -> StoreResult<JobRecord> {
-    let plan = fields
-        .get("plan")
-        .ok_or_else(|| StoreError::NotFound(format!("distribution {job_id} not found")))?;
-    let plan: JobPlan = serde_json::from_str(plan)?;
+/// A job's `plan`, `error` and one node's report, as `HMGET` gives them.
+type ReportFields = (Option<String>, Option<String>, Option<String>);
+
+fn bypassed_key(job_id: &str) -> String {
+    format!("dfs:{{jobs}}:job:{job_id}:bypassed")
+}
+
+fn parse_plan(job_id: &str, plan: Option<&String>) -> StoreResult<JobPlan> {
+    let plan =
+        plan.ok_or_else(|| StoreError::NotFound(format!("distribution {job_id} not found")))?;
+    Ok(serde_json::from_str(plan)?)
+}
+
+fn job_record(
+    job_id: &str,
+    fields: HashMap<String, String>,
+    bypassed: HashMap<String, String>,
+) -> StoreResult<JobRecord> {
+    let plan = parse_plan(job_id, fields.get("plan"))?;
     let mut reports = HashMap::new();
-    let mut bypassed = HashMap::new();
     for (field, value) in &fields {
         if let Some(node_id) = field.strip_prefix("node:") {
             reports.insert(node_id.to_owned(), serde_json::from_str(value)?);
-        } else if let Some(node_id) = field.strip_prefix("bypassed:") {
-            bypassed.insert(node_id.to_owned(), value.clone());
         }
     }
     Ok(JobRecord {
@@ -74,8 +88,40 @@ impl JobStore for RedisStore {
     fn job<'a>(&'a self, job_id: &'a str) -> StoreFuture<'a, JobRecord> {
         Box::pin(async move {
             let mut conn = self.conn();
-            let fields: HashMap<String, String> = conn.hgetall(job_key(job_id)).await?;
-            job_record(job_id, fields)
+            let (fields, bypassed) = redis::pipe()
+                .hgetall(job_key(job_id))
+                .hgetall(bypassed_key(job_id))
+                .query_async(&mut conn)
+                .await?;
+            job_record(job_id, fields, bypassed)
+        })
+    }
+
+    fn report_context<'a>(
+        &'a self,
+        job_id: &'a str,
+        node_id: &'a str,
+    ) -> StoreFuture<'a, ReportContext> {
+        Box::pin(async move {
+            let mut conn = self.conn();
+            let (fields, bypassed): (ReportFields, HashMap<String, String>) = redis::pipe()
+                .cmd("HMGET")
+                .arg(job_key(job_id))
+                .arg("plan")
+                .arg("error")
+                .arg(format!("node:{node_id}"))
+                .hgetall(bypassed_key(job_id))
+                .query_async(&mut conn)
+                .await?;
+            let (plan, error, previous) = fields;
+            Ok(ReportContext {
+                plan: parse_plan(job_id, plan.as_ref())?,
+                error,
+                previous: previous
+                    .map(|json| serde_json::from_str(&json))
+                    .transpose()?,
+                bypassed,
+            })
         })
     }
 
@@ -89,12 +135,13 @@ impl JobStore for RedisStore {
             }
             let mut pipe = redis::pipe();
             for id in &ids {
-                pipe.hgetall(job_key(id));
+                pipe.hgetall(job_key(id)).hgetall(bypassed_key(id));
             }
-            let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            let rows: Vec<(HashMap<String, String>, HashMap<String, String>)> =
+                pipe.query_async(&mut conn).await?;
             let mut jobs = Vec::with_capacity(ids.len());
-            for (id, fields) in ids.iter().zip(rows) {
-                match job_record(id, fields) {
+            for (id, (fields, bypassed)) in ids.iter().zip(rows) {
+                match job_record(id, fields, bypassed) {
                     Ok(job) => jobs.push(job),
                     // Expired since listed.
                     Err(StoreError::NotFound(_)) => {}
@@ -143,13 +190,14 @@ impl JobStore for RedisStore {
         marks: &'a [(String, String)],
     ) -> StoreFuture<'a, Vec<bool>> {
         Box::pin(async move {
-            let key = job_key(job_id);
+            let key = bypassed_key(job_id);
             let mut conn = self.conn();
             let mut pipe = redis::pipe();
             pipe.atomic();
             for (node_id, behind) in marks {
-                pipe.hset_nx(&key, format!("bypassed:{node_id}"), behind);
+                pipe.hset_nx(&key, node_id, behind);
             }
+            pipe.expire(&key, JOB_TTL_SECS).ignore();
             Ok(pipe.query_async(&mut conn).await?)
         })
     }
