@@ -6,10 +6,15 @@
 //! of its lanes one chunk at a time, in order, from the first live node of
 //! the lane's list, waiting on it when it does not hold the chunk yet;
 //! when that node dies it moves up the list and fetches the chunk it was
-//! on again.
+//! on again. An adapting chain is judged every second by the naming
+//! server's own `adapt::laggards`, on what the nodes would report (bytes
+//! held, the rate since they started on their current source): a node it
+//! bypasses is skipped by its pullers from their next chunk on.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+
+use naming_server::domain::distribution::adapt::{Standing, laggards};
 
 use crate::model::{ChangeKind, FileShape, Fleet, Source};
 use crate::topology::Topology;
@@ -49,7 +54,13 @@ enum Event {
     Holds(usize, usize),
     /// `fleet.changes[0]` happens.
     Change(usize),
+    /// The naming server judges an adapting chain.
+    Judge,
 }
+
+/// How often an adapting chain is judged, and the least time a rate is
+/// measured over (as the naming server does).
+const JUDGE_EVERY: f64 = 1.0;
 
 struct Timed {
     at: f64,
@@ -100,6 +111,14 @@ struct Sim<'a> {
     waiters: Vec<Vec<(usize, usize, usize)>>,
     dead: Vec<bool>,
     finish: Vec<Option<f64>>,
+    /// Per node: what it pulls lane 0 from now (`None`: the source), and
+    /// when it started on it with how many chunks held.
+    source: Vec<Option<usize>>,
+    source_start: Vec<(f64, usize)>,
+    /// Nodes of an adapting chain that are pulled around; by chain
+    /// position, the node that fell behind each.
+    bypassed: Vec<bool>,
+    bypassed_by: Vec<Option<usize>>,
 }
 
 /// Runs `topology` on `fleet` for `file`.
@@ -124,7 +143,14 @@ pub fn run(fleet: &Fleet, file: &FileShape, topology: &Topology) -> Outcome {
         waiters: vec![Vec::new(); nodes],
         dead: vec![false; nodes],
         finish: vec![None; nodes],
+        source: vec![None; nodes],
+        source_start: vec![(0.0, 0); nodes],
+        bypassed: vec![false; nodes],
+        bypassed_by: vec![None; topology.adapting.as_ref().map_or(0, Vec::len)],
     };
+    if topology.adapting.is_some() {
+        sim.push(JUDGE_EVERY, Event::Judge);
+    }
     for (index, change) in fleet.changes.iter().enumerate() {
         sim.push(change.at, Event::Change(index));
     }
@@ -147,6 +173,7 @@ pub fn run(fleet: &Fleet, file: &FileShape, topology: &Topology) -> Outcome {
             }
             Event::Holds(node, chunk) => sim.now_holds(node, chunk),
             Event::Change(index) => sim.change(index),
+            Event::Judge => sim.judge(),
         }
     }
     Outcome { finish: sim.finish }
@@ -182,8 +209,16 @@ impl Sim<'_> {
             .upstream
             .iter()
             .copied()
-            .find(|&up| !self.dead[up])
+            .find(|&up| !self.dead[up] && !self.bypassed[up])
             .map_or(Sender::Source, Sender::Node);
+        let from = match sender {
+            Sender::Node(up) => Some(up),
+            Sender::Source => None,
+        };
+        if lane == 0 && self.source[node] != from {
+            self.source[node] = from;
+            self.source_start[node] = (self.now, self.held[node]);
+        }
         match sender {
             Sender::Node(up) if !self.holds[up][chunk] => {
                 self.waiters[up].push((chunk, node, lane));
@@ -294,6 +329,56 @@ impl Sim<'_> {
                     self.pull(to, lane);
                 }
             }
+        }
+    }
+
+    /// The naming server's look at an adapting chain: new bypasses, and
+    /// the nodes waiting on a bypassed node move up their lists.
+    fn judge(&mut self) {
+        let Some(order) = self.topology.adapting.as_ref() else {
+            return;
+        };
+        let mut position = vec![usize::MAX; self.dead.len()];
+        for (p, &node) in order.iter().enumerate() {
+            position[node] = p;
+        }
+        let chunk = self.file.chunk as f64;
+        let chain: Vec<Option<Standing>> = order
+            .iter()
+            .map(|&node| {
+                let (since, held_then) = self.source_start[node];
+                let span = self.now - since;
+                if self.dead[node] || span < JUDGE_EVERY {
+                    return None;
+                }
+                let held = self.held[node];
+                let bytes = if self.finish[node].is_some() {
+                    self.file.size
+                } else {
+                    (held as f64 * chunk) as u64
+                };
+                Some(Standing {
+                    bytes,
+                    rate: ((held - held_then) as f64 * chunk / span) as u64,
+                    from: self.source[node].map(|up| position[up]),
+                })
+            })
+            .collect();
+        let marks = laggards(&chain, &self.bypassed_by, self.file.chunk);
+        let slow: Vec<usize> = marks.iter().map(|&(p, _)| order[p]).collect();
+        for (p, behind) in marks {
+            self.bypassed_by[p] = Some(behind);
+        }
+        for node in slow {
+            self.bypassed[node] = true;
+            let waiting = std::mem::take(&mut self.waiters[node]);
+            for (_, puller, lane) in waiting {
+                self.pull(puller, lane);
+            }
+        }
+        // Judged again while anything can still happen.
+        if !self.events.is_empty() {
+            self.push(self.now + JUDGE_EVERY, Event::Judge);
         }
     }
 

@@ -81,8 +81,9 @@ impl Scenario {
     }
 
     /// The designs compared: one chain in registration order (before the
-    /// nodes' send rates are known), the chain the naming server plans
-    /// once they are (slow senders last), 4 chains, a binary tree, and
+    /// nodes' send rates are known), the same adapting during the job as
+    /// the naming server does, the chain the naming server plans once the
+    /// rates are known (slow senders last), 4 chains, a binary tree, and
     /// striped trees with 2 and 4 stripes.
     pub fn designs(&self) -> Vec<Topology> {
         let slow = self.slow();
@@ -92,6 +93,7 @@ impl Scenario {
         let fast_first = chain_order(&send_rates);
         vec![
             topology::chain("chain, id order", &registered),
+            topology::adapting_chain("chain, id order, adapting", &registered),
             topology::chain("chain, slow senders last", &fast_first),
             topology::chains(&fast_first, 4),
             topology::tree(&fast_first, 2),

@@ -105,6 +105,38 @@ fn a_node_slowed_mid_job_slows_the_chain_below_it() {
 }
 
 #[test]
+fn an_adapting_chain_pulls_around_a_node_whose_uplink_drops() {
+    // Node 1 of 0 → 1 → 2 → 3 (40 chunks) sends at B/25 from 3.5 s on,
+    // half-way through node 2's chunk 1: the other half takes until 16 s.
+    // Left alone, node 2 gets each of the other 38 chunks in 25 s (966 s),
+    // node 3 a second after it. Adapting: at 10 s node 2 is 8 chunks
+    // behind node 1 (it holds 1, node 1 holds 9) at a ninth of its rate,
+    // so node 1 is bypassed. Node 2 ends its chunk at 16 s, then shares
+    // node 0's uplink with node 1 (B/2 each): node 1, holding 15 then,
+    // has the last 25 at 66 s, node 2 25 more by then and the last 13 at
+    // B (79 s); node 3, a chunk behind node 2, 80 s. Node 0 is never
+    // held up (40 s).
+    let mut fleet = fleet(4, 0.0);
+    fleet.changes.push(Change {
+        at: 3.5,
+        node: 1,
+        kind: ChangeKind::Slow(Link {
+            up: B / 25.0,
+            down: B,
+        }),
+    });
+    let order = [0, 1, 2, 3];
+    close(
+        &times(&fleet, 40, &topology::chain("c", &order)),
+        &[40.0, 41.0, 966.0, 967.0],
+    );
+    close(
+        &times(&fleet, 40, &topology::adapting_chain("a", &order)),
+        &[40.0, 66.0, 79.0, 80.0],
+    );
+}
+
+#[test]
 fn from_gcs_every_chain_head_reads_at_its_own_rate() {
     let mut fleet = fleet(4, 0.0);
     fleet.source = Source::Gcs;

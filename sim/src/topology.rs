@@ -34,6 +34,9 @@ pub struct Topology {
     pub lanes: Vec<Vec<Lane>>,
     /// The number of hops from the source to the deepest node.
     pub depth: usize,
+    /// For one chain that adapts during the job as the naming server
+    /// does: the chain, head first (see `engine`).
+    pub adapting: Option<Vec<usize>>,
 }
 
 /// Today's plan: one chain in `order` (the naming server's own function
@@ -48,6 +51,16 @@ pub fn chain(name: &str, order: &[usize]) -> Topology {
         name: name.to_owned(),
         lanes,
         depth: nodes,
+        adapting: None,
+    }
+}
+
+/// [`chain`], pulling around the nodes that fall behind during the job
+/// as the naming server's `distribution::adapt` decides.
+pub fn adapting_chain(name: &str, order: &[usize]) -> Topology {
+    Topology {
+        adapting: Some(order.to_vec()),
+        ..chain(name, order)
     }
 }
 
@@ -70,6 +83,7 @@ pub fn chains(order: &[usize], count: usize) -> Topology {
         name: format!("{count} chains"),
         lanes,
         depth,
+        adapting: None,
     }
 }
 
@@ -106,6 +120,7 @@ pub fn tree(order: &[usize], fanout: usize) -> Topology {
         name: format!("{fanout}-ary tree"),
         lanes,
         depth: heap_depth(nodes, fanout),
+        adapting: None,
     }
 }
 
@@ -168,5 +183,6 @@ pub fn striped_trees(slow: &[bool], trees: usize) -> Topology {
         name: format!("{trees} striped trees"),
         lanes,
         depth,
+        adapting: None,
     }
 }
