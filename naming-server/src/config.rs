@@ -20,9 +20,18 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8000")]
     pub listen_addr: String,
 
-    /// Redis holding all metadata, e.g. `redis://127.0.0.1:6379/0`.
+    /// Redis holding all metadata: one server (`redis://127.0.0.1:6379/0`),
+    /// Redis Cluster (`redis+cluster://HOST:PORT,HOST:PORT,…`, any seed
+    /// nodes) or Sentinel (`redis+sentinel://HOST:PORT,…/MASTER_NAME`); a
+    /// password as `redis://:PASSWORD@…`.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
     pub redis_url: String,
+
+    /// On Cluster or Sentinel, how long a finalize, delete or replica change
+    /// waits for a replica to hold it before it is answered on the master's
+    /// word alone, e.g. `500ms`.
+    #[arg(long, env = "REDIS_WAIT_TIMEOUT", default_value = "500ms", value_parser = parse_positive_duration)]
+    pub redis_wait_timeout: Duration,
 
     /// Replicas per chunk when a file does not ask for a number (1-16).
     #[arg(long, env = "REPLICATION_FACTOR", default_value_t = 3,

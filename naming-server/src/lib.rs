@@ -66,7 +66,11 @@ pub fn naming(config: &Config) -> Result<Naming, SetupError> {
         .with_ca_cert(config.cluster.dfs_ca_cert.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     Ok(Naming {
-        store: Arc::new(RedisStore::new(&config.redis_url, metrics.redis.clone())?),
+        store: Arc::new(RedisStore::new(
+            &config.redis_url,
+            config.redis_wait_timeout,
+            metrics.redis.clone(),
+        )?),
         storage: StorageClient::new(&access)?,
         token: Token::from_setting(config.cluster.dfs_token.as_deref()),
         settings: Arc::new(Settings {

@@ -29,6 +29,8 @@ pub struct StateLabels {
 pub struct RedisMetrics {
     pub commands: HistogramFamily<CommandLabels>,
     pub errors: Counter,
+    /// Writes answered before any replica acknowledged them.
+    pub unreplicated_writes: Counter,
 }
 
 /// Every metric of the process, and the registry that renders them.
@@ -65,6 +67,7 @@ impl Metrics {
         let redis = RedisMetrics {
             commands: HistogramFamily::new_with_constructor(latency_histogram),
             errors: Counter::default(),
+            unreplicated_writes: Counter::default(),
         };
         registry.register(
             "dfs_redis_command_duration_seconds",
@@ -75,6 +78,12 @@ impl Metrics {
             "dfs_redis_errors",
             "Redis round trips that failed (unreachable, timed out or refused)",
             redis.errors.clone(),
+        );
+        registry.register(
+            "dfs_redis_unreplicated_writes",
+            "Writes answered before a Redis replica held them (Cluster or Sentinel: \
+             no replica acknowledged within REDIS_WAIT_TIMEOUT)",
+            redis.unreplicated_writes.clone(),
         );
         let r = &mut registry;
         let files_committed = counter(r, "dfs_files_committed", "Files finalized");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::TestCluster;
-use crate::redis::Redis;
+use crate::redis_topologies::{Metadata, MetadataKind};
 use crate::servers::spawn_naming;
 
 /// PEM files of a cluster that serves HTTPS: the servers' certificate and
@@ -31,6 +31,7 @@ pub struct ClusterBuilder {
     tls: Option<TlsFiles>,
     capture_logs: bool,
     tmpfs: Option<u64>,
+    metadata: MetadataKind,
 }
 
 impl ClusterBuilder {
@@ -56,6 +57,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// Keeps the metadata on a Redis of this kind (a single server unless told).
+    pub fn metadata(mut self, kind: MetadataKind) -> Self {
+        self.metadata = kind;
+        self
+    }
+
     /// Sets `DFS_TOKEN` on every server and on `dfs` runs.
     pub fn token(mut self, token: &str) -> Self {
         self.token = Some(token.into());
@@ -78,7 +85,7 @@ impl ClusterBuilder {
     }
 
     pub async fn start(self) -> Result<TestCluster> {
-        let redis = Redis::start().await?;
+        let redis = Metadata::start(self.metadata).await?;
         let root = tempfile::tempdir()?;
         let mut naming_env = vec![("HEARTBEAT_TIMEOUT".to_owned(), "2s".to_owned())];
         naming_env.extend(self.naming_env);
@@ -107,7 +114,7 @@ impl ClusterBuilder {
         };
         let naming_log = logs.as_ref().map(|dir| dir.join("naming-server.log"));
         let (naming, naming_url) =
-            spawn_naming(redis.url(), &naming_env, naming_log.as_deref()).await?;
+            spawn_naming(&redis.url(), &naming_env, naming_log.as_deref()).await?;
         let mut cluster = TestCluster {
             redis,
             naming,

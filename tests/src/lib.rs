@@ -26,6 +26,7 @@ pub mod fake_gcs;
 mod metrics;
 mod outage;
 mod redis;
+mod redis_topologies;
 mod servers;
 mod tmpfs;
 
@@ -34,6 +35,7 @@ pub use fake_gcs::FakeGcs;
 pub use metrics::Scrape;
 pub use outage::{Finished, RunningDfs};
 pub use redis::Redis;
+pub use redis_topologies::{Metadata, MetadataKind, RedisCluster, RedisSentinel};
 pub use servers::StorageNode;
 use servers::spawn_naming;
 pub use tmpfs::Tmpfs;
@@ -90,7 +92,7 @@ pub(crate) fn free_port() -> Result<u16> {
 
 /// Redis, one naming server and N storage servers, each with its own temp dir.
 pub struct TestCluster {
-    pub redis: Redis,
+    pub redis: Metadata,
     pub(crate) naming: Child,
     pub(crate) naming_url: String,
     /// More naming servers on the same Redis ([`TestCluster::add_naming`]).
@@ -121,7 +123,7 @@ impl TestCluster {
     /// keep talking to the first); returns it and its base URL.
     pub async fn naming_replica(&self) -> Result<(Child, String)> {
         let log = self.logs.as_ref().map(|dir| dir.join("naming-replica.log"));
-        spawn_naming(self.redis.url(), &self.naming_env, log.as_deref()).await
+        spawn_naming(&self.redis.url(), &self.naming_env, log.as_deref()).await
     }
 
     /// Creates the data dir of storage node `i` (on a tmpfs of its own

@@ -26,7 +26,7 @@ impl TestCluster {
         let mut env = self.naming_env.clone();
         env.push(("LISTEN_ADDR".to_owned(), addr));
         let log = self.logs.as_ref().map(|dir| dir.join("naming-server.log"));
-        let (child, url) = spawn_naming(self.redis.url(), &env, log.as_deref()).await?;
+        let (child, url) = spawn_naming(&self.redis.url(), &env, log.as_deref()).await?;
         if url != self.naming_url {
             bail!("naming server came back on {url}, not {}", self.naming_url);
         }
@@ -43,7 +43,8 @@ impl TestCluster {
                 self.naming_replicas.len() + 2
             ))
         });
-        let (child, url) = spawn_naming(self.redis.url(), &self.naming_env, log.as_deref()).await?;
+        let (child, url) =
+            spawn_naming(&self.redis.url(), &self.naming_env, log.as_deref()).await?;
         self.naming_replicas.push(child);
         Ok(url)
     }

@@ -262,7 +262,7 @@ async fn health_is_503_while_redis_is_down_and_ok_once_back() -> Result<()> {
         api.get("/health").await?,
         (StatusCode::OK, json!({"status": "ok"}))
     );
-    cluster.redis.stop().await?;
+    cluster.redis.single()?.stop().await?;
     let text = rejected(
         &api,
         Method::GET,
@@ -295,7 +295,7 @@ async fn health_is_503_while_redis_is_down_and_ok_once_back() -> Result<()> {
     assert_eq!(retry_after.as_deref(), Some("1"));
 
     // Redis back (empty): the same server answers again.
-    cluster.redis.start_again().await?;
+    cluster.redis.single()?.start_again().await?;
     wait_until(WAIT, || async {
         matches!(api.get("/health").await, Ok((StatusCode::OK, _)))
     })

@@ -46,7 +46,7 @@ async fn two_more_sweeps(cluster: &TestCluster, i: usize, failed: bool) -> Resul
 
 #[tokio::test]
 async fn sweeps_delete_orphans_and_nothing_else() -> Result<()> {
-    let cluster = TestCluster::builder()
+    let mut cluster = TestCluster::builder()
         .storage_nodes(3)
         .storage_env("ORPHAN_SWEEP_INTERVAL", "100ms")
         .storage_env("ORPHAN_GRACE", "0s")
@@ -120,7 +120,7 @@ async fn sweeps_delete_orphans_and_nothing_else() -> Result<()> {
     // refuse to sweep rather than delete them.
     let flushed = tokio::process::Command::new("redis-cli")
         .arg("-s")
-        .arg(cluster.redis.socket())
+        .arg(cluster.redis.single()?.socket())
         .arg("FLUSHALL")
         .output()
         .await

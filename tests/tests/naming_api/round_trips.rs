@@ -113,7 +113,7 @@ async fn measure(api: &Api, reads: &Reads, label: &str) -> Result<(u64, u64, u64
 async fn a_lookup_costs_at_most_two_round_trips_whatever_the_nodes() -> Result<()> {
     let cluster = cluster(&[("REPAIR_AFTER", "off")]).await?;
     let api = Api::new(&cluster);
-    let reads = Reads::connect(cluster.redis.url()).await?;
+    let reads = Reads::connect(&cluster.redis.url()).await?;
 
     api.register_nodes("few", 5).await?;
     let few = measure(&api, &reads, "few").await?;

@@ -156,6 +156,7 @@ impl FileStore for RedisStore {
             if let Err(e) = indexes.await {
                 tracing::warn!(file_id = %info.file_id, error = %e, "committed, but updating indexes failed");
             }
+            self.replicated(&mut conn).await;
             Ok(())
         })
     }
@@ -259,6 +260,9 @@ impl FileStore for RedisStore {
                 ReplicaEdit::ClearBad => call.arg("clear_bad"),
             };
             let outcome: i64 = call.invoke_async(&mut conn).await?;
+            if outcome == 1 {
+                self.replicated(&mut conn).await;
+            }
             Ok(match outcome {
                 1 => Edited::Changed,
                 2 => Edited::AlreadySo,
@@ -281,6 +285,7 @@ impl FileStore for RedisStore {
             let mut call = self.scripts.add_file_replicas.key(&keys.file);
             call.key(&keys.chunks).arg(node_ids);
             call.invoke_async::<()>(&mut conn).await?;
+            self.replicated(&mut conn).await;
             Ok(())
         })
     }
@@ -406,7 +411,9 @@ impl FileStore for RedisStore {
                         .map(|node| (node, chunk.chunk_id.clone())),
                 );
             }
-            trash(&mut conn, items).await
+            trash(&mut conn, items).await?;
+            self.replicated(&mut conn).await;
+            Ok(())
         })
     }
 

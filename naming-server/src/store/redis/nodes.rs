@@ -69,6 +69,7 @@ impl NodeStore for RedisStore {
                 .ignore()
                 .query_async::<()>(&mut conn)
                 .await?;
+            self.replicated(&mut conn).await;
             Ok(())
         })
     }

@@ -4,20 +4,21 @@
 
 use std::time::Instant;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionLike;
 use redis::{Arg, Cmd, Pipeline, RedisFuture, Value};
 
+use super::backend::Backend;
 use crate::metrics::{CommandLabels, RedisMetrics};
 
-/// A [`ConnectionManager`] (a handle: cheap to clone) that times what it sends.
+/// A [`Backend`] (a handle: cheap to clone) that times what it sends.
 #[derive(Clone)]
 pub struct TimedConnection {
-    inner: ConnectionManager,
+    inner: Backend,
     metrics: RedisMetrics,
 }
 
 impl TimedConnection {
-    pub fn new(inner: ConnectionManager, metrics: RedisMetrics) -> Self {
+    pub fn new(inner: Backend, metrics: RedisMetrics) -> Self {
         Self { inner, metrics }
     }
 
