@@ -92,4 +92,31 @@ mod tests {
         assert!(FileKeys::of("nope").is_none());
         assert!(FileKeys::of("0123456789abcdef-xyz").is_none());
     }
+
+    /// The hash tag of `key` (Redis Cluster hashes only it).
+    fn tag(key: &str) -> Option<&str> {
+        let (_, rest) = key.split_once('{')?;
+        let (tag, _) = rest.split_once('}')?;
+        (!tag.is_empty()).then_some(tag)
+    }
+
+    #[test]
+    fn global_keys_each_sit_in_one_slot_and_node_keys_share_it() {
+        for key in [NAMES, EXPIRY, NODES, CLUSTER_ID] {
+            assert!(tag(key).is_some(), "{key} has no hash tag");
+        }
+        // The node scripts and the registration transaction touch these
+        // together: one slot.
+        for key in [
+            node_key("n1"),
+            trash_key("n1"),
+            suspect_key("n1"),
+            REPAIR_QUEUE.to_owned(),
+            REPAIRED.to_owned(),
+            REPAIR_WANTED.to_owned(),
+            REPAIR_LEASE.to_owned(),
+        ] {
+            assert_eq!(tag(&key), tag(NODES), "{key}");
+        }
+    }
 }
