@@ -15,6 +15,8 @@
 #  5. `up -d --scale storage-server=5`: the 2 new nodes register and hold a
 #     replica of every chunk of a file written with --replication 5
 #  6. stop one storage container, then all 3 original ones: reads still work
+#  6b. stop the first naming server: the CLI and the storage nodes move to
+#     the second (a create and a read work; heartbeats reach it)
 #  7. kill redis (no shutdown save) and start it again: metadata is back (AOF)
 #  8. delete; then `down -v`, and nothing of the project is left behind
 #
@@ -33,6 +35,7 @@ readonly PROJECT="dfstest$$x$RANDOM"
 export DFS_IMAGE=${DFS_IMAGE:-dfs:compose-test}
 # Publish the naming server on an ephemeral loopback port ("127.0.0.1::8000").
 export DFS_NAMING_PORT=127.0.0.1:
+export DFS_NAMING_PORT_2=127.0.0.1:
 unset DFS_TOKEN # the stack runs without a token, whatever the caller's shell has
 
 WORK=$(mktemp -d /tmp/dfs-compose-test.XXXXXX)
@@ -312,6 +315,33 @@ nodes_down() {
     wait_until "5 alive nodes again" 120 alive_nodes_are 5
 }
 
+# ---- 6b: a naming server down ----
+
+naming_port_2() { compose port naming-server-2 8000 | awk -F: 'NF { print $NF }'; }
+
+# Heartbeats the second naming server has answered.
+heartbeats_on_2() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$(naming_port_2)/metrics" |
+        awk '/^dfs_http_request_duration_seconds_count\{/ && /heartbeat/ && /status="200"/ { n += $NF } END { print n + 0 }'
+}
+heartbeats_on_2_beyond() { [[ "$(heartbeats_on_2)" -gt "$1" ]]; }
+
+naming_down() {
+    wait_until "naming-server-2 /health" 120 http_ok "http://127.0.0.1:$(naming_port_2)/health"
+    compose stop -t 5 naming-server >/dev/null 2>&1
+    local before
+    before=$(heartbeats_on_2)
+    head -c 3M /dev/urandom >"$WORK/c.bin"
+    chmod 644 "$WORK/c.bin"
+    dfs create ./c.bin docs/c.bin
+    dfs read docs/c.bin ./c.copy
+    same_bytes "$WORK/c.bin" "$WORK/c.copy"
+    # Every storage node's heartbeats now go to the second naming server.
+    wait_until "heartbeats on naming-server-2" 60 heartbeats_on_2_beyond $((before + 5))
+    compose start naming-server >/dev/null 2>&1
+    wait_until "naming-server /health again" 120 http_ok "http://127.0.0.1:$(naming_port)/health"
+}
+
 # ---- 7: redis restart ----
 
 redis_restart() {
@@ -350,6 +380,7 @@ phase "cli round trip (20 MiB)" round_trip
 phase "mount service reads docs/a.bin" mount_service
 phase "scale to 5, replicas on new nodes" scale_out
 phase "storage nodes stopped, reads" nodes_down
+phase "a naming server stopped" naming_down
 phase "redis killed and restarted" redis_restart
 phase "delete" delete_file
 image_size=$(docker image inspect -f '{{.Size}}' "$DFS_IMAGE" | numfmt --to=iec)
