@@ -60,8 +60,9 @@ fn table(header: &[&str], align: &[Align], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `dfs ls`: name, size in bytes, chunk count; nothing at all for no files.
-pub fn files(files: &[FileInfo]) -> String {
+/// A page of `dfs ls`: name, size in bytes, chunk count, aligned within the
+/// page, under a header line when `header`; nothing at all for no files.
+pub fn files(files: &[FileInfo], header: bool) -> String {
     if files.is_empty() {
         return String::new();
     }
@@ -75,11 +76,18 @@ pub fn files(files: &[FileInfo]) -> String {
             ]
         })
         .collect();
-    table(
+    let out = table(
         &["NAME", "SIZE", "CHUNKS"],
         &[Align::Left, Align::Right, Align::Right],
         &rows,
-    )
+    );
+    match header {
+        true => out,
+        false => out
+            .split_once('\n')
+            .map(|(_, rows)| rows.to_owned())
+            .unwrap_or_default(),
+    }
 }
 
 /// `dfs stat`: the file's metadata, then one line per chunk.
@@ -357,10 +365,13 @@ mod tests {
 
     #[test]
     fn hostile_names_cannot_forge_lines() {
-        let out = files(&[
-            info("evil\nfake  999  9", 5, 1),
-            info("\u{1b}[2Jclear", 6, 1),
-        ]);
+        let out = files(
+            &[
+                info("evil\nfake  999  9", 5, 1),
+                info("\u{1b}[2Jclear", 6, 1),
+            ],
+            true,
+        );
         assert_eq!(
             out.lines().collect::<Vec<_>>(),
             [
@@ -378,14 +389,19 @@ mod tests {
 
     #[test]
     fn ls_columns_align() {
-        let out = files(&[info("a", 5, 1), info("longer/name", 123456, 2)]);
+        let page = [info("a", 5, 1), info("longer/name", 123456, 2)];
         let expected = [
             "NAME           SIZE  CHUNKS",
             "a                 5       1",
             "longer/name  123456       2",
         ];
-        assert_eq!(out.lines().collect::<Vec<_>>(), expected);
-        assert_eq!(files(&[]), "");
+        assert_eq!(files(&page, true).lines().collect::<Vec<_>>(), expected);
+        // Later pages of a listing: the rows alone.
+        assert_eq!(
+            files(&page, false).lines().collect::<Vec<_>>(),
+            expected[1..]
+        );
+        assert_eq!(files(&[], true), "");
     }
 
     #[test]

@@ -230,8 +230,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             emit(&format!("deleted {remote_name}\n"))?;
         }
         Command::Ls { prefix } => {
-            let files = dfs_cli::list_all(&naming, prefix.as_deref().unwrap_or("")).await?;
-            emit(&format::files(&files))?;
+            let mut listing = dfs_cli::Listing::new(&naming, prefix.as_deref().unwrap_or(""));
+            let mut header = true;
+            while let Some(files) = listing.next_page().await? {
+                if !files.is_empty() {
+                    emit(&format::files(&files, header))?;
+                    header = false;
+                }
+            }
         }
         Command::Stat { remote_name } => {
             emit(&format::stat(&naming.file_by_name(&remote_name).await?))?;

@@ -685,3 +685,47 @@ async fn dead_nodes_can_be_forgotten_and_come_back() -> Result<()> {
     ensure!(cluster.check_replicas("kept", &local, 3).await? == 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn ls_prints_a_listing_of_several_pages_in_order() -> Result<()> {
+    let cluster = cluster(1).await?;
+    // 2,500 empty files (committed through the API: no chunks to write),
+    // across three of the pages `dfs ls` asks for, 8 at a time.
+    let names: Vec<String> = (0..2_500).map(|i| format!("many/{i:05}")).collect();
+    let cluster = &cluster;
+    for batch in names.chunks(8) {
+        futures::future::try_join_all(batch.iter().map(|name| async move {
+            let init = cluster
+                .post_json(
+                    "/files/init",
+                    &serde_json::json!({"name": name, "size": 0, "replication": 1}),
+                )
+                .await?;
+            let id = init["file_id"].as_str().context("file_id")?;
+            cluster
+                .post_json(
+                    &format!("/files/{id}/finalize"),
+                    &serde_json::json!({"size": 0, "chunks": []}),
+                )
+                .await
+        }))
+        .await?;
+    }
+    let out = cluster.dfs_ok(["ls", "many/"]).await?;
+    let mut lines = out.lines();
+    ensure!(
+        lines.next().is_some_and(|h| h.starts_with("NAME")),
+        "no header: {out:.200}"
+    );
+    let listed: Vec<&str> = lines
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    ensure!(
+        listed == names,
+        "{} names listed, not the 2,500 in order (first {:?}, header lines {})",
+        listed.len(),
+        listed.first(),
+        out.lines().filter(|l| l.starts_with("NAME")).count()
+    );
+    Ok(())
+}
