@@ -32,7 +32,8 @@ dfs_first() { [ $((BENCH_RUN % 2)) -eq 1 ]; }
 bench_setup() {
     AREA=$1
     BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}
-    if [ ! -x "$BIN/dfs" ] || [ ! -x "$BIN/storage-server" ] || [ ! -x "$BIN/naming-server" ]; then
+    if [ ! -x "$BIN/dfs" ] || [ ! -x "$BIN/storage-server" ] || [ ! -x "$BIN/naming-server" ] ||
+        [ ! -x "$BIN/dfs-metaload" ]; then
         cargo build --release --locked --bins >&2
     fi
     mkdir -p "${BENCH_WORK:-${TMPDIR:-/tmp}}"

@@ -345,3 +345,51 @@ async fn a_sentinel_master_killed_under_load_loses_no_commit() -> Result<()> {
     redis.wait_for_promotion().await?;
     nothing_lost(&cluster, &seen).await
 }
+
+/// Runs `dfs-metaload ARGS` against `cluster`; its JSON report.
+async fn metaload(cluster: &TestCluster, args: &[&str]) -> Result<serde_json::Value> {
+    let out = tokio::process::Command::new(dfs_tests::bin_path("dfs-metaload"))
+        .args(args)
+        .env("DFS_NAMING_URL", cluster.naming_url())
+        .env_remove("DFS_TOKEN")
+        .output()
+        .await?;
+    ensure!(
+        out.status.success(),
+        "dfs-metaload {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// `dfs-metaload` (bench/scale.sh) against a Redis Cluster: what it loads
+/// through the API is there, file by file, and it lists and looks up all.
+#[tokio::test]
+async fn the_metadata_loader_fills_a_cluster_through_the_api() -> Result<()> {
+    let cluster = TestCluster::builder()
+        .metadata(MetadataKind::Cluster)
+        .naming_env("FREE_SPACE_RESERVE", "0")
+        .start()
+        .await?;
+    metaload(&cluster, &["nodes", "3"]).await?;
+    let loaded = metaload(&cluster, &["load", "300", "--prefix", "m/"]).await?;
+    ensure!(loaded["files"] == 300, "{loaded}");
+    let listed = metaload(&cluster, &["list", "--prefix", "m/"]).await?;
+    ensure!(listed["files"] == 300 && listed["pages"] == 1, "{listed}");
+    let looked = metaload(
+        &cluster,
+        &["lookups", "300", "--prefix", "m/", "--requests", "100"],
+    )
+    .await?;
+    ensure!(
+        looked["p99_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{looked}"
+    );
+    let record = cluster.file_record("m/0000299").await?;
+    ensure!(
+        record["size"] == 4096
+            && record["chunks"][0]["replicas"].as_array().map(Vec::len) == Some(3),
+        "{record}"
+    );
+    Ok(())
+}

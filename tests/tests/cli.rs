@@ -717,9 +717,7 @@ async fn ls_prints_a_listing_of_several_pages_in_order() -> Result<()> {
         lines.next().is_some_and(|h| h.starts_with("NAME")),
         "no header: {out:.200}"
     );
-    let listed: Vec<&str> = lines
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+    let listed: Vec<&str> = lines.filter_map(|l| l.split_whitespace().next()).collect();
     ensure!(
         listed == names,
         "{} names listed, not the 2,500 in order (first {:?}, header lines {})",
