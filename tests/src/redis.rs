@@ -69,25 +69,29 @@ impl Redis {
     }
 }
 
-/// Runs `redis-server` on `socket` with its files in `dir`, and waits until
-/// the socket accepts a connection.
-async fn spawn(socket: &Path, dir: &Path) -> Result<Child> {
-    let mut child = Command::new("redis-server")
-        .args(["--port", "0", "--unixsocket"])
-        .arg(socket)
-        .args([
-            "--unixsocketperm",
-            "700",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+/// `redis-server FIRST… --save '' --appendonly no --dir DIR`, quiet, killed
+/// with its handle: the base of every Redis the tests start (a config file,
+/// if any, must come first).
+pub(crate) fn redis_server(first: &[String], dir: &Path) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(first)
+        .args(["--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `redis-server` on `socket` with its files in `dir`, and waits until
+/// the socket accepts a connection.
+async fn spawn(socket: &Path, dir: &Path) -> Result<Child> {
+    let mut child = redis_server(&[], dir)
+        .args(["--port", "0", "--unixsocket"])
+        .arg(socket)
+        .args(["--unixsocketperm", "700"])
         .spawn()
         .context("cannot run redis-server (install it: apt-get install redis-server)")?;
     let up = wait_until(Duration::from_secs(10), || async {

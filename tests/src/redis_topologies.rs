@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use tokio::process::{Child, Command};
 
-use crate::redis::Redis;
+use crate::redis::{Redis, redis_server};
 use crate::wait_until;
 
 /// How long a topology may take to form (cluster slots agreed, replicas
@@ -76,15 +76,8 @@ impl Server {
     /// PING.
     async fn start(port: u16, dir: &Path, args: &[String]) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let mut child = Command::new("redis-server")
-            .args(args)
+        let mut child = redis_server(args, dir)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .context("cannot run redis-server (install it: apt-get install redis-server)")?;
         let up = wait_until(Duration::from_secs(10), || async {

@@ -369,6 +369,8 @@ async fn the_metadata_loader_fills_a_cluster_through_the_api() -> Result<()> {
     let cluster = TestCluster::builder()
         .metadata(MetadataKind::Cluster)
         .naming_env("FREE_SPACE_RESERVE", "0")
+        // The loader's stand-in nodes never send a heartbeat.
+        .naming_env("HEARTBEAT_TIMEOUT", "1h")
         .start()
         .await?;
     metaload(&cluster, &["nodes", "3"]).await?;
