@@ -64,41 +64,65 @@ impl Metadata {
     }
 }
 
+/// The password of every Redis server of a Cluster or Sentinel setup (not
+/// of the sentinels): a `/` in it must be percent-encoded in `REDIS_URL`.
+pub const PASSWORD: &str = "s3cret/pass";
+/// [`PASSWORD`] as it goes in a URL.
+const PASSWORD_IN_URL: &str = "s3cret%2Fpass";
+
 /// A `redis-server` on a loopback TCP port.
 struct Server {
     port: u16,
     child: Child,
+    /// Whether it takes [`PASSWORD`] (a sentinel takes none).
+    auth: bool,
 }
 
 impl Server {
     /// Runs `redis-server ARGS…` (a config file, if any, first) on `port`,
     /// its files in `dir`, without persistence, and waits until it answers
     /// PING.
-    async fn start(port: u16, dir: &Path, args: &[String]) -> Result<Self> {
+    /// With `auth`, the server asks for [`PASSWORD`] and gives it to its
+    /// master.
+    async fn start(port: u16, dir: &Path, args: &[String], auth: bool) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let mut child = redis_server(args, dir)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        let mut command = redis_server(args, dir);
+        command.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+        if auth {
+            command.args(["--requirepass", PASSWORD, "--masterauth", PASSWORD]);
+        }
+        let mut child = command
             .spawn()
             .context("cannot run redis-server (install it: apt-get install redis-server)")?;
         let up = wait_until(Duration::from_secs(10), || async {
-            cli(port, &["PING"]).await.is_ok_and(|r| r == "PONG")
+            cli(port, auth, &["PING"]).await.is_ok_and(|r| r == "PONG")
         })
         .await;
         if let Some(status) = child.try_wait()? {
             bail!("redis-server on port {port} exited at start: {status}");
         }
         up.with_context(|| format!("redis-server on port {port} did not answer PING"))?;
-        Ok(Self { port, child })
+        Ok(Self { port, child, auth })
     }
 
     fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// `redis-cli ARGS…` on this server.
+    async fn cli(&self, args: &[&str]) -> Result<String> {
+        cli(self.port, self.auth, args).await
+    }
 }
 
-/// `redis-cli -p PORT ARGS…`, its output trimmed; an error when it fails.
-async fn cli(port: u16, args: &[&str]) -> Result<String> {
-    let out = Command::new("redis-cli")
+/// `redis-cli -p PORT ARGS…` (with [`PASSWORD`] when `auth`), its output
+/// trimmed; an error when it fails.
+async fn cli(port: u16, auth: bool, args: &[&str]) -> Result<String> {
+    let mut command = Command::new("redis-cli");
+    if auth {
+        command.env("REDISCLI_AUTH", PASSWORD);
+    }
+    let out = command
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .stdin(Stdio::null())
@@ -155,22 +179,23 @@ impl RedisCluster {
                 "2000",
             ]
             .map(String::from);
-            servers.push(Server::start(port, &dir.path().join(format!("s{i}")), &args).await?);
+            let dir = dir.path().join(format!("s{i}"));
+            servers.push(Server::start(port, &dir, &args, true).await?);
         }
         let addrs: Vec<String> = servers.iter().map(Server::addr).collect();
         let mut create = vec!["--cluster", "create"];
         create.extend(addrs.iter().map(String::as_str));
         create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-        cli(servers[0].port, &create).await?;
+        servers[0].cli(&create).await?;
         let cluster = Self { servers, _dir: dir };
         cluster.wait_until_healthy().await?;
         Ok(cluster)
     }
 
-    /// `redis+cluster://` with every server as a seed.
+    /// `redis+cluster://:PASSWORD@…` with every server as a seed.
     pub fn url(&self) -> String {
         let addrs: Vec<String> = self.servers.iter().map(Server::addr).collect();
-        format!("redis+cluster://{}", addrs.join(","))
+        format!("redis+cluster://:{PASSWORD_IN_URL}@{}", addrs.join(","))
     }
 
     /// Waits until every server says `cluster_state:ok`, and every master
@@ -179,13 +204,13 @@ impl RedisCluster {
         wait_until(FORM_TIMEOUT, || async {
             let mut masters_with_replicas = 0;
             for server in &self.servers {
-                let Ok(info) = cli(server.port, &["CLUSTER", "INFO"]).await else {
+                let Ok(info) = server.cli(&["CLUSTER", "INFO"]).await else {
                     return false;
                 };
                 if info_field(&info, "cluster_state") != Some("ok") {
                     return false;
                 }
-                let Ok(replication) = cli(server.port, &["INFO", "replication"]).await else {
+                let Ok(replication) = server.cli(&["INFO", "replication"]).await else {
                     return false;
                 };
                 if info_field(&replication, "role") == Some("master") {
@@ -208,7 +233,7 @@ impl RedisCluster {
     pub async fn masters(&self) -> Result<Vec<u16>> {
         let mut masters = Vec::new();
         for server in &self.servers {
-            if let Ok(info) = cli(server.port, &["INFO", "replication"]).await
+            if let Ok(info) = server.cli(&["INFO", "replication"]).await
                 && info_field(&info, "role") == Some("master")
             {
                 masters.push(server.port);
@@ -219,11 +244,12 @@ impl RedisCluster {
 
     /// The port of the master serving `key`'s slot.
     pub async fn master_of(&self, key: &str) -> Result<u16> {
-        let slot: u16 = cli(self.servers[0].port, &["CLUSTER", "KEYSLOT", key])
+        let slot: u16 = self.servers[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
             .await?
             .parse()?;
         for port in self.masters().await? {
-            let nodes = cli(port, &["CLUSTER", "NODES"]).await?;
+            let nodes = cli(port, true, &["CLUSTER", "NODES"]).await?;
             let mine = nodes
                 .lines()
                 .find(|line| line.contains("myself"))
@@ -271,12 +297,14 @@ impl RedisSentinel {
     /// sentinel knows it.
     pub async fn start() -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let master = Server::start(crate::free_port()?, &dir.path().join("master"), &[]).await?;
+        let master =
+            Server::start(crate::free_port()?, &dir.path().join("master"), &[], true).await?;
         let replica_args = ["--replicaof", "127.0.0.1", &master.port.to_string()].map(String::from);
         let replica = Server::start(
             crate::free_port()?,
             &dir.path().join("replica"),
             &replica_args,
+            true,
         )
         .await?;
         let mut sentinels = Vec::new();
@@ -290,12 +318,13 @@ impl RedisSentinel {
                 format!(
                     "sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {} 2\n\
                      sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
-                     sentinel failover-timeout {SENTINEL_MASTER} 10000\n",
+                     sentinel failover-timeout {SENTINEL_MASTER} 10000\n\
+                     sentinel auth-pass {SENTINEL_MASTER} {PASSWORD}\n",
                     master.port
                 ),
             )?;
             let args = [conf.to_string_lossy().into_owned(), "--sentinel".to_owned()];
-            sentinels.push(Server::start(port, &sdir, &args).await?);
+            sentinels.push(Server::start(port, &sdir, &args, false).await?);
         }
         let setup = Self {
             master,
@@ -304,12 +333,15 @@ impl RedisSentinel {
             _dir: dir,
         };
         wait_until(FORM_TIMEOUT, || async {
-            let linked = cli(setup.replica.port, &["INFO", "replication"])
+            let linked = setup
+                .replica
+                .cli(&["INFO", "replication"])
                 .await
                 .is_ok_and(|info| info_field(&info, "master_link_status") == Some("up"));
             let mut known = true;
             for sentinel in &setup.sentinels {
-                known &= cli(sentinel.port, &["SENTINEL", "REPLICAS", SENTINEL_MASTER])
+                known &= sentinel
+                    .cli(&["SENTINEL", "REPLICAS", SENTINEL_MASTER])
                     .await
                     .is_ok_and(|r| !r.is_empty());
             }
@@ -320,10 +352,13 @@ impl RedisSentinel {
         Ok(setup)
     }
 
-    /// `redis+sentinel://SENTINELS/dfs`.
+    /// `redis+sentinel://:PASSWORD@SENTINELS/dfs`.
     pub fn url(&self) -> String {
         let addrs: Vec<String> = self.sentinels.iter().map(Server::addr).collect();
-        format!("redis+sentinel://{}/{SENTINEL_MASTER}", addrs.join(","))
+        format!(
+            "redis+sentinel://:{PASSWORD_IN_URL}@{}/{SENTINEL_MASTER}",
+            addrs.join(",")
+        )
     }
 
     /// The master's process id (to SIGKILL it while others use it: the
@@ -336,12 +371,10 @@ impl RedisSentinel {
     pub async fn wait_for_promotion(&self) -> Result<()> {
         let want = self.replica.port.to_string();
         wait_until(FORM_TIMEOUT, || async {
-            cli(
-                self.sentinels[0].port,
-                &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER],
-            )
-            .await
-            .is_ok_and(|addr| addr.lines().nth(1) == Some(want.as_str()))
+            self.sentinels[0]
+                .cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER])
+                .await
+                .is_ok_and(|addr| addr.lines().nth(1) == Some(want.as_str()))
         })
         .await
         .context("the sentinels did not promote the replica")
