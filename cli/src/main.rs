@@ -13,6 +13,7 @@ use dfs_cli::{format, jobs};
 use dfs_client::{ClusterAccess, NamingClient, StorageClient};
 use dfs_common::api::StartDistribution;
 use dfs_common::units::parse_size;
+use futures::StreamExt;
 
 /// Client of a dfs cluster: store, read and inspect replicated files.
 #[derive(Debug, Parser)]
@@ -46,11 +47,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Upload a local file under a remote name (fails if the name exists).
+    /// Upload a local file under a remote name (fails if the name exists), or
+    /// several files under a prefix.
     Create {
-        /// Local file to upload.
-        local_path: PathBuf,
-        /// Name to store it under.
+        /// Local file to upload; several upload 8 at a time.
+        #[arg(required = true, num_args = 1..)]
+        local_paths: Vec<PathBuf>,
+        /// Name to store it under; for several files, a prefix ending in
+        /// '/' that each is stored under with its own file name.
         remote_name: String,
         /// Chunk size, 64KiB to 64MiB (e.g. 8MiB, 64K); the server's default when absent.
         #[arg(long, value_parser = parse_size)]
@@ -175,32 +179,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let naming = NamingClient::new(&cli.naming_url, &access)?;
     match cli.command {
         Command::Create {
-            local_path,
+            local_paths,
             remote_name,
             chunk_size,
             replication,
         } => {
+            let files = create_targets(local_paths, &remote_name)?;
+            let total = files.len();
             let storage = StorageClient::new(&access)?;
             let progress = dfs_cli::progress_bar();
             let options = CreateOptions {
                 chunk_size,
                 replication,
             };
-            let record = upload::create(
-                &naming,
-                &storage,
-                &local_path,
-                &remote_name,
-                options,
-                &progress,
-            )
-            .await;
+            let mut created = std::pin::pin!(upload::create_many(
+                &naming, &storage, files, options, &progress
+            ));
+            let mut failed = Vec::new();
+            while let Some((name, result)) = created.next().await {
+                match result {
+                    Ok(record) => {
+                        let info = record.info;
+                        progress.suspend(|| {
+                            emit(&format!(
+                                "created {} ({} bytes, {} chunks, file_id {})\n",
+                                info.name, info.size, info.chunk_count, info.file_id
+                            ))
+                        })?;
+                    }
+                    Err(e) => failed.push((name, e)),
+                }
+            }
             progress.finish_and_clear();
-            let info = record?.info;
-            emit(&format!(
-                "created {} ({} bytes, {} chunks, file_id {})\n",
-                info.name, info.size, info.chunk_count, info.file_id
-            ))?;
+            match failed.len() {
+                0 => {}
+                // One file: its error alone, as ever.
+                1 if !remote_name.ends_with('/') => return Err(failed.remove(0).1.into()),
+                n => {
+                    for (name, e) in &failed {
+                        eprintln!(
+                            "error: {}: {}",
+                            format::escape(name),
+                            format::escape(&e.to_string())
+                        );
+                    }
+                    anyhow::bail!("{n} of {total} files not created");
+                }
+            }
         }
         Command::Read {
             remote_name,
@@ -346,6 +371,31 @@ async fn distribute(
 }
 
 /// Writes `text` to stdout; a closed pipe (`dfs ls | head`) is not an error.
+/// What `dfs create LOCAL… REMOTE` stores: one file under REMOTE, or
+/// several under the prefix REMOTE (ending in '/'), each with its own file
+/// name.
+fn create_targets(locals: Vec<PathBuf>, remote: &str) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    if locals.len() == 1 && !remote.ends_with('/') {
+        return Ok(locals.into_iter().map(|l| (l, remote.to_owned())).collect());
+    }
+    if !remote.ends_with('/') {
+        anyhow::bail!(
+            "to create several files, give a prefix ending in '/' (e.g. {remote}/) as the remote name"
+        );
+    }
+    locals
+        .into_iter()
+        .map(|local| {
+            let name = local
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| anyhow::anyhow!("{} has no UTF-8 file name", local.display()))?;
+            let name = format!("{remote}{name}");
+            Ok((local, name))
+        })
+        .collect()
+}
+
 fn emit(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -47,6 +47,28 @@ pub struct CreateOptions {
     pub replication: Option<u32>,
 }
 
+/// Files uploaded at once by [`create_many`]: small files are bound by
+/// round trips and fsyncs, which overlap across files.
+pub const FILES_IN_FLIGHT: usize = 8;
+
+/// Uploads each `(local, name)`, [`FILES_IN_FLIGHT`] at a time; yields each
+/// file's name and outcome in the order given, as they are known. A file
+/// that fails does not stop the others.
+pub fn create_many<'a>(
+    naming: &'a NamingClient,
+    storage: &'a StorageClient,
+    files: Vec<(std::path::PathBuf, String)>,
+    options: CreateOptions,
+    progress: &'a ProgressBar,
+) -> impl futures::Stream<Item = (String, Result<FileRecord, Error>)> + 'a {
+    stream::iter(files)
+        .map(move |(local, name)| async move {
+            let result = create(naming, storage, &local, &name, options, progress).await;
+            (name, result)
+        })
+        .buffered(FILES_IN_FLIGHT)
+}
+
 /// Uploads `local` as `name` and returns the committed record.
 pub async fn create(
     naming: &NamingClient,
@@ -82,7 +104,8 @@ pub async fn create(
             ),
         ));
     }
-    progress.set_length(size);
+    // Added, not set: several files may share one bar (create_many).
+    progress.inc_length(size);
     let upload = Upload {
         naming,
         storage,

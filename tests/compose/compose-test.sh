@@ -219,8 +219,11 @@ start_stack() {
     wait_until "3 alive nodes in dfs nodes" 120 alive_nodes_are 3
     check_addresses 3
     http_ok "http://127.0.0.1:$(naming_port)/swagger-ui/" || fail "Swagger UI is not served"
-    curl -fsS --max-time 5 "http://127.0.0.1:$(naming_port)/ui" | grep -q 'Storage nodes' ||
-        fail "the operators' page /ui is not served"
+    # Read whole, then searched: `curl | grep -q` fails (pipefail) when grep
+    # stops reading before curl has written everything.
+    local page
+    page=$(curl -fsS --max-time 5 "http://127.0.0.1:$(naming_port)/ui")
+    grep -q 'Storage nodes' <<<"$page" || fail "the operators' page /ui is not served"
     local spec
     spec=$(curl -fsS --max-time 5 "http://127.0.0.1:$(naming_port)/openapi.json")
     grep -q '"/files/init"' <<<"$spec" || fail "/openapi.json lacks /files/init"

@@ -727,3 +727,67 @@ async fn ls_prints_a_listing_of_several_pages_in_order() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn create_stores_several_files_under_a_prefix() -> Result<()> {
+    let cluster = cluster(3).await?;
+    let dir = scratch(&cluster, "batch");
+    std::fs::create_dir_all(&dir)?;
+    let mut args = vec!["create".to_owned()];
+    let mut locals = Vec::new();
+    for i in 0..12u64 {
+        let local = dir.join(format!("f{i:02}.bin"));
+        write_random_file(&local, 1000 + 5000 * i, i)?;
+        args.push(path_arg(&local).to_owned());
+        locals.push(local);
+    }
+    // One source is missing: it alone fails, the rest are stored.
+    args.push(path_arg(&dir.join("missing.bin")).to_owned());
+    args.extend([
+        "batch/".to_owned(),
+        "--chunk-size".to_owned(),
+        "64KiB".to_owned(),
+    ]);
+    let output = cluster.dfs(&args).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        output.status.code() == Some(1),
+        "status {:?}: {stderr}",
+        output.status
+    );
+    ensure!(
+        stderr.lines().count() == 2
+            && stderr.contains("error: batch/missing.bin: cannot open")
+            && stderr.contains("error: 1 of 13 files not created"),
+        "stderr: {stderr}"
+    );
+    // Reported in the order given.
+    let reported: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("created ")?.split_whitespace().next())
+        .collect();
+    let expected: Vec<String> = (0..12).map(|i| format!("batch/f{i:02}.bin")).collect();
+    ensure!(reported == expected, "stdout: {stdout}");
+    for (name, local) in expected.iter().zip(&locals) {
+        let copy = scratch(&cluster, "batch-copy");
+        cluster.dfs_ok(["read", name, path_arg(&copy)]).await?;
+        ensure!(std::fs::read(&copy)? == std::fs::read(local)?, "{name}");
+    }
+    // Several files need a prefix to go under.
+    let output = cluster
+        .dfs([
+            "create",
+            path_arg(&locals[0]),
+            path_arg(&locals[1]),
+            "batch2",
+        ])
+        .await?;
+    expect_failure(&output, "a prefix ending in '/'")?;
+    // One file and a prefix: stored under its own name.
+    cluster
+        .dfs_ok(["create", path_arg(&locals[0]), "single/"])
+        .await?;
+    ensure!(cluster.dfs_ok(["size", "single/f00.bin"]).await? == "1000\n");
+    Ok(())
+}
