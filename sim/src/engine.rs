@@ -115,10 +115,10 @@ struct Sim<'a> {
     /// when it started on it with how many chunks held.
     source: Vec<Option<usize>>,
     source_start: Vec<(f64, usize)>,
-    /// Nodes of an adapting chain that are pulled around; by chain
-    /// position, the node that fell behind each.
+    /// Nodes pulled around, by node.
     bypassed: Vec<bool>,
-    bypassed_by: Vec<Option<usize>>,
+    /// The same for an adapting chain, by chain position.
+    bypassed_at: Vec<bool>,
 }
 
 /// Runs `topology` on `fleet` for `file`.
@@ -146,7 +146,7 @@ pub fn run(fleet: &Fleet, file: &FileShape, topology: &Topology) -> Outcome {
         source: vec![None; nodes],
         source_start: vec![(0.0, 0); nodes],
         bypassed: vec![false; nodes],
-        bypassed_by: vec![None; topology.adapting.as_ref().map_or(0, Vec::len)],
+        bypassed_at: vec![false; topology.adapting.as_ref().map_or(0, Vec::len)],
     };
     if topology.adapting.is_some() {
         sim.push(JUDGE_EVERY, Event::Judge);
@@ -364,10 +364,10 @@ impl Sim<'_> {
                 })
             })
             .collect();
-        let marks = laggards(&chain, &self.bypassed_by, self.file.chunk);
+        let marks = laggards(&chain, &self.bypassed_at, self.file.chunk);
         let slow: Vec<usize> = marks.iter().map(|&(p, _)| order[p]).collect();
-        for (p, behind) in marks {
-            self.bypassed_by[p] = Some(behind);
+        for (p, _) in marks {
+            self.bypassed_at[p] = true;
         }
         for node in slow {
             self.bypassed[node] = true;

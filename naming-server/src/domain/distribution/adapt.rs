@@ -53,11 +53,11 @@ pub struct Standing {
 
 /// New bypasses for a chain of `chain.len()` nodes, head first, in
 /// `chunk_size` chunks: `(bypassed, behind)` pairs of chain positions,
-/// `behind` being the node that fell behind. `bypassed[i]` holds the
-/// bypasses made before, the same way.
+/// `behind` being the node that fell behind. `bypassed[i]`: whether
+/// position `i` was bypassed before.
 pub fn laggards(
     chain: &[Option<Standing>],
-    bypassed: &[Option<usize>],
+    bypassed: &[bool],
     chunk_size: u64,
 ) -> Vec<(usize, usize)> {
     let mut by = bypassed.to_vec();
@@ -75,15 +75,13 @@ pub fn laggards(
         let Some(Some(above)) = chain.get(u) else {
             continue;
         };
-        if by[u].is_some()
-            || above.bytes.saturating_sub(bytes) < LAG_CHUNKS.saturating_mul(chunk_size)
-        {
+        if by[u] || above.bytes.saturating_sub(bytes) < LAG_CHUNKS.saturating_mul(chunk_size) {
             continue;
         }
         // `u` may be sending to several nodes, since a bypass.
         let share = above.rate / pullers(chain, u);
         if u + 1 == p && rate.saturating_mul(SLOW_FACTOR) < share {
-            by[u] = Some(p);
+            by[u] = true;
             new.push((u, p));
         }
     }
@@ -165,15 +163,10 @@ pub fn bypasses(record: &JobRecord, now_ms: u64) -> Vec<(String, String)> {
         .iter()
         .map(|node| record.reports.get(&node.node_id).and_then(standing))
         .collect();
-    let bypassed: Vec<Option<usize>> = plan
+    let bypassed: Vec<bool> = plan
         .chain
         .iter()
-        .map(|node| {
-            record
-                .bypassed
-                .get(&node.node_id)
-                .and_then(|behind| position(behind))
-        })
+        .map(|node| record.bypassed.contains_key(&node.node_id))
         .collect();
     laggards(&chain, &bypassed, plan.chunk_size)
         .into_iter()
@@ -217,10 +210,10 @@ mod tests {
             from(1, 31, 11),
             from(2, 27, 12),
         ];
-        assert!(laggards(&chain, &[None; 4], MIB).is_empty());
+        assert!(laggards(&chain, &[false; 4], MIB).is_empty());
         // A node far behind but catching up fast (it started late).
         let chain = [head(40, 12), from(0, 10, 30)];
-        assert!(laggards(&chain, &[None; 2], MIB).is_empty());
+        assert!(laggards(&chain, &[false; 2], MIB).is_empty());
     }
 
     #[test]
@@ -232,19 +225,19 @@ mod tests {
             from(1, 12, 1),
             from(2, 11, 1),
         ];
-        assert_eq!(laggards(&chain, &[None; 4], MIB), vec![(1, 2)]);
+        assert_eq!(laggards(&chain, &[false; 4], MIB), vec![(1, 2)]);
         // Until node 2 has moved to node 0, nothing more happens.
-        assert!(laggards(&chain, &[None, Some(2), None, None], MIB).is_empty());
+        assert!(laggards(&chain, &[false, true, false, false], MIB).is_empty());
         // Done, node 1 still counts with the rate it last received at.
         let chain = [head(64, 12), from(0, 64, 12), from(1, 20, 1)];
-        assert_eq!(laggards(&chain, &[None; 3], MIB), vec![(1, 2)]);
+        assert_eq!(laggards(&chain, &[false; 3], MIB), vec![(1, 2)]);
     }
 
     #[test]
     fn an_upstream_sending_to_two_nodes_is_not_blamed() {
         // Node 1 bypassed, node 2 pulls from node 0 too: node 1 gets half
         // of node 0's uplink, and that is not node 0's fault.
-        let before = [None, Some(2), None, None];
+        let before = [false, true, false, false];
         let chain = [head(50, 12), from(0, 40, 5), from(0, 20, 6), from(2, 19, 6)];
         assert!(laggards(&chain, &before, MIB).is_empty());
         // Nor is a done node 0 that node 1 is still catching up on.
@@ -256,7 +249,7 @@ mod tests {
     fn a_node_that_moved_is_not_judged_against_its_new_upstream() {
         // Node 2 bypassed node 1 and pulls from node 0 now, still far
         // behind: node 0 is not to blame, nor is anyone else.
-        let before = [None, Some(2), None, None];
+        let before = [false, true, false, false];
         let chain = [head(50, 12), from(0, 48, 6), from(0, 14, 1), from(2, 13, 1)];
         assert!(laggards(&chain, &before, MIB).is_empty());
     }
@@ -264,11 +257,11 @@ mod tests {
     #[test]
     fn nodes_without_a_chain_upstream_or_with_an_unknown_one_are_not_judged() {
         let chain = [None, from(0, 1, 1)];
-        assert!(laggards(&chain, &[None; 2], MIB).is_empty());
+        assert!(laggards(&chain, &[false; 2], MIB).is_empty());
         let chain = [head(60, 12), head(1, 1)];
-        assert!(laggards(&chain, &[None; 2], MIB).is_empty());
+        assert!(laggards(&chain, &[false; 2], MIB).is_empty());
         // A position past the chain (a bad report) is ignored.
         let chain = [head(60, 12), from(7, 1, 1)];
-        assert!(laggards(&chain, &[None; 2], MIB).is_empty());
+        assert!(laggards(&chain, &[false; 2], MIB).is_empty());
     }
 }
