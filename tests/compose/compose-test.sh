@@ -61,9 +61,10 @@ phase() {
 compose() { "${COMPOSE[@]}" -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"; }
 
 # dfs ARGS...: the CLI exactly as a user runs it, from $WORK (mounted as the
-# caller's directory), without a TTY so stdout is the command's own bytes.
+# caller's directory), without a TTY so stdout is the command's own bytes;
+# --no-deps, so a service a step stopped stays stopped (`run` would start it).
 dfs() { (cd "$WORK" && timeout 300 "${COMPOSE[@]}" -p "$PROJECT" \
-    -f "$ROOT/docker-compose.yml" run --rm -T cli "$@" 2>"$WORK/.run.err") ||
+    -f "$ROOT/docker-compose.yml" run --rm --no-deps -T cli "$@" 2>"$WORK/.run.err") ||
     { cat "$WORK/.run.err" >&2; return 1; }; }
 
 # leftovers KIND: ids of this project's containers, volumes or networks.
@@ -339,6 +340,8 @@ naming_down() {
     dfs create ./c.bin docs/c.bin
     dfs read docs/c.bin ./c.copy
     same_bytes "$WORK/c.bin" "$WORK/c.copy"
+    [[ "$(docker inspect -f '{{.State.Running}}' "$(compose ps -q naming-server)")" == false ]] ||
+        fail "naming-server is running again"
     # Every storage node's heartbeats now go to the second naming server.
     wait_until "heartbeats on naming-server-2" 60 heartbeats_on_2_beyond $((before + 5))
     compose start naming-server >/dev/null 2>&1

@@ -14,9 +14,9 @@
 //!   per tag, concurrently (Cluster refuses a pipeline across slots);
 //! - Sentinel by asking the sentinels for the master, and asking again when
 //!   the master's connection fails or the server says it is now a replica.
-//!   A command the old master refused (READONLY, or no connection at all)
-//!   is sent once more to the new one; a command lost with a dropped
-//!   connection is not, since it may have run.
+//!   A command the old master refused (READONLY, or no connection at all),
+//!   or one that only reads, is sent once more to the new one; a write
+//!   lost with a dropped connection is not, since it may have run.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -260,13 +260,48 @@ impl ConnectionLike for Backend {
     }
 }
 
+/// A command's arguments, its name first.
+fn args(cmd: &Cmd) -> impl Iterator<Item = &[u8]> {
+    cmd.args_iter().map(|arg| match arg {
+        redis::Arg::Simple(bytes) => bytes,
+        _ => &[][..],
+    })
+}
+
+/// Whether `cmd` only reads, so that running it twice changes nothing
+/// (scripts are not looked into: they count as writes).
+fn reads_only(cmd: &Cmd) -> bool {
+    const READS: &[&[u8]] = &[
+        b"EXISTS",
+        b"GET",
+        b"MGET",
+        b"HGET",
+        b"HMGET",
+        b"HGETALL",
+        b"HKEYS",
+        b"HVALS",
+        b"HLEN",
+        b"SMEMBERS",
+        b"SISMEMBER",
+        b"SCARD",
+        b"ZRANGE",
+        b"ZRANGEBYLEX",
+        b"ZRANGEBYSCORE",
+        b"ZCARD",
+        b"ZSCORE",
+        b"TTL",
+        b"PTTL",
+        b"PING",
+    ];
+    args(cmd)
+        .next()
+        .is_some_and(|name| READS.contains(&name.to_ascii_uppercase().as_slice()))
+}
+
 /// The hash tag of a command's first key (`{nodes}` of
 /// `dfs:{nodes}:all`), or `None` for a command without a key (`WAIT`).
 fn hash_tag(cmd: &Cmd) -> Option<Vec<u8>> {
-    let mut args = cmd.args_iter().map(|arg| match arg {
-        redis::Arg::Simple(bytes) => bytes,
-        _ => &[][..],
-    });
+    let mut args = args(cmd);
     let name = args.next()?.to_ascii_uppercase();
     let key = match name.as_slice() {
         // EVALSHA SHA NUMKEYS KEY…
@@ -358,7 +393,8 @@ fn master_lost(e: &RedisError) -> bool {
         )
 }
 
-/// Whether the command that failed with `e` certainly did not run.
+/// Whether the command that failed with `e` certainly did not run (else
+/// it may have, before the connection was lost).
 fn not_run(e: &RedisError) -> bool {
     e.is_connection_refusal() || e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
@@ -408,7 +444,7 @@ impl Sentinel {
             match result {
                 Err(e) if master_lost(&e) => {
                     self.forget_master();
-                    if retried || !not_run(&e) {
+                    if retried || !(not_run(&e) || reads_only(cmd)) {
                         return Err(e);
                     }
                     retried = true;
@@ -424,6 +460,7 @@ impl Sentinel {
         offset: usize,
         count: usize,
     ) -> RedisResult<Vec<Value>> {
+        let repeatable = pipeline.cmd_iter().all(reads_only);
         let mut retried = false;
         loop {
             let result = self
@@ -432,7 +469,7 @@ impl Sentinel {
                 .req_packed_commands(pipeline, offset, count)
                 .await;
             let refused = match &result {
-                Err(e) if master_lost(e) => Some(not_run(e)),
+                Err(e) if master_lost(e) => Some(not_run(e) || repeatable),
                 // A demoted master answers each write of a pipeline READONLY.
                 Ok(values) => values
                     .iter()
@@ -441,9 +478,9 @@ impl Sentinel {
                 Err(_) => None,
             };
             match refused {
-                Some(not_run) => {
+                Some(again) => {
                     self.forget_master();
-                    if retried || !not_run {
+                    if retried || !again {
                         return result;
                     }
                     retried = true;
@@ -492,6 +529,19 @@ mod tests {
         assert!(Topology::parse("redis+sentinel://h1:1").is_err());
         assert!(Topology::parse("redis+sentinel://h1:1/").is_err());
         assert!(Topology::parse("redis+sentinel://:1/m").is_err());
+    }
+
+    #[test]
+    fn only_reads_count_as_safe_to_repeat() {
+        assert!(reads_only(redis::cmd("HGETALL").arg("dfs:{a}:file:x")));
+        assert!(reads_only(
+            redis::cmd("zrangebylex").arg("k").arg("-").arg("+")
+        ));
+        assert!(!reads_only(redis::cmd("HSET").arg("k").arg("f").arg("v")));
+        assert!(!reads_only(
+            redis::cmd("EVALSHA").arg("0123").arg(1).arg("k")
+        ));
+        assert!(!reads_only(&redis::Cmd::new()));
     }
 
     #[test]
