@@ -215,15 +215,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 0 => {}
                 // One file: its error alone, as ever.
                 1 if !remote_name.ends_with('/') => return Err(failed.remove(0).1.into()),
+                // Still one line on stderr: each failed file and why.
                 n => {
-                    for (name, e) in &failed {
-                        eprintln!(
-                            "error: {}: {}",
-                            format::escape(name),
-                            format::escape(&e.to_string())
-                        );
-                    }
-                    anyhow::bail!("{n} of {total} files not created");
+                    let each: Vec<String> = failed
+                        .iter()
+                        .map(|(name, e)| format!("{name} ({e})"))
+                        .collect();
+                    anyhow::bail!("{n} of {total} files not created: {}", each.join("; "));
                 }
             }
         }
