@@ -49,59 +49,12 @@ pub fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-/// The committed files whose names start with a prefix, a page at a time
-/// (in name order, as `GET /files` gives them), so a listing of any length
-/// is shown as it arrives and never held whole.
-pub struct Listing<'a> {
-    naming: &'a dfs_client::NamingClient,
-    prefix: &'a str,
-    /// The cursor of the next page; `None` once the last page came.
-    after: Option<Option<String>>,
-}
-
-impl<'a> Listing<'a> {
-    /// Files per page asked for.
-    const PAGE: u32 = 1000;
-
-    pub fn new(naming: &'a dfs_client::NamingClient, prefix: &'a str) -> Self {
-        Self {
-            naming,
-            prefix,
-            after: Some(None),
-        }
-    }
-
-    /// The next page; `None` after the last.
-    pub async fn next_page(
-        &mut self,
-    ) -> Result<Option<Vec<dfs_common::api::FileInfo>>, error::Error> {
-        let Some(after) = self.after.take() else {
-            return Ok(None);
-        };
-        let page = self
-            .naming
-            .list_files(self.prefix, Some(Self::PAGE), after.as_deref())
-            .await?;
-        self.after = match page.next {
-            None => None,
-            Some(next) if after.as_deref() == Some(next.as_str()) => {
-                return Err(error::Error::bad_response(
-                    self.naming.base_url(),
-                    format!("the naming server repeated listing cursor {next:?}"),
-                ));
-            }
-            Some(next) => Some(Some(next)),
-        };
-        Ok(Some(page.files))
-    }
-}
-
 /// Every committed file whose name starts with `prefix`.
 pub async fn list_all(
     naming: &dfs_client::NamingClient,
     prefix: &str,
 ) -> Result<Vec<dfs_common::api::FileInfo>, error::Error> {
-    let mut listing = Listing::new(naming, prefix);
+    let mut listing = naming.listing(prefix);
     let mut files = Vec::new();
     while let Some(page) = listing.next_page().await? {
         files.extend(page);

@@ -253,7 +253,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             emit(&format!("deleted {remote_name}\n"))?;
         }
         Command::Ls { prefix } => {
-            let mut listing = dfs_cli::Listing::new(&naming, prefix.as_deref().unwrap_or(""));
+            let mut listing = naming.listing(prefix.as_deref().unwrap_or(""));
             let mut header = true;
             while let Some(files) = listing.next_page().await? {
                 if !files.is_empty() {

@@ -213,6 +213,16 @@ impl NamingClient {
         self.get(&["files", file_id]).await
     }
 
+    /// The committed files whose names start with `prefix`, a page at a
+    /// time ([`Listing`]).
+    pub fn listing<'a>(&'a self, prefix: &'a str) -> Listing<'a> {
+        Listing {
+            naming: self,
+            prefix,
+            after: Some(None),
+        }
+    }
+
     /// `GET /files?prefix=&limit=&after=`: one page of the listing.
     pub async fn list_files(
         &self,
@@ -327,5 +337,43 @@ impl NamingClient {
     ) -> Result<ReportAck, Error> {
         self.post(&["distributions", job_id, "progress"], report)
             .await
+    }
+}
+
+/// The committed files whose names start with a prefix, a page at a time
+/// (in name order, as `GET /files` gives them), so a listing of any length
+/// can be used as it arrives and is never held whole
+/// ([`NamingClient::listing`]).
+pub struct Listing<'a> {
+    naming: &'a NamingClient,
+    prefix: &'a str,
+    /// The cursor of the next page; `None` once the last page came.
+    after: Option<Option<String>>,
+}
+
+impl Listing<'_> {
+    /// Files per page asked for.
+    pub const PAGE: u32 = 1000;
+
+    /// The next page; `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<FileInfo>>, Error> {
+        let Some(after) = self.after.take() else {
+            return Ok(None);
+        };
+        let page = self
+            .naming
+            .list_files(self.prefix, Some(Self::PAGE), after.as_deref())
+            .await?;
+        self.after = match page.next {
+            None => None,
+            Some(next) if after.as_deref() == Some(next.as_str()) => {
+                return Err(Error::BadResponse {
+                    url: self.naming.base_url().to_owned(),
+                    reason: format!("the naming server repeated listing cursor {next:?}"),
+                });
+            }
+            Some(next) => Some(Some(next)),
+        };
+        Ok(Some(page.files))
     }
 }

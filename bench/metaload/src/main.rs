@@ -65,7 +65,7 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
-    /// Lists every file under PREFIX, a page of 1,000 at a time: files/s.
+    /// Lists every file under PREFIX, a page at a time: files/s.
     List {
         #[arg(long, default_value = "load/")]
         prefix: String,
@@ -233,20 +233,11 @@ async fn lookups(
 
 async fn list(naming: &NamingClient, prefix: &str) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let mut files = 0u64;
-    let mut pages = 0u64;
-    let mut after: Option<String> = None;
-    loop {
-        let page = naming
-            .list_files(prefix, Some(1000), after.as_deref())
-            .await
-            .context("list a page")?;
-        files += page.files.len() as u64;
+    let mut listing = naming.listing(prefix);
+    let (mut files, mut pages) = (0u64, 0u64);
+    while let Some(page) = listing.next_page().await.context("list a page")? {
+        files += page.len() as u64;
         pages += 1;
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(
