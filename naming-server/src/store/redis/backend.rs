@@ -437,47 +437,28 @@ impl Sentinel {
         *self.master.lock().expect("lock") = None;
     }
 
-    async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
-        let mut retried = false;
-        loop {
-            let result = self.master().await?.req_packed_command(cmd).await;
-            match result {
-                Err(e) if master_lost(&e) => {
-                    self.forget_master();
-                    if retried || !(not_run(&e) || reads_only(cmd)) {
-                        return Err(e);
-                    }
-                    retried = true;
-                }
-                result => return result,
-            }
-        }
-    }
-
-    async fn pipeline(
+    /// Sends with `send` on the master's connection. When the master is
+    /// lost, or the reply says it is a replica now (`refused`), drops the
+    /// connection; then, once, sends again to the master the sentinels
+    /// name, if the request certainly did not run or is `repeatable`.
+    async fn on_master<T, F>(
         &self,
-        pipeline: &Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisResult<Vec<Value>> {
-        let repeatable = pipeline.cmd_iter().all(reads_only);
+        repeatable: bool,
+        send: impl Fn(MultiplexedConnection) -> F,
+        refused: impl Fn(&T) -> bool,
+    ) -> RedisResult<T>
+    where
+        F: Future<Output = RedisResult<T>>,
+    {
         let mut retried = false;
         loop {
-            let result = self
-                .master()
-                .await?
-                .req_packed_commands(pipeline, offset, count)
-                .await;
-            let refused = match &result {
+            let result = send(self.master().await?).await;
+            let again = match &result {
                 Err(e) if master_lost(e) => Some(not_run(e) || repeatable),
-                // A demoted master answers each write of a pipeline READONLY.
-                Ok(values) => values
-                    .iter()
-                    .any(|v| matches!(v, Value::ServerError(e) if e.code() == "READONLY"))
-                    .then_some(true),
-                Err(_) => None,
+                Ok(reply) if refused(reply) => Some(true),
+                _ => None,
             };
-            match refused {
+            match again {
                 Some(again) => {
                     self.forget_master();
                     if retried || !again {
@@ -489,6 +470,32 @@ impl Sentinel {
             }
         }
     }
+
+    async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
+        let send =
+            |mut conn: MultiplexedConnection| async move { conn.req_packed_command(cmd).await };
+        self.on_master(reads_only(cmd), send, says_readonly).await
+    }
+
+    async fn pipeline(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        let send = |mut conn: MultiplexedConnection| async move {
+            conn.req_packed_commands(pipeline, offset, count).await
+        };
+        // A demoted master answers each write of a pipeline READONLY.
+        let refused = |values: &Vec<Value>| values.iter().any(says_readonly);
+        let repeatable = pipeline.cmd_iter().all(reads_only);
+        self.on_master(repeatable, send, refused).await
+    }
+}
+
+/// Whether a reply is a demoted master's READONLY error.
+fn says_readonly(value: &Value) -> bool {
+    matches!(value, Value::ServerError(e) if e.code() == "READONLY")
 }
 
 #[cfg(test)]
