@@ -127,27 +127,24 @@ print(round(count / (time.monotonic() - start), 3))
 PY
 }
 
-log "$CREATES small creates (4 KiB, RF=3), and as many 3× fsync'd writes"
-if dfs_first; then
-    dfs=$(creates_per_sec)
-    base=$(fsync_per_sec)
-else
-    base=$(fsync_per_sec)
-    dfs=$(creates_per_sec)
-fi
-row row="small create 4 KiB RF=3" dfs="$dfs" baseline="$base" unit=files/s higher_is_better=true \
-    baseline_name="3× write+fsync+rename+dir fsync" min_ratio=0.3 plot=bars
+# create_pair ROW FUNCTION: one row, FUNCTION's files/s against the fsync
+# baseline, in this run's order.
+create_pair() {
+    local dfs base
+    log "$1: $CREATES files, and as many 3× fsync'd writes"
+    if dfs_first; then
+        dfs=$($2)
+        base=$(fsync_per_sec)
+    else
+        base=$(fsync_per_sec)
+        dfs=$($2)
+    fi
+    row row="$1" dfs="$dfs" baseline="$base" unit=files/s higher_is_better=true \
+        baseline_name="3× write+fsync+rename+dir fsync" min_ratio=0.3 plot=bars
+}
 
-log "$CREATES small creates in one dfs create, and as many 3× fsync'd writes"
-if dfs_first; then
-    dfs=$(batch_creates_per_sec)
-    base=$(fsync_per_sec)
-else
-    base=$(fsync_per_sec)
-    dfs=$(batch_creates_per_sec)
-fi
-row row="small creates 4 KiB RF=3, one dfs create" dfs="$dfs" baseline="$base" unit=files/s \
-    higher_is_better=true baseline_name="3× write+fsync+rename+dir fsync" min_ratio=0.3 plot=bars
+create_pair "small create 4 KiB RF=3" creates_per_sec
+create_pair "small creates 4 KiB RF=3, one dfs create" batch_creates_per_sec
 
 # Round trips to Redis of one look-up: read events Redis counted between two
 # `redis-cli info` calls, less two that are not the naming server's (the
