@@ -28,7 +28,13 @@ const CHUNK_ID_CONTEXT: &[u8] = b"dfs chunk id v1\0";
 
 /// The bearer token a cluster runs with. Cheap to clone.
 #[derive(Clone)]
-pub struct Token(Arc<str>);
+pub struct Token(Arc<Secret>);
+
+/// The token and its SHA-256, which every bearer check compares against.
+struct Secret {
+    token: Box<str>,
+    digest: [u8; 32],
+}
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,12 +46,17 @@ impl Token {
     /// The token of a `DFS_TOKEN` setting; `None` when unset or empty (a
     /// cluster without a token).
     pub fn from_setting(setting: Option<&str>) -> Option<Self> {
-        setting.filter(|t| !t.is_empty()).map(|t| Self(t.into()))
+        setting.filter(|t| !t.is_empty()).map(|t| {
+            Self(Arc::new(Secret {
+                token: t.into(),
+                digest: Sha256::digest(t.as_bytes()).into(),
+            }))
+        })
     }
 
     /// The token itself, to send as `Authorization: Bearer …`. Never log it.
     pub fn secret(&self) -> &str {
-        &self.0
+        &self.0.token
     }
 
     /// Whether an `Authorization` header value carries this token:
@@ -56,9 +67,8 @@ impl Token {
         let Some(given) = authorization.and_then(bearer_credentials) else {
             return false;
         };
-        let given = Sha256::digest(given.as_bytes());
-        let wanted = Sha256::digest(self.0.as_bytes());
-        given.ct_eq(&wanted).into()
+        let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        given.ct_eq(&self.0.digest).into()
     }
 
     /// HMAC-SHA256 keyed by the token over `context` ‖ `message`.
@@ -78,7 +88,7 @@ impl Token {
 
     fn keyed(&self, context: &[u8], message: &[u8]) -> HmacSha256 {
         // HMAC takes keys of any length.
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(self.0.as_bytes())
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(self.0.token.as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         mac.update(context);
         mac.update(message);

@@ -44,7 +44,7 @@ pub mod store;
 pub mod tasks;
 
 use config::Config;
-use domain::{Naming, Settings};
+use domain::{Naming, Parts, Settings};
 use metrics::Metrics;
 use store::StoreError;
 use store::redis::RedisStore;
@@ -65,7 +65,7 @@ pub fn naming(config: &Config) -> Result<Naming, SetupError> {
     let access = ClusterAccess::new(config.cluster.dfs_token.as_deref())
         .with_ca_cert(config.cluster.dfs_ca_cert.as_deref())?;
     let metrics = Arc::new(Metrics::new());
-    Ok(Naming {
+    Ok(Naming::new(Parts {
         store: Arc::new(RedisStore::new(
             &config.redis_url,
             config.redis_wait_timeout,
@@ -86,7 +86,7 @@ pub fn naming(config: &Config) -> Result<Naming, SetupError> {
         names: Arc::default(),
         judged: Arc::default(),
         started: std::time::Instant::now(),
-    })
+    }))
 }
 
 /// The whole HTTP service; the cluster's token, when it has one, guards

@@ -6,6 +6,10 @@ use anyhow::Context;
 use storage_server::{Config, Listeners};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc, as the naming server: glibc's arena locks cost every request.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_args_and_env();

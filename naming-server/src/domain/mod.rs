@@ -57,11 +57,29 @@ pub struct Settings {
     pub repair_after: Option<Duration>,
 }
 
-/// What the rules work with. Cheap to clone; every naming-server replica
+/// What the rules work with: one [`Parts`] behind an `Arc`, so the clone
+/// every request takes is one reference count. Every naming-server replica
 /// has its own, and keeps nothing another replica would need (its caches
 /// only save it reads, and are short-lived or checked before use).
 #[derive(Clone)]
-pub struct Naming {
+pub struct Naming(Arc<Parts>);
+
+impl Naming {
+    pub fn new(parts: Parts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for Naming {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// What a [`Naming`] holds.
+pub struct Parts {
     pub store: Arc<dyn MetadataStore>,
     /// Calls to storage nodes (assignments, GCS look-ups, repair copies),
     /// with the cluster's token.
@@ -86,7 +104,7 @@ pub struct Naming {
     pub started: Instant,
 }
 
-impl Naming {
+impl Parts {
     /// The signature storage nodes need to store chunk `chunk_id`; `None`
     /// without a token (a token-less cluster trusts its network).
     pub fn sign_chunk_id(&self, chunk_id: &str) -> Option<String> {
